@@ -1,0 +1,83 @@
+"""The one normalized event type that crosses every boundary.
+
+A Falco alert and a Kubernetes audit event both become an :class:`Event`:
+when it happened (event time, ns since the epoch, UTC), where it came from,
+a stable id, what happened, who did it (``actor``) and to what (``target``).
+
+Field conventions (every later component relies on them):
+
+* ``source`` is ``"falco"`` or ``"k8s_audit"`` (see :data:`FALCO`, :data:`K8S_AUDIT`).
+* ``id``: audit ``"<auditID>/<stage>"``; Falco: Falcosidekick's ``uuid`` when present,
+  else ``"falco-" + hash of the alert's content`` (Falco's JSON has no id).
+* Falco alerts: ``rule``, ``priority`` (lower case), ``tags``; ``actor`` is the pod the
+  process runs in (namespace, pod, container_id, image, user = Linux user name);
+  ``target.ips``/``target.port`` the remote end of a network event; ``fields`` keeps the
+  alert's ``output_fields`` as strings (``proc.name``, ``fd.sip``, ``fd.name`` ...).
+* Audit events: ``verb``, ``resource``, ``subresource``, ``name`` (objectRef.name),
+  ``response_code``, ``decision`` (``allow``/``forbid``/``""``), ``stage``; ``actor`` is the
+  requester (user = username, service_account = ``"NS:SA"``, namespace = the SA's home
+  namespace, pod/pod_uid/node from the bound-token extras, ips = sourceIPs with the
+  API server's own view, the last entry, first); ``target.namespace`` is
+  objectRef.namespace and ``target.pod`` the pod name for ``pods`` resources.
+* ``summary`` is a one-line human description used in chain steps.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+FALCO: Final = "falco"
+K8S_AUDIT: Final = "k8s_audit"
+SOURCES: Final = (FALCO, K8S_AUDIT)
+
+
+class Identity(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """Who or what: a pod, a container, a service account, a user, addresses."""
+
+    cluster: str = ""
+    namespace: str = ""
+    pod: str = ""
+    pod_uid: str = ""
+    container_id: str = ""
+    service_account: str = ""  # "NS:NAME", only for service-account identities
+    node: str = ""
+    user: str = ""
+    image: str = ""
+    ips: tuple[str, ...] = ()
+    port: int = 0
+
+    @property
+    def pod_ref(self) -> str:
+        """``"ns/name"`` when both are known, else ``""``."""
+        return f"{self.namespace}/{self.pod}" if self.namespace and self.pod else ""
+
+
+EMPTY_IDENTITY: Final = Identity()
+
+
+class Event(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """One normalized event. Immutable; ``gc=False`` keeps retained events out of the cyclic GC."""
+
+    time_ns: int
+    source: str
+    id: str
+    summary: str = ""
+    # Falco side
+    rule: str = ""
+    priority: str = ""
+    tags: tuple[str, ...] = ()
+    # audit side
+    verb: str = ""
+    resource: str = ""
+    subresource: str = ""
+    name: str = ""
+    response_code: int = 0
+    decision: str = ""
+    stage: str = ""
+    # who and to what
+    actor: Identity = EMPTY_IDENTITY
+    target: Identity = EMPTY_IDENTITY
+    # trimmed raw payload: Falco output_fields as strings, selected audit fields
+    fields: dict[str, str] = msgspec.field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""The detector service: parsers, sources, sinks, CLI, configuration, wiring, metrics."""

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh machine: venv and packages, Debian's sysdig (the Falco
+# filter compiler the rule checks use), the Kafka jars from Maven Central (the broker itself
+# is started and stopped by the test fixtures), then lint, types and pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-venv.sh dev
+scripts/ensure-sysdig.sh
+scripts/kafka/fetch.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+exec .venv/bin/pytest "$@"
