@@ -1,0 +1,243 @@
+"""Kubernetes audit events (``audit.k8s.io/v1`` and ``v1beta1``) to :class:`Event`.
+
+:class:`AuditEvent` names only the fields the detector reads. ``requestObject`` and
+``responseObject`` are kept as undecoded :class:`msgspec.Raw` bytes and are only ever
+decoded (into names, nothing else) for workload creations. Bodies of secrets, configmaps,
+token reviews and token requests are therefore never decoded, stored or printed: the
+Event keeps the fields extracted here and nothing of the body. ``requestURI`` is kept
+without its query string (tokens have been seen there); for exec/attach only the
+``command`` and ``container`` parameters are extracted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+import msgspec
+
+from correlation.event import EMPTY_IDENTITY, K8S_AUDIT, Event, Identity
+from detector.errors import ParseError
+from detector.parse.limits import MAX_LIST, cut
+from detector.parse.timestamps import rfc3339_ns
+
+API_VERSIONS: Final = frozenset(("audit.k8s.io/v1", "audit.k8s.io/v1beta1", ""))
+WORKLOADS: Final = frozenset(
+    ("pods", "jobs", "cronjobs", "deployments", "daemonsets", "replicasets", "statefulsets")
+)
+# Never decoded, whatever the audit level: their bodies hold credentials.
+SENSITIVE: Final = frozenset(("secrets", "configmaps", "tokenreviews", "tokenrequests"))
+_EXTRA: Final = "authentication.kubernetes.io/"
+_SA_PREFIX: Final = "system:serviceaccount:"
+
+
+class UserInfo(msgspec.Struct, gc=False):
+    username: str = ""
+    extra: dict[str, list[str]] = {}
+
+
+class ObjectRef(msgspec.Struct, gc=False):
+    resource: str = ""
+    namespace: str = ""
+    name: str = ""
+    subresource: str = ""
+    apiGroup: str = ""
+
+
+class Status(msgspec.Struct, gc=False):
+    code: int = 0
+
+
+class AuditEvent(msgspec.Struct, gc=False):
+    """The fields of an audit Event we read (camelCase: the wire names).
+
+    ``auditID`` defaults to empty so the auto-detecting document type can extend this
+    struct; :func:`normalize_audit` refuses an empty one.
+    """
+
+    auditID: str = ""
+    stage: str = ""
+    kind: str = ""
+    apiVersion: str = ""
+    requestURI: str = ""
+    verb: str = ""
+    user: UserInfo | None = None
+    impersonatedUser: UserInfo | None = None
+    sourceIPs: list[str] = []
+    userAgent: str = ""
+    objectRef: ObjectRef | None = None
+    responseStatus: Status | None = None
+    requestObject: msgspec.Raw = msgspec.Raw(b"")
+    responseObject: msgspec.Raw = msgspec.Raw(b"")
+    requestReceivedTimestamp: str = ""
+    stageTimestamp: str = ""
+    timestamp: str = ""  # v1beta1 only
+    annotations: dict[str, str] = {}
+
+
+class _Meta(msgspec.Struct, gc=False):
+    name: str = ""
+    generateName: str = ""
+    namespace: str = ""
+
+
+class _Body(msgspec.Struct, gc=False):
+    metadata: _Meta | None = None
+
+
+_body_decoder: Final = msgspec.json.Decoder(_Body)
+_NO_REF: Final = ObjectRef()
+
+
+def parse_audit(doc: Mapping[str, Any]) -> Event:
+    """One audit Event (a decoded JSON object) as a normalized Event."""
+    try:
+        event = msgspec.convert(dict(doc), AuditEvent)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        missing = text.startswith("Object missing required field")
+        raise ParseError("missing_field" if missing else "bad_type", f"audit: {text}") from None
+    return normalize_audit(event)
+
+
+def normalize_audit(event: AuditEvent) -> Event:
+    """The decoded audit event as a normalized Event (see ``correlation/event.py``)."""
+    if event.apiVersion not in API_VERSIONS:
+        raise ParseError("unknown_api_version", f"audit: apiVersion {cut(event.apiVersion)!r}")
+    if not event.auditID:
+        raise ParseError("missing_field", "audit: empty auditID")
+    if len(event.sourceIPs) > MAX_LIST:
+        raise ParseError("too_large", "audit: too many sourceIPs")
+    stamp = event.requestReceivedTimestamp or event.stageTimestamp or event.timestamp
+    if not stamp:
+        raise ParseError("missing_field", "audit: no requestReceivedTimestamp/stageTimestamp")
+    ref = event.objectRef or _NO_REF
+    fields = _fields(event, ref)
+    target = _target(event, ref, fields)
+    actor = _actor(event.user, event.sourceIPs, fields)
+    code = event.responseStatus.code if event.responseStatus else 0
+    decision = event.annotations.get("authorization.k8s.io/decision", "")
+    return Event(
+        time_ns=rfc3339_ns(stamp),
+        source=K8S_AUDIT,
+        id=cut(f"{event.auditID}/{event.stage}"),
+        summary=_summary(event, ref, actor, code, target),
+        verb=cut(event.verb),
+        resource=cut(ref.resource),
+        subresource=cut(ref.subresource),
+        name=cut(ref.name),
+        response_code=code,
+        decision=cut(decision),
+        stage=cut(event.stage),
+        actor=actor,
+        target=target,
+        fields=fields,
+    )
+
+
+def _actor(user: UserInfo | None, source_ips: list[str], fields: dict[str, str]) -> Identity:
+    username = cut(user.username) if user else ""
+    extra = user.extra if user else {}
+    namespace, account = "", ""
+    if username.startswith(_SA_PREFIX):
+        parts = username[len(_SA_PREFIX) :].split(":")
+        if len(parts) == 2 and all(parts):
+            namespace, account = parts[0], f"{parts[0]}:{parts[1]}"
+    credential = _first(extra, "credential-id")
+    if credential:
+        fields["credential_id"] = credential
+    # Only the last sourceIP is the API server's own view; the others are client-supplied.
+    ips = tuple(dict.fromkeys(cut(ip) for ip in (source_ips[-1:] + source_ips[:-1]) if ip))
+    return Identity(
+        namespace=namespace,
+        pod=_first(extra, "pod-name"),
+        pod_uid=_first(extra, "pod-uid"),
+        service_account=account,
+        node=_first(extra, "node-name"),
+        user=username,
+        ips=ips,
+    )
+
+
+def _first(extra: dict[str, list[str]], key: str) -> str:
+    values = extra.get(_EXTRA + key)
+    return cut(values[0]) if values else ""
+
+
+def _fields(event: AuditEvent, ref: ObjectRef) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    path = event.requestURI.partition("?")[0]
+    if path:
+        fields["request_uri"] = cut(path)
+    if event.userAgent:
+        fields["user_agent"] = cut(event.userAgent)
+    if ref.apiGroup:
+        fields["api_group"] = cut(ref.apiGroup)
+    if event.impersonatedUser and event.impersonatedUser.username:
+        fields["impersonated_user"] = cut(event.impersonatedUser.username)
+    if ref.resource == "pods" and ref.subresource in ("exec", "attach"):
+        _exec_fields(event.requestURI, fields)
+    return fields
+
+
+def _exec_fields(uri: str, fields: dict[str, str]) -> None:
+    """``command=sh&command=-c&command=id&container=app`` → exec.command/exec.container."""
+    params = parse_qsl(uri.partition("?")[2], max_num_fields=MAX_LIST)
+    command = " ".join(value for key, value in params if key == "command")
+    container = next((value for key, value in params if key == "container"), "")
+    if command:
+        fields["exec.command"] = cut(command)
+    if container:
+        fields["exec.container"] = cut(container)
+
+
+def _target(event: AuditEvent, ref: ObjectRef, fields: dict[str, str]) -> Identity:
+    if ref is _NO_REF:
+        return EMPTY_IDENTITY
+    namespace, name = cut(ref.namespace), cut(ref.name)
+    if event.verb == "create" and ref.resource in WORKLOADS and not ref.subresource:
+        meta = _created_meta(event)
+        name = name or cut(meta.name)
+        namespace = namespace or cut(meta.namespace)
+        fields["workload.kind"] = cut(ref.resource)
+        fields["workload.name"] = name
+        fields["workload.generate_name"] = cut(meta.generateName)
+        fields["workload.namespace"] = namespace
+    elif ref.resource != "pods":
+        return Identity(namespace=namespace) if namespace else EMPTY_IDENTITY
+    return Identity(namespace=namespace, pod=name)
+
+
+def _created_meta(event: AuditEvent) -> _Meta:
+    """Name/generateName of the created object: the response knows the final name."""
+    found = _Meta()
+    for raw in (event.responseObject, event.requestObject):
+        meta = _decode_meta(raw)
+        found = _Meta(
+            name=found.name or meta.name,
+            generateName=found.generateName or meta.generateName,
+            namespace=found.namespace or meta.namespace,
+        )
+    return found
+
+
+def _decode_meta(raw: msgspec.Raw) -> _Meta:
+    if not raw or bytes(raw)[:1] != b"{":
+        return _Meta()  # absent, null, or a patch document (a JSON array)
+    try:
+        body = _body_decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return _Meta()
+    return body.metadata or _Meta()
+
+
+def _summary(
+    event: AuditEvent, ref: ObjectRef, actor: Identity, code: int, target: Identity
+) -> str:
+    resource = f"{ref.resource}/{ref.subresource}" if ref.subresource else ref.resource
+    obj = "/".join(p for p in (target.namespace or ref.namespace, target.pod or ref.name) if p)
+    who = actor.user or "anonymous"
+    resource = resource or event.requestURI.partition("?")[0]
+    what = " ".join(p for p in (event.verb, resource, obj) if p)
+    return cut(f"{who} {what} -> {code}")

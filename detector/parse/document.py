@@ -1,0 +1,168 @@
+"""Auto-detection: one JSON document or line → the events it holds.
+
+One decode pass per document: :class:`_Document` is the union of every shape we accept
+(a Falco alert, an audit ``Event``, an ``EventList``, an AKS diagnostic record), and which
+fields came back set tells which shape it was. Unknown fields are skipped by msgspec
+without being materialized, which is where most of the speed comes from.
+
+Envelopes:
+
+* ``EventList`` (the audit webhook's POST body, one per line in a capture file): every
+  item is decoded on its own, so one bad item costs one event, not the batch.
+* AKS diagnostic logs (``category: kube-audit*``): the audit Event sits in
+  ``properties.log``, as an object or as a JSON string; both are unwrapped.
+* GKE Cloud Audit Logs (``protoPayload``) are refused with ``unsupported_envelope``: they
+  are a different schema (no auditID/stage, a gRPC status code instead of the HTTP one, no
+  bound-token extras), so mapping them would invent the very fields correlation joins on.
+"""
+
+from __future__ import annotations
+
+from typing import Final, TypeVar
+
+import msgspec
+
+from correlation.event import Event
+from detector.errors import ParseError
+from detector.parse.audit import AuditEvent, normalize_audit
+from detector.parse.falco import FalcoAlert, FieldValue, normalize_falco
+from detector.parse.limits import MAX_DOCUMENT_BYTES, MAX_ITEMS
+
+T = TypeVar("T")
+
+
+class _AksProperties(msgspec.Struct, gc=False):
+    log: msgspec.Raw = msgspec.Raw(b"")
+
+
+class _Document(AuditEvent, gc=False):
+    """Every top-level field any accepted shape uses (audit fields are inherited)."""
+
+    # Falco alert (``time`` is also the AKS record's time)
+    time: str = ""
+    rule: str = ""
+    priority: str = ""
+    output_fields: dict[str, FieldValue] = {}
+    source: str = ""
+    hostname: str = ""
+    tags: list[str] = []
+    uuid: str = ""
+    # EventList
+    items: list[msgspec.Raw] = []
+    # provider envelopes
+    protoPayload: msgspec.Raw = msgspec.Raw(b"")
+    properties: _AksProperties | None = None
+    category: str = ""
+
+
+_document_decoder: Final = msgspec.json.Decoder(_Document)
+_event_decoder: Final = msgspec.json.Decoder(AuditEvent)
+_string_decoder: Final = msgspec.json.Decoder(str)
+
+
+def parse_document(
+    data: bytes, max_bytes: int = MAX_DOCUMENT_BYTES, errors: list[ParseError] | None = None
+) -> list[Event]:
+    """The events in one JSON document: a Falco alert, an audit Event or an EventList.
+
+    Raises :class:`ParseError` for a bad document. For an EventList, a bad item raises
+    too unless ``errors`` is given: then it is appended there and the other items kept.
+    """
+    if len(data) > max_bytes:
+        raise ParseError("too_large", f"document of {len(data)} bytes exceeds {max_bytes}")
+    doc = _decode(_document_decoder, data)
+    if doc.kind == "EventList":
+        return _event_list(doc, errors)
+    if doc.auditID or doc.kind == "Event":
+        return [normalize_audit(doc)]
+    if doc.rule or doc.priority or doc.output_fields:
+        return [normalize_falco(_falco(doc))]
+    return [_envelope(doc)]
+
+
+def parse_line(line: bytes, errors: list[ParseError] | None = None) -> list[Event]:
+    """The events on one line of a JSON-lines file; a blank line holds none.
+
+    The document limit applies, not a smaller line limit: a webhook capture holds a whole
+    EventList (up to the API server's 10 MiB batch) on one line.
+    """
+    if not line.strip():
+        return []
+    return parse_document(line, MAX_DOCUMENT_BYTES, errors)
+
+
+def _decode(decoder: msgspec.json.Decoder[T], data: bytes) -> T:
+    """Decode, mapping every failure msgspec or the runtime can raise to a ParseError."""
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ParseError("malformed_json", str(exc)) from None
+    except UnicodeDecodeError:
+        raise ParseError("bad_encoding", "input is not valid UTF-8") from None
+    except RecursionError:
+        raise ParseError("too_deep", "JSON nesting too deep") from None
+
+
+def _validation_error(text: str) -> ParseError:
+    if text.startswith("Expected `object`") and " - at `$" not in text:
+        return ParseError("not_an_object", f"top-level JSON value is not an object ({text})")
+    if text.startswith("Object missing required field"):
+        return ParseError("missing_field", text)
+    return ParseError("bad_type", text)
+
+
+def _event_list(doc: _Document, errors: list[ParseError] | None) -> list[Event]:
+    if doc.apiVersion not in ("audit.k8s.io/v1", "audit.k8s.io/v1beta1", ""):
+        raise ParseError("unknown_api_version", f"EventList apiVersion {doc.apiVersion[:40]!r}")
+    if len(doc.items) > MAX_ITEMS:
+        raise ParseError("too_large", f"EventList of {len(doc.items)} items exceeds {MAX_ITEMS}")
+    events: list[Event] = []
+    for item in doc.items:
+        try:
+            events.append(normalize_audit(_decode(_event_decoder, item)))
+        except ParseError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+    return events
+
+
+def _falco(doc: _Document) -> FalcoAlert:
+    for name in ("time", "rule", "priority"):
+        if not getattr(doc, name):
+            raise ParseError("missing_field", f"Falco alert: missing {name!r}")
+    return FalcoAlert(
+        time=doc.time,
+        rule=doc.rule,
+        priority=doc.priority,
+        output_fields=doc.output_fields,
+        source=doc.source,
+        hostname=doc.hostname,
+        tags=doc.tags,
+        uuid=doc.uuid,
+    )
+
+
+def _envelope(doc: _Document) -> Event:
+    if doc.protoPayload:
+        raise ParseError(
+            "unsupported_envelope",
+            "GKE Cloud Audit Log record (protoPayload): no auditID, stage or bound-token "
+            "user info; export the API server's audit.k8s.io Events instead",
+        )
+    if doc.properties is not None and doc.properties.log:
+        return normalize_audit(_aks_event(doc.properties.log))
+    raise ParseError("unknown_format", "neither a Falco alert nor an audit Event/EventList")
+
+
+def _aks_event(log: msgspec.Raw) -> AuditEvent:
+    """AKS puts the audit Event in ``properties.log``: an object, or JSON in a string."""
+    raw = bytes(log)
+    if raw[:1] == b'"':
+        raw = _decode(_string_decoder, raw).encode()
+    event = _decode(_event_decoder, raw)
+    if not event.auditID:
+        raise ParseError("unknown_format", "AKS record whose properties.log is not an audit Event")
+    return event
