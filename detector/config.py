@@ -1,0 +1,303 @@
+"""The whole ``detector run`` configuration: typed structs, loading, overrides, masking.
+
+One YAML file maps onto :class:`Config`; unknown keys are rejected. Every key can be
+overridden by an environment variable named after its path, upper-cased, with ``__``
+between levels and the ``DETECTOR_`` prefix::
+
+    sources.falco_http.max_body_bytes  <->  DETECTOR_SOURCES__FALCO_HTTP__MAX_BODY_BYTES
+
+Values from the environment (and from CLI flags, which are aliases of config keys) are
+read as YAML scalars, so ``10``, ``true`` and ``[a, b]`` mean what they look like.
+Precedence: defaults < file < environment < flags. Validation happens once, at start,
+and a failure names the key and the reason.
+
+Exceptions::
+
+    detector.errors.UsageError
+     └── ConfigError       bad file, bad key or bad value; message names the key
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import msgspec
+import yaml
+
+from detector.errors import UsageError
+
+ENV_PREFIX: Final = "DETECTOR_"
+MASK: Final = "********"
+# Keys whose values are credentials; printed configs show MASK instead.
+SECRET_KEYS: Final = frozenset(
+    {"bearer_token", "password", "token", "webhook_url", "sasl_password"}
+)
+
+
+class ConfigError(UsageError):
+    """The configuration cannot be used; the message names the key and why."""
+
+
+def _doc(text: str, **constraints: Any) -> msgspec.Meta:
+    return msgspec.Meta(description=text, **constraints)
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Every config struct rejects unknown keys."""
+
+
+class TlsConfig(_Base):
+    """Server-side TLS for the HTTP receivers (all three empty = plain HTTP)."""
+
+    cert_file: Annotated[str, _doc("PEM server certificate; enables TLS")] = ""
+    key_file: Annotated[str, _doc("PEM private key of cert_file")] = ""
+    client_ca_file: Annotated[str, _doc("PEM CA; when set, clients must present a cert")] = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("cert_file and key_file must be set together")
+        if self.client_ca_file and not self.cert_file:
+            raise ValueError("client_ca_file (mTLS) needs cert_file and key_file")
+
+
+class HttpConfig(_Base):
+    """The one HTTP port: receivers, health, readiness and metrics."""
+
+    listen: Annotated[str, _doc("HOST:PORT for the receivers; empty = no HTTP server")] = ""
+    bearer_token: Annotated[str, _doc("required `Authorization: Bearer` on POSTs; secret")] = ""
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
+    retry_after_s: Annotated[int, _doc("Retry-After sent with 429/503", ge=1)] = 1
+
+    def __post_init__(self) -> None:
+        if self.listen:
+            split_listen(self.listen)
+
+
+class ReceiverConfig(_Base):
+    """One POST endpoint."""
+
+    enabled: Annotated[bool, _doc("serve this endpoint")] = True
+    max_body_bytes: Annotated[int, _doc("bigger bodies get 413, unread", ge=1024)] = 1 << 20
+
+
+class AuditReceiverConfig(ReceiverConfig):
+    """The API server's audit webhook; batches of up to 400 events."""
+
+    max_body_bytes: Annotated[int, _doc("bigger bodies get 413, unread", ge=1024)] = 16 << 20
+
+
+class FileConfig(_Base):
+    """A tailed JSON-lines file (Falco file_output or the API server's audit log)."""
+
+    path: Annotated[str, _doc("file to tail; empty = off")] = ""
+    state_file: Annotated[str, _doc("where the read offset is kept; default PATH.offset")] = ""
+    poll_interval_s: Annotated[float, _doc("how often to look for new lines", gt=0)] = 0.5
+    start_at: Annotated[str, _doc("without saved state: `beginning` or `end`")] = "beginning"
+    max_line_bytes: Annotated[int, _doc("longer lines are skipped and counted", ge=1024)] = 1 << 20
+
+    def __post_init__(self) -> None:
+        if self.start_at not in ("beginning", "end"):
+            raise ValueError("start_at must be `beginning` or `end`")
+
+
+class SourcesConfig(_Base):
+    """Where events come from."""
+
+    falco_http: ReceiverConfig = msgspec.field(default_factory=ReceiverConfig)
+    k8s_audit: AuditReceiverConfig = msgspec.field(default_factory=AuditReceiverConfig)
+    falco_file: FileConfig = msgspec.field(default_factory=FileConfig)
+    audit_file: FileConfig = msgspec.field(default_factory=FileConfig)
+
+
+class BufferConfig(_Base):
+    """The bounded queue between all sources and the engine."""
+
+    max_events: Annotated[int, _doc("queue capacity in events; full = 429", ge=1)] = 10_000
+
+
+class EngineSettings(_Base):
+    """Rules and the event-time clock."""
+
+    rules: Annotated[list[str], _doc("extra rule files or directories")] = []
+    builtin_rules: Annotated[bool, _doc("load the shipped rule files")] = True
+    idle_advance_s: Annotated[float, _doc("wall-clock period of watermark advance", gt=0)] = 1.0
+    allowed_lateness_s: Annotated[float, _doc("event-time lateness accepted", ge=0)] = 60.0
+
+
+class LogConfig(_Base):
+    """Structured JSON logs on stderr."""
+
+    level: Annotated[str, _doc("debug, info, warning or error")] = "info"
+
+    def __post_init__(self) -> None:
+        if self.level not in ("debug", "info", "warning", "error"):
+            raise ValueError("level must be debug, info, warning or error")
+
+
+class Config(_Base):
+    """Everything ``detector run`` needs."""
+
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    sources: SourcesConfig = msgspec.field(default_factory=SourcesConfig)
+    buffer: BufferConfig = msgspec.field(default_factory=BufferConfig)
+    engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
+    output: Annotated[str, _doc("chains as JSON lines: `-` = stdout, or a file path")] = "-"
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+    shutdown_grace_s: Annotated[float, _doc("SIGTERM: time to drain and flush", gt=0)] = 10.0
+
+
+# CLI flag -> config key. Flags are aliases only; the config key is the truth.
+FLAG_KEYS: Final[dict[str, str]] = {
+    "listen": "http.listen",
+    "falco_file": "sources.falco_file.path",
+    "audit_file": "sources.audit_file.path",
+    "output": "output",
+}
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` (``[::1]:80`` for IPv6) → ``(host, port)``; ValueError when malformed."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - explicit "all interfaces"
+
+
+def load(
+    path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read the file (optional), apply environment then ``overrides`` (key path → value)."""
+    raw = _read_file(path) if path else {}
+    for key, value in _env_overrides(os.environ if environ is None else environ):
+        _set_path(raw, key, value, origin=f"environment variable {_env_name(key)}")
+    for key, value in (overrides or {}).items():
+        _set_path(raw, key, value, origin=f"option for {key}")
+    try:
+        return msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(str(exc))) from None
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def _env_name(key: str) -> str:
+    return ENV_PREFIX + key.replace(".", "__").upper()
+
+
+def _env_overrides(environ: Mapping[str, str]) -> Iterator[tuple[str, Any]]:
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        yield key, _scalar(environ[name])
+
+
+def _scalar(text: str) -> Any:
+    """A string from the environment or a flag, read the way YAML would read it."""
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def _set_path(raw: dict[str, Any], key: str, value: Any, origin: str) -> None:
+    """Set ``raw[a][b][c] = value`` for ``"a.b.c"``; refuse keys Config does not have."""
+    if key not in known_keys():
+        raise ConfigError(f"{origin}: unknown config key {key!r}")
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin}: config key {part!r} must be a mapping")
+        node = child
+    node[leaf] = value
+
+
+def _explain(message: str) -> str:
+    """msgspec's ``... - at `$.a.b``` → ``config key a.b: ...``."""
+    text, sep, where = message.rpartition(" - at `$")
+    if not sep:
+        return f"invalid config: {message}"
+    return f"config key {where.rstrip('`').lstrip('.') or '(top level)'}: {text}"
+
+
+def known_keys() -> frozenset[str]:
+    """Every settable dotted key (leaves and sections)."""
+    return frozenset(row[0] for row in reference_rows(include_sections=True))
+
+
+def reference_rows(include_sections: bool = False) -> list[tuple[str, str, str, str]]:
+    """``(key, type, default, description)`` for every key, walking the structs."""
+    rows: list[tuple[str, str, str, str]] = []
+    _walk(msgspec.inspect.type_info(Config), "", rows, include_sections)
+    return rows
+
+
+def _walk(info: Any, prefix: str, rows: list[tuple[str, str, str, str]], sections: bool) -> None:
+    for field in info.fields:
+        key = prefix + field.encode_name
+        ftype = field.type
+        if isinstance(ftype, msgspec.inspect.UnionType):  # "X | None" sections
+            ftype = next(t for t in ftype.types if not isinstance(t, msgspec.inspect.NoneType))
+        if isinstance(ftype, msgspec.inspect.StructType):
+            if sections:
+                rows.append((key, "section", "", (ftype.cls.__doc__ or "").strip()))
+            _walk(ftype, key + ".", rows, sections)
+            continue
+        rows.append((key, *_describe(field)))
+
+
+def _describe(field: Any) -> tuple[str, str, str]:
+    ftype, text = field.type, ""
+    if isinstance(ftype, msgspec.inspect.Metadata):
+        text = (ftype.extra_json_schema or {}).get("description", "")
+        ftype = ftype.type
+    default = field.default_factory() if field.default_factory is not msgspec.NODEFAULT else None
+    if default is None:
+        default = field.default
+    shown = MASK if field.name in SECRET_KEYS and default else default
+    return type(ftype).__name__.removesuffix("Type").lower(), _json(shown), text
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def masked(config: Config) -> dict[str, Any]:
+    """The effective config as plain data, credentials replaced by :data:`MASK`."""
+    masked_data: dict[str, Any] = _mask(msgspec.to_builtins(config))
+    return masked_data
+
+
+def _mask(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: MASK if k in SECRET_KEYS and v else _mask(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_mask(v) for v in node]
+    return node
+
+
+def render_reference() -> str:
+    """The Markdown table of every key (docs/configuration.md embeds it verbatim)."""
+    lines = ["| key | environment variable | type | default | meaning |", "|---|---|---|---|---|"]
+    for key, kind, default, text in reference_rows():
+        lines.append(f"| `{key}` | `{_env_name(key)}` | {kind} | `{default}` | {text} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,250 @@
+"""Sources → one bounded queue → engine → delivery, owned by one supervisor.
+
+::
+
+    falco_http ─┐  offer() all-or-none, never waits (HTTP answers 429 when full)
+    k8s_audit ──┤
+    falco_grpc ─┼─► EventQueue(buffer.max_events) ─► correlate ─► output.submit(record)
+    files ──────┘  emit() awaits space (a tailer simply reads later)      ▲
+                                           tick: engine.advance(max event time seen)
+
+Event time drives every window: the watermark handed to ``engine.advance`` is the
+largest event time seen so far. The wall clock only decides *when* to call it (every
+``engine.idle_advance_s``), so a quiet stream still expires state and emits chains
+that wait on a window closing.
+
+Shutdown (SIGTERM), within ``shutdown_grace_s``::
+
+    readyz → 503, POSTs → 503   (stop_accepting)
+    cancel sources              (tailers save their offsets)
+    drain the queue             (every accepted event is correlated)
+    engine.flush()              (chains still pending)
+    output.close(remaining)     (sinks flushed)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from correlation.chain import Chain, to_record
+from correlation.event import Event
+from detector.logging import get_logger
+from detector.metrics import Metrics
+from detector.sources.base import Emit, Source
+
+log = get_logger("detector.pipeline")
+_YIELD_EVERY = 64  # events between yields, so the HTTP server keeps answering under load
+
+
+class EngineLike(Protocol):
+    """What the pipeline needs from :class:`correlation.engine.Engine`."""
+
+    def process(self, event: Event) -> list[Chain]: ...
+    def advance(self, watermark_ns: int) -> list[Chain]: ...
+    def flush(self) -> list[Chain]: ...
+
+
+class Output(Protocol):
+    """Where chain records go (the Delivery, or the local JSON-lines writer)."""
+
+    async def submit(self, record: dict[str, Any]) -> None: ...
+    async def run(self) -> None: ...
+    async def close(self, grace_s: float) -> None: ...
+
+
+class Stoppable(Protocol):
+    def stop_accepting(self) -> None: ...
+
+
+class EventQueue:
+    """The one bounded queue between every source and the engine."""
+
+    def __init__(self, max_events: int, metrics: Metrics) -> None:
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=max_events)
+        self._metrics = metrics
+        self._closed = False
+        metrics.queue_capacity.set(max_events)
+
+    def offer(self, source: str, events: Sequence[Event]) -> bool:
+        """Enqueue all of ``events`` or none of them; never waits."""
+        if self._closed or self._queue.maxsize - self._queue.qsize() < len(events):
+            return False
+        for event in events:
+            self._queue.put_nowait(event)
+        self._accepted(source, len(events))
+        return True
+
+    def emitter(self, source: str) -> Emit:
+        """The ``emit`` handed to a source: waits for space (backpressure to the reader)."""
+
+        async def emit(event: Event) -> None:
+            await self._queue.put(event)
+            self._accepted(source, 1)
+
+        return emit
+
+    def _accepted(self, source: str, count: int) -> None:
+        self._metrics.events_in.labels(source=source).inc(count)
+        self._metrics.queue_depth.set(self._queue.qsize())
+
+    def close(self) -> None:
+        """Refuse every further ``offer`` (shutdown)."""
+        self._closed = True
+
+    async def get(self) -> Event:
+        return await self._queue.get()
+
+    def done(self) -> None:
+        self._queue.task_done()
+        self._metrics.queue_depth.set(self._queue.qsize())
+
+    async def drained(self) -> None:
+        await self._queue.join()
+
+    def __len__(self) -> int:
+        return self._queue.qsize()
+
+
+class Correlator:
+    """The engine task: events in, chains out, watermark on a timer."""
+
+    def __init__(self, engine: EngineLike, queue: EventQueue, output: Output, metrics: Metrics):
+        self._engine, self._queue, self._output, self._metrics = engine, queue, output, metrics
+        self.watermark_ns = 0
+        self.running = False
+        self._seen_stats: dict[str, float] = {}
+
+    async def run(self) -> None:
+        self.running = True
+        try:
+            seen = 0
+            while True:
+                event = await self._queue.get()
+                try:
+                    self.watermark_ns = max(self.watermark_ns, event.time_ns)
+                    await self._publish(self._engine.process(event))
+                finally:
+                    self._queue.done()
+                seen += 1
+                if seen % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        finally:
+            self.running = False
+
+    async def tick(self, period_s: float) -> None:
+        """Advance the engine's event-time clock every ``period_s`` wall-clock seconds."""
+        while True:
+            await asyncio.sleep(period_s)
+            await self.advance()
+
+    async def advance(self) -> None:
+        if self.watermark_ns:
+            self._metrics.watermark.set(self.watermark_ns / 1e9)
+            await self._publish(self._engine.advance(self.watermark_ns))
+        self._refresh_stats()
+
+    async def flush(self) -> None:
+        await self._publish(self._engine.flush())
+        self._refresh_stats()
+
+    async def _publish(self, chains: list[Chain]) -> None:
+        now = time.time()
+        for chain in chains:
+            last = max(step.event.time_ns for step in chain.steps)
+            self._metrics.latency.observe(max(0.0, now - last / 1e9))
+            self._metrics.chains.labels(rule=chain.rule).inc()
+            await self._output.submit(to_record(chain))
+
+    def _refresh_stats(self) -> None:
+        stats = getattr(self._engine, "stats", None)
+        if stats is not None:
+            self._seen_stats = apply_engine_stats(self._metrics, stats(), self._seen_stats)
+
+
+def apply_engine_stats(metrics: Metrics, stats: Any, seen: dict[str, float]) -> dict[str, float]:
+    """Copy the engine's totals into the metrics; counters grow by the delta since ``seen``."""
+    values: Mapping[str, Any] = stats if isinstance(stats, Mapping) else _as_mapping(stats)
+    metrics.partial_matches.set(float(values.get("partial_matches", 0)))
+    totals = {}
+    for name, counter in (("evictions", metrics.evictions), ("late_events", metrics.late_events)):
+        totals[name] = float(values.get(name, 0))
+        if totals[name] > seen.get(name, 0.0):
+            counter.inc(totals[name] - seen.get(name, 0.0))
+    return totals
+
+
+def _as_mapping(stats: Any) -> Mapping[str, Any]:
+    fields: tuple[str, ...] = tuple(getattr(stats, "__struct_fields__", ()))
+    return {name: getattr(stats, name) for name in fields or tuple(vars(stats))}
+
+
+class Supervisor:
+    """Owns every task in one TaskGroup and runs the shutdown sequence on ``stop``."""
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        queue: EventQueue,
+        correlator: Correlator,
+        output: Output,
+        metrics: Metrics,
+        idle_advance_s: float,
+        grace_s: float,
+    ) -> None:
+        self._metrics = metrics
+        self._sources, self._queue, self._correlator = list(sources), queue, correlator
+        self._output, self._tick_s, self._grace_s = output, idle_advance_s, grace_s
+        self.stop = asyncio.Event()
+
+    def ready(self) -> bool:
+        """Engine running and every source connected or listening."""
+        return self._correlator.running and all(s.ready() for s in self._sources)
+
+    async def serve(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            feeders = [
+                group.create_task(s.run(self._queue.emitter(s.name)), name=s.name)
+                for s in self._sources
+            ]
+            workers = [
+                group.create_task(self._correlator.run(), name="engine"),
+                group.create_task(self._correlator.tick(self._tick_s), name="tick"),
+            ]
+            output = group.create_task(self._output.run(), name="output")
+            await self.stop.wait()
+            await self._shutdown(feeders, workers)
+            output.cancel()
+
+    async def _shutdown(
+        self, feeders: list[asyncio.Task[None]], workers: list[asyncio.Task[None]]
+    ) -> None:
+        deadline = time.monotonic() + self._grace_s
+        log.info("shutdown_started", queued=len(self._queue), grace_s=self._grace_s)
+        for source in self._sources:
+            if hasattr(source, "stop_accepting"):
+                source.stop_accepting()
+        self._queue.close()
+        for task in feeders:
+            task.cancel()
+        await asyncio.wait(feeders)
+        await self._drain(deadline)
+        for task in workers:
+            task.cancel()
+        await asyncio.wait(workers)
+        await self._correlator.flush()
+        await self._output.close(max(0.1, deadline - time.monotonic()))
+        log.info("shutdown_complete", undrained=len(self._queue))
+
+    async def _drain(self, deadline: float) -> None:
+        try:
+            await asyncio.wait_for(self._queue.drained(), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            self._queue_lost()
+
+    def _queue_lost(self) -> None:
+        left = len(self._queue)
+        log.error("shutdown_queue_not_drained", events=left)
+        self._metrics.drops.labels(reason="shutdown_timeout").inc(left)
