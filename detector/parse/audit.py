@@ -87,17 +87,27 @@ class _Body(msgspec.Struct, gc=False):
 
 
 _body_decoder: Final = msgspec.json.Decoder(_Body)
+_event_decoder: Final = msgspec.json.Decoder(AuditEvent)
 _NO_REF: Final = ObjectRef()
 
 
 def parse_audit(doc: Mapping[str, Any]) -> Event:
-    """One audit Event (a decoded JSON object) as a normalized Event."""
+    """One audit Event (a decoded JSON object) as a normalized Event.
+
+    The mapping is re-encoded and decoded like wire bytes, so bodies take the same
+    never-decoded path as in :func:`detector.parse.parse_document`.
+    """
     try:
-        event = msgspec.convert(dict(doc), AuditEvent)
+        data = msgspec.json.encode(doc)
+        event = _event_decoder.decode(data)
+    except (TypeError, OverflowError) as exc:
+        raise ParseError("bad_type", f"audit: not JSON data ({exc})") from None
     except msgspec.ValidationError as exc:
         text = str(exc)
         missing = text.startswith("Object missing required field")
         raise ParseError("missing_field" if missing else "bad_type", f"audit: {text}") from None
+    except RecursionError:
+        raise ParseError("too_deep", "audit: nesting too deep") from None
     return normalize_audit(event)
 
 
