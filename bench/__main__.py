@@ -1,0 +1,60 @@
+"""``python -m bench generate|run|stage`` (see bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.generate import GenerateError, Params, dataset_dir, generate
+
+DATA = Path(__file__).parent / "data"
+
+
+def _size(text: str) -> int:
+    return int(float(text))
+
+
+def _sizes(text: str) -> list[int]:
+    return [_size(part) for part in text.split(",") if part]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="write a stream and its ground truth")
+    gen.add_argument("--events", type=_size, required=True)
+    gen.add_argument("--pods", type=_size, default=1000)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--rate", type=float, default=250.0)
+    gen.add_argument("--out", type=Path, default=None)
+    run = sub.add_parser("run", help="measure everything, write the table into bench/README.md")
+    run.add_argument("--sizes", type=_sizes, default=[100_000, 1_000_000, 5_000_000])
+    run.add_argument("--pods", type=_sizes, default=[1_000, 10_000, 100_000])
+    run.add_argument("--repeat", type=int, default=3)
+    run.add_argument("--no-readme", action="store_true")
+    stage = sub.add_parser("stage", help="(internal) run one timed stage, print JSON")
+    stage.add_argument("name")
+    stage.add_argument("dataset", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        params = Params(events=args.events, pods=args.pods, seed=args.seed, rate=args.rate)
+        out = args.out or dataset_dir(DATA, params)
+        try:
+            truth = generate(out, params)
+        except GenerateError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{out}: {truth['counts']}, {len(truth['chains'])} planted chains")
+        return 0
+    if args.command == "stage":
+        from bench.measure import run_stage
+
+        return run_stage(args.name, args.dataset)
+    from bench.report import run_all
+
+    return run_all(args.sizes, args.pods, args.repeat, DATA, write_readme=not args.no_readme)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
