@@ -1,0 +1,254 @@
+"""The ``outbox:`` and ``sinks:`` parts of the service configuration.
+
+Every struct rejects unknown keys and is validated once, at start; a failure names the key.
+``sinks`` is a list whose items are told apart by ``type:`` (msgspec tagged union), e.g.::
+
+    outbox: {path: var/outbox.sqlite3, max_records: 100000}
+    sinks:
+      - {type: kafka, bootstrap_servers: [kafka:9092], topic: chains, key: incident}
+      - {type: webhook, url: https://soc.example/hook, secret_file: /run/secrets/hook}
+      - {type: slack, webhook_url_env: SLACK_WEBHOOK_URL, min_severity: high}
+
+Secrets (``secret``, ``sasl_password``, Slack's ``webhook_url``) may be given inline, as
+``<name>_file`` (a file's content, trailing newline stripped) or ``<name>_env`` (an
+environment variable's name). :func:`masked` and every struct's ``repr`` print them as
+:data:`MASK`. The ``detector run`` flags map onto these keys through :func:`add_arguments`
+and :func:`apply_arguments`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+MASK: Final = "********"
+SECRET_FIELDS: Final = frozenset({"secret", "sasl_password", "webhook_url"})
+Severity = Literal["info", "low", "medium", "high", "critical"]
+Format = Literal["chain-v1", "ocsf"]
+
+
+def _doc(text: str, **constraints: Any) -> msgspec.Meta:
+    return msgspec.Meta(description=text, **constraints)
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Unknown keys are rejected; secrets are masked in ``repr``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({masked(self)!r})"
+
+
+class RetryConfig(_Base):
+    """Backoff between delivery attempts of one sink (exponential, with jitter)."""
+
+    initial_s: Annotated[float, _doc("first wait after a failure", gt=0)] = 1.0
+    max_s: Annotated[float, _doc("longest wait between attempts", gt=0)] = 300.0
+    multiplier: Annotated[float, _doc("growth factor per consecutive failure", ge=1)] = 2.0
+    jitter: Annotated[float, _doc("random +/- fraction of each wait", ge=0, le=1)] = 0.2
+
+
+class OutboxConfig(_Base):
+    """The durable local store every chain passes through before delivery."""
+
+    path: Annotated[str, _doc("SQLite file (WAL mode); created with its directory")] = (
+        "var/outbox.sqlite3"
+    )
+    max_records: Annotated[int, _doc("oldest records expire beyond this count", gt=0)] = 100_000
+    max_age_s: Annotated[float, _doc("undelivered records expire after this age", gt=0)] = (
+        7 * 86400.0
+    )
+    max_dead_letters: Annotated[int, _doc("dead-letter rows kept (oldest pruned)", gt=0)] = 10_000
+    max_pending_submits: Annotated[int, _doc("submits waiting for a commit", gt=0)] = 1024
+    batch_size: Annotated[int, _doc("records read per delivery round", gt=0)] = 100
+    retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
+
+
+class _SinkBase(_Base, tag_field="type"):
+    """Options every sink shares: its name, record format and routing."""
+
+    name: Annotated[str, _doc("unique sink name (outbox state is keyed by it)")] = ""
+    format: Annotated[Format, _doc("record format: chain-v1 or ocsf")] = "chain-v1"
+    min_severity: Annotated[Severity, _doc("deliver only chains at or above")] = "info"
+    rules_include: Annotated[list[str], _doc("rule-name globs to deliver (empty = all)")] = []
+    rules_exclude: Annotated[list[str], _doc("rule-name globs never delivered")] = []
+
+
+class KafkaSinkConfig(_SinkBase, tag="kafka"):
+    """Apache Kafka producer (aiokafka): acks=all, idempotent."""
+
+    bootstrap_servers: Annotated[list[str], _doc("HOST:PORT list")] = []
+    topic: Annotated[str, _doc("topic name", min_length=1)] = "lateral-movement-chains"
+    key: Annotated[Literal["id", "incident"], _doc("message key: chain id or incident")] = "id"
+    compression: Annotated[Literal["none", "gzip"], _doc("batch compression")] = "none"
+    client_id: str = "lateral-chain-detector"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = ""
+    sasl_username: str = ""
+    sasl_password: str = ""
+    sasl_password_file: str = ""
+    sasl_password_env: str = ""
+    tls_ca_file: Annotated[str, _doc("PEM CA bundle (default: system CAs)")] = ""
+    tls_cert_file: Annotated[str, _doc("PEM client certificate (mTLS)")] = ""
+    tls_key_file: Annotated[str, _doc("PEM key of tls_cert_file")] = ""
+    timeout_s: Annotated[float, _doc("one delivery's deadline", gt=0)] = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers:
+            raise ValueError("kafka sink needs bootstrap_servers")
+        sasl = self.security_protocol.startswith("SASL")
+        if sasl and not (self.sasl_mechanism and self.sasl_username):
+            raise ValueError("SASL_* security_protocol needs sasl_mechanism and sasl_username")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+
+
+class WebhookSinkConfig(_SinkBase, tag="webhook"):
+    """JSON POST of each record, signed with HMAC-SHA256 when a secret is set."""
+
+    url: Annotated[str, _doc("http(s) URL", pattern="^https?://")] = "http://localhost/"
+    method: Literal["POST", "PUT"] = "POST"
+    headers: Annotated[dict[str, str], _doc("extra request headers")] = {}
+    timeout_s: Annotated[float, _doc("one request's deadline", gt=0)] = 10.0
+    secret: Annotated[str, _doc("HMAC key (prefer secret_file / secret_env)")] = ""
+    secret_file: str = ""
+    secret_env: str = ""
+    tls_ca_file: Annotated[str, _doc("PEM CA bundle for https (default: system CAs)")] = ""
+
+
+class SlackSinkConfig(_SinkBase, tag="slack"):
+    """Slack incoming webhook: Block Kit message with a plain-text fallback."""
+
+    webhook_url: Annotated[str, _doc("incoming-webhook URL (a secret)")] = ""
+    webhook_url_file: str = ""
+    webhook_url_env: str = ""
+    link_template: Annotated[str, _doc("SIEM link; {id} and {incident} are filled in")] = ""
+    min_interval_s: Annotated[float, _doc("at most one post per interval", ge=0)] = 1.0
+    timeout_s: Annotated[float, _doc("one request's deadline", gt=0)] = 10.0
+
+
+class FileSinkConfig(_SinkBase, tag="file"):
+    """JSON lines on stdout (``path: "-"``) or appended to a file."""
+
+    path: Annotated[str, _doc("`-` = stdout, else a file appended to")] = "-"
+    fsync: Annotated[bool, _doc("fsync after every record")] = False
+
+
+SinkConfig = KafkaSinkConfig | WebhookSinkConfig | SlackSinkConfig | FileSinkConfig
+
+
+class DeliveryConfig(_Base):
+    """What :class:`detector.delivery.Delivery` needs: the outbox and the sinks."""
+
+    outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
+    sinks: list[SinkConfig] = []
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for i, sink in enumerate(self.sinks):
+            if not sink.name:
+                kind = sink_type(sink)
+                sink.name = kind if kind not in seen else f"{kind}-{i}"
+            if sink.name in seen:
+                raise ValueError(f"sinks[{i}].name {sink.name!r} is used twice")
+            seen.add(sink.name)
+
+    @property
+    def effective_sinks(self) -> list[SinkConfig]:
+        """The configured sinks, or stdout JSON lines when none is configured."""
+        return list(self.sinks) or [FileSinkConfig(name="stdout")]
+
+
+def sink_type(config: SinkConfig) -> str:
+    """The ``type:`` tag of a sink config (``"kafka"``, ``"webhook"`` ...)."""
+    return str(type(config).__struct_config__.tag)
+
+
+def resolve_secret(inline: str, file: str, env: str, key: str) -> str:
+    """The secret from ``<key>`` / ``<key>_file`` / ``<key>_env``; ValueError names the key."""
+    if sum(map(bool, (inline, file, env))) > 1:
+        raise ValueError(f"{key}: give only one of {key}, {key}_file, {key}_env")
+    if file:
+        try:
+            return Path(file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"{key}_file: cannot read {file}: {exc.strerror}") from None
+    if env:
+        if env not in os.environ:
+            raise ValueError(f"{key}_env: environment variable {env} is not set")
+        return os.environ[env]
+    return inline
+
+
+def decode(data: dict[str, Any]) -> DeliveryConfig:
+    """``{"outbox": ..., "sinks": [...]}`` → DeliveryConfig; ValueError names the bad key."""
+    try:
+        return msgspec.convert(data, DeliveryConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def masked(config: msgspec.Struct) -> dict[str, Any]:
+    """Plain data for printing, with every secret replaced by :data:`MASK`."""
+    data: dict[str, Any] = _mask(msgspec.to_builtins(config))
+    return data
+
+
+def _mask(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: MASK if k in SECRET_FIELDS and v else _mask(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_mask(v) for v in node]
+    return node
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The common-case delivery flags of ``detector run`` (each also a config key)."""
+    group = parser.add_argument_group("delivery")
+    group.add_argument("--kafka-bootstrap", metavar="HOST:PORT", help="enable the Kafka sink")
+    group.add_argument("--kafka-topic", metavar="NAME", help="Kafka topic (with the above)")
+    group.add_argument("--webhook-url", metavar="URL", help="enable the webhook sink")
+    group.add_argument("--webhook-secret-file", metavar="PATH", help="HMAC key for the webhook")
+    group.add_argument("--slack-webhook-url", metavar="URL", help="enable the Slack sink")
+    group.add_argument("--outbox", metavar="PATH", help="outbox SQLite file (outbox.path)")
+
+
+def apply_arguments(args: argparse.Namespace, config: DeliveryConfig) -> DeliveryConfig:
+    """A new config with the flags applied: each flag adds or updates one sink."""
+    raw = msgspec.to_builtins(config)
+    if args.outbox:
+        raw["outbox"]["path"] = args.outbox
+    if args.kafka_bootstrap:
+        kafka = _sink(raw, "kafka")
+        kafka["bootstrap_servers"] = args.kafka_bootstrap.split(",")
+    if args.kafka_topic:
+        if not args.kafka_bootstrap and not _has(raw, "kafka"):
+            raise ValueError("--kafka-topic needs --kafka-bootstrap (or a kafka sink)")
+        _sink(raw, "kafka")["topic"] = args.kafka_topic
+    if args.webhook_url:
+        _sink(raw, "webhook")["url"] = args.webhook_url
+    if args.webhook_secret_file:
+        hook = _sink(raw, "webhook")
+        hook["secret"], hook["secret_env"] = "", ""
+        hook["secret_file"] = args.webhook_secret_file
+    if args.slack_webhook_url:
+        _sink(raw, "slack")["webhook_url"] = args.slack_webhook_url
+    return decode(raw)
+
+
+def _has(raw: dict[str, Any], kind: str) -> bool:
+    return any(s["type"] == kind for s in raw["sinks"])
+
+
+def _sink(raw: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The first sink of ``kind`` in the raw config, appended when there is none."""
+    for sink in raw["sinks"]:
+        if sink["type"] == kind:
+            sink_data: dict[str, Any] = sink
+            return sink_data
+    raw["sinks"].append({"type": kind})
+    new: dict[str, Any] = raw["sinks"][-1]
+    return new

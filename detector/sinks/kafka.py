@@ -1,0 +1,131 @@
+"""Kafka sink: an idempotent aiokafka producer with ``acks=all``.
+
+Each record becomes one message: value = the formatted record as JSON, key = the chain
+``id`` (default) or its ``incident`` (so one incident stays ordered on one partition),
+headers ``schema``, ``rule``, ``severity`` and ``chain_id``.
+
+Failure handling: the producer is started lazily and recreated after a failure, because
+an aiokafka producer whose broker vanished can keep stale connections and sequence
+numbers. Every delivery has a deadline (``timeout_s``); a broker that is down makes
+deliveries fail transiently, so the outbox stalls and retries: nothing is lost. Errors a
+retry cannot fix (message too large, bad topic, not authorized) are permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, Final
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    TopicAuthorizationFailedError,
+)
+
+from detector.sinks.base import PermanentDeliveryError, TransientDeliveryError
+from detector.sinks.config import KafkaSinkConfig, resolve_secret
+from detector.sinks.formats import Formatter, schema_of
+
+_PERMANENT: Final = (MessageSizeTooLargeError, InvalidTopicError, TopicAuthorizationFailedError)
+_STOP_TIMEOUT_S: Final = 5.0
+
+
+def producer_options(config: KafkaSinkConfig) -> dict[str, Any]:
+    """aiokafka producer keyword arguments for ``config`` (security included)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": config.bootstrap_servers,
+        "client_id": config.client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": None if config.compression == "none" else config.compression,
+        "request_timeout_ms": int(config.timeout_s * 1000),
+        "security_protocol": config.security_protocol,
+    }
+    if config.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = config.sasl_mechanism
+        options["sasl_plain_username"] = config.sasl_username
+        options["sasl_plain_password"] = resolve_secret(
+            config.sasl_password,
+            config.sasl_password_file,
+            config.sasl_password_env,
+            "sasl_password",
+        )
+    if config.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = _tls_context(config)
+    return options
+
+
+def _tls_context(config: KafkaSinkConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=config.tls_ca_file or None)
+    if config.tls_cert_file:
+        context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    return context
+
+
+class KafkaSink:
+    """Publishes records to ``config.topic``."""
+
+    def __init__(self, config: KafkaSinkConfig, formatter: Formatter) -> None:
+        self.name = config.name
+        self._config = config
+        self._format = formatter
+        self._options = producer_options(config)  # resolves secrets now: fail at start
+        self._producer: AIOKafkaProducer | None = None
+
+    async def deliver(self, record: dict[str, Any]) -> None:
+        """Send one message and wait for the broker's acknowledgement (all replicas)."""
+        value = orjson.dumps(self._format(record))
+        key = str(record[self._config.key]).encode()
+        try:
+            producer = await self._started()
+            await asyncio.wait_for(
+                producer.send_and_wait(
+                    self._config.topic, value, key=key, headers=self._headers(record)
+                ),
+                self._config.timeout_s,
+            )
+        except _PERMANENT as exc:
+            raise PermanentDeliveryError(f"kafka refused the record: {exc!r}") from None
+        except (KafkaError, TimeoutError, OSError) as exc:
+            await self._discard()
+            raise TransientDeliveryError(f"kafka unavailable: {type(exc).__name__}") from None
+
+    def _headers(self, record: dict[str, Any]) -> list[tuple[str, bytes]]:
+        return [
+            ("schema", schema_of(self._config.format).encode()),
+            ("chain_id", str(record["id"]).encode()),
+            ("rule", str(record["rule"]).encode()),
+            ("severity", str(record["severity"]).encode()),
+        ]
+
+    async def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(**self._options)
+            try:
+                await asyncio.wait_for(producer.start(), self._config.timeout_s)
+            except BaseException:
+                await _stop(producer)
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _discard(self) -> None:
+        """Drop the producer after a failure; the next delivery starts a fresh one."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _stop(producer)
+
+    async def close(self) -> None:
+        """Flush and stop the producer (bounded: a dead broker cannot hang shutdown)."""
+        await self._discard()
+
+
+async def _stop(producer: AIOKafkaProducer) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), _STOP_TIMEOUT_S)
+    except (KafkaError, TimeoutError, OSError):
+        pass  # best effort: unsent messages are still in the outbox

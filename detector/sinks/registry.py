@@ -1,0 +1,43 @@
+"""Sink ``type:`` → factory, and the per-sink routing filter.
+
+Adding a sink: its config struct in :mod:`detector.sinks.config`, its module, and one
+line in :data:`SINKS`. Nothing else dispatches on the type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fnmatch import fnmatchcase
+from typing import Any, Final
+
+from correlation.chain import severity_rank
+from detector.sinks.base import Sink
+from detector.sinks.config import SinkConfig, sink_type
+from detector.sinks.file import FileSink
+from detector.sinks.formats import Formatter, formatter
+from detector.sinks.kafka import KafkaSink
+from detector.sinks.slack import SlackSink
+from detector.sinks.webhook import WebhookSink
+
+# Each factory takes its own config struct; the tagged union guarantees the match.
+SINKS: Final[dict[str, Callable[[Any, Formatter], Sink]]] = {
+    "kafka": KafkaSink,
+    "webhook": WebhookSink,
+    "slack": SlackSink,
+    "file": FileSink,
+}
+
+
+def build_sink(config: SinkConfig) -> Sink:
+    """A ready sink for ``config``; ValueError (naming the key) when a secret is missing."""
+    return SINKS[sink_type(config)](config, formatter(config.format))
+
+
+def accepts(config: SinkConfig, record: dict[str, Any]) -> bool:
+    """Routing: severity at or above ``min_severity``, rule included and not excluded."""
+    if severity_rank(str(record.get("severity"))) < severity_rank(config.min_severity):
+        return False
+    rule = str(record.get("rule", ""))
+    if config.rules_include and not any(fnmatchcase(rule, p) for p in config.rules_include):
+        return False
+    return not any(fnmatchcase(rule, p) for p in config.rules_exclude)
