@@ -28,6 +28,7 @@ import msgspec
 import yaml
 
 from detector.errors import UsageError
+from detector.sources.falco_grpc import FalcoGrpcConfig
 
 ENV_PREFIX: Final = "DETECTOR_"
 MASK: Final = "********"
@@ -110,6 +111,7 @@ class SourcesConfig(_Base):
     k8s_audit: AuditReceiverConfig = msgspec.field(default_factory=AuditReceiverConfig)
     falco_file: FileConfig = msgspec.field(default_factory=FileConfig)
     audit_file: FileConfig = msgspec.field(default_factory=FileConfig)
+    falco_grpc: FalcoGrpcConfig = msgspec.field(default_factory=FalcoGrpcConfig)
 
 
 class BufferConfig(_Base):
@@ -155,6 +157,25 @@ FLAG_KEYS: Final[dict[str, str]] = {
     "falco_file": "sources.falco_file.path",
     "audit_file": "sources.audit_file.path",
     "output": "output",
+    "falco_grpc": "sources.falco_grpc.endpoint",
+    "grpc_ca": "sources.falco_grpc.ca",
+    "grpc_cert": "sources.falco_grpc.cert",
+    "grpc_key": "sources.falco_grpc.key",
+}
+# Keys whose struct (owned elsewhere) carries no msgspec description.
+_EXTRA_DOCS: Final = {
+    "sources.falco_grpc.endpoint": "Falco gRPC (<= 0.43): unix:///run/falco/falco.sock or "
+    "HOST:PORT (mTLS); empty = off",
+    "sources.falco_grpc.ca": "PEM CA of Falco's gRPC server certificate (TCP)",
+    "sources.falco_grpc.cert": "PEM client certificate (TCP)",
+    "sources.falco_grpc.key": "PEM client key of `cert` (TCP); path only, never logged",
+    "sources.falco_grpc.server_name": "TLS name to verify instead of the endpoint host",
+    "sources.falco_grpc.mode": "`sub` (stream, keep alive) or `get` (one drain)",
+    "sources.falco_grpc.keepalive_s": "request period while alerts flow",
+    "sources.falco_grpc.keepalive_idle_s": "request period when idle",
+    "sources.falco_grpc.backoff_initial_s": "first reconnect delay (jittered, doubles)",
+    "sources.falco_grpc.backoff_max_s": "longest reconnect delay",
+    "sources.falco_grpc.connect_timeout_s": "deadline of the version call at connect",
 }
 
 
@@ -262,7 +283,8 @@ def _walk(info: Any, prefix: str, rows: list[tuple[str, str, str, str]], section
                 rows.append((key, "section", "", (ftype.cls.__doc__ or "").strip()))
             _walk(ftype, key + ".", rows, sections)
             continue
-        rows.append((key, *_describe(field)))
+        kind, default, text = _describe(field)
+        rows.append((key, kind, default, text or _EXTRA_DOCS.get(key, "")))
 
 
 def _describe(field: Any) -> tuple[str, str, str]:
