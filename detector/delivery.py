@@ -1,0 +1,240 @@
+"""Outbox → sinks: durable submit, per-sink routing, retries, dead letters, expiry.
+
+::
+
+    submit(record) ──► route (min_severity, rules_include/exclude) ──► outbox.add ──► wake
+                                                                                     │
+    run():  one loop per sink ◄──────────────────────────────────────────────────────┘
+              due rows (oldest first, leftovers of a previous run included)
+              deliver ─ ok ────────► ack (batched per round)
+                      ─ transient ─► count the attempt, back off the whole sink
+                                     (exponential + jitter, at least Retry-After), retry
+                      ─ permanent ─► dead-letter table with the reason, go on
+            + an expiry loop: records older than max_age_s, pending gauges
+
+A transient failure stalls its sink in order rather than skipping ahead: a broker
+outage delays delivery and never loses or reorders it. Delivery is at-least-once (a
+crash between deliver and ack re-sends), so consumers deduplicate on the chain ``id``.
+
+Exceptions::
+
+    InvalidRecordError (ValueError)   submit() got something that is not a chain record
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any, Final
+
+import orjson
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from detector.outbox import Outbox, Row
+from detector.sinks.base import PermanentDeliveryError, Sink, TransientDeliveryError
+from detector.sinks.config import DeliveryConfig, RetryConfig, SinkConfig
+from detector.sinks.registry import accepts, build_sink
+
+log = structlog.get_logger(__name__)
+_IDLE_POLL_S: Final = 1.0  # a sink loop re-reads the outbox at least this often
+_HOUSEKEEPING_S: Final = 5.0
+
+
+class InvalidRecordError(ValueError):
+    """The record lacks what routing and the outbox need (a string ``id``, ...)."""
+
+
+class DeliveryMetrics:
+    """Delivery counters and gauges, on the registry the caller passes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, doc, labels, registry=registry)
+
+        self.submitted = counter("detector_outbox_submitted", "Records stored in the outbox")
+        self.unrouted = counter("detector_outbox_unrouted", "Records no sink's routing wanted")
+        self.rejected = counter("detector_outbox_rejected", "Records refused by submit()")
+        self.expired = counter("detector_outbox_expired", "Records expired", ("reason",))
+        self.delivered = counter("detector_sink_delivered", "Records delivered", ("sink",))
+        self.retries = counter("detector_sink_failures", "Transient failures", ("sink",))
+        self.dead = counter("detector_sink_dead_letters", "Dead-lettered records", ("sink",))
+        self.pending = Gauge(
+            "detector_outbox_pending", "Records owed, per sink", ("sink",), registry=registry
+        )
+        self.latency = Histogram(
+            "detector_sink_delivery_seconds", "One deliver() call", ("sink",), registry=registry
+        )
+
+
+def backoff_s(failures: int, retry: RetryConfig, retry_after: float | None) -> float:
+    """Wait before the next attempt: exponential with jitter, never under ``retry_after``."""
+    base = min(retry.max_s, retry.initial_s * retry.multiplier ** max(0, failures - 1))
+    jittered = base * (1 + random.uniform(-retry.jitter, retry.jitter))  # noqa: S311 - not crypto
+    if retry_after is not None:
+        return max(jittered, min(retry_after, retry.max_s))
+    return jittered
+
+
+class Delivery:
+    """Durable submit plus one delivery loop per configured sink."""
+
+    def __init__(self, config: DeliveryConfig, metrics: DeliveryMetrics | None = None) -> None:
+        self._config = config
+        self._metrics = metrics or DeliveryMetrics(CollectorRegistry(auto_describe=True))
+        self._routes: list[tuple[SinkConfig, Sink]] = [
+            (cfg, build_sink(cfg)) for cfg in config.effective_sinks
+        ]
+        self.outbox = Outbox(config.outbox, on_expired=self._expired)
+        self._wake = {cfg.name: asyncio.Event() for cfg, _ in self._routes}
+        self._draining = False
+        self._stop = asyncio.Event()
+        self._running = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._done = asyncio.Event()
+
+    async def submit(self, record: dict[str, Any]) -> None:
+        """Store ``record`` for every sink whose routing accepts it; returns once durable."""
+        record_id = record.get("id") if isinstance(record, dict) else None
+        if not isinstance(record_id, str) or not record_id:
+            self._metrics.rejected.inc()
+            raise InvalidRecordError("a chain record needs a non-empty string 'id'")
+        sinks = [cfg.name for cfg, _ in self._routes if accepts(cfg, record)]
+        if not sinks:
+            self._metrics.unrouted.inc()
+            return
+        await self.outbox.add(record_id, orjson.dumps(record), sinks)
+        self._metrics.submitted.inc()
+        for name in sinks:
+            self._wake[name].set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled (or, once :meth:`close` began, until drained)."""
+        await self.outbox.open()
+        dropped = await self.outbox.forget_sinks_except(list(self._wake))
+        if dropped:
+            log.warning("outbox_rows_dropped", reason="sink_removed", rows=dropped)
+        self._running, self._done = True, asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._tasks = [group.create_task(self._sink_loop(*route)) for route in self._routes]
+                self._tasks.append(group.create_task(self._housekeeping()))
+        finally:
+            self._running = False
+            self._done.set()
+
+    async def close(self, grace_s: float) -> None:
+        """Deliver what can be delivered within ``grace_s``, then release everything."""
+        self._draining = True
+        self._stop.set()
+        for event in self._wake.values():
+            event.set()
+        if self._running:
+            try:
+                await asyncio.wait_for(self._done.wait(), grace_s)
+            except TimeoutError:
+                for task in self._tasks:
+                    task.cancel()
+                await self._done.wait()
+        else:
+            try:
+                await asyncio.wait_for(self.run(), grace_s)
+            except TimeoutError:
+                pass
+        await self._report_leftovers()
+        for _, sink in self._routes:
+            await sink.close()
+        await self.outbox.close()
+
+    async def _report_leftovers(self) -> None:
+        left = await self.outbox.pending_counts()
+        if any(left.values()):
+            log.warning("delivery_incomplete_at_close", pending=left, kept_in_outbox=True)
+
+    async def _sink_loop(self, cfg: SinkConfig, sink: Sink) -> None:
+        failures = 0
+        while True:
+            rows = await self.outbox.due(cfg.name, self._config.outbox.batch_size)
+            if not rows:
+                if self._draining:
+                    return
+                await self._idle(cfg.name)
+                continue
+            error = await self._deliver_rows(cfg.name, sink, rows)
+            if error is None:
+                failures = 0
+                continue
+            failures += 1
+            await asyncio.sleep(backoff_s(failures, self._config.outbox.retry, error.retry_after))
+
+    async def _idle(self, name: str) -> None:
+        event = self._wake[name]
+        try:
+            await asyncio.wait_for(event.wait(), _IDLE_POLL_S)
+        except TimeoutError:
+            pass
+        event.clear()
+
+    async def _deliver_rows(
+        self, name: str, sink: Sink, rows: list[Row]
+    ) -> TransientDeliveryError | None:
+        """Deliver ``rows`` in order; stop at the first transient failure and return it."""
+        delivered: list[int] = []
+        try:
+            for row in rows:
+                outcome = await self._deliver_one(name, sink, row)
+                if isinstance(outcome, TransientDeliveryError):
+                    return outcome
+                if outcome:
+                    delivered.append(row.seq)
+            return None
+        finally:
+            if delivered:
+                await self.outbox.ack(name, delivered)
+                self._metrics.delivered.labels(name).inc(len(delivered))
+
+    async def _deliver_one(self, name: str, sink: Sink, row: Row) -> bool | TransientDeliveryError:
+        """True: delivered; False: dead-lettered; a transient error: retry later."""
+        started = time.monotonic()
+        try:
+            await sink.deliver(orjson.loads(row.body))
+        except TransientDeliveryError as exc:
+            self._metrics.retries.labels(name).inc()
+            await self.outbox.fail(name, row.seq, str(exc))
+            log.warning(
+                "delivery_retry",
+                sink=name,
+                chain_id=row.id,
+                attempts=row.attempts + 1,
+                error=str(exc),
+            )
+            return exc
+        except PermanentDeliveryError as exc:
+            await self._dead_letter(name, row, str(exc))
+        except Exception as exc:  # a sink bug or an unformattable record must not stop the loop
+            await self._dead_letter(name, row, f"{type(exc).__name__}: {exc}")
+        else:
+            return True
+        finally:
+            self._metrics.latency.labels(name).observe(time.monotonic() - started)
+        return False
+
+    async def _dead_letter(self, name: str, row: Row, reason: str) -> None:
+        self._metrics.dead.labels(name).inc()
+        await self.outbox.dead_letter(name, row.seq, reason)
+        log.error("delivery_dead_letter", sink=name, chain_id=row.id, reason=reason)
+
+    async def _housekeeping(self) -> None:
+        while not self._draining:
+            await self.outbox.expire_old()
+            for name, count in (await self.outbox.pending_counts()).items():
+                self._metrics.pending.labels(name).set(count)
+            try:
+                await asyncio.wait_for(self._stop.wait(), _HOUSEKEEPING_S)
+            except TimeoutError:
+                pass
+
+    def _expired(self, ids: list[str], reason: str) -> None:
+        self._metrics.expired.labels(reason).inc(len(ids))
+        log.warning("outbox_expired", reason=reason, count=len(ids), chain_ids=ids[:20])
