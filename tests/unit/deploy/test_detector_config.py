@@ -49,6 +49,22 @@ def test_audit_receiver_serves_tls_from_the_mounted_secret(tmp_path: Path) -> No
     assert config.sources.k8s_audit.enabled
 
 
+@pytest.mark.parametrize("name", sorted(_files()))
+def test_commented_sink_examples_load_too(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `#>` lines users uncomment must use real keys, like the active ones."""
+    text = _files()[name]
+    assert "#>" in text
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.invalid/T/B/x")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
+    path = tmp_path / name
+    path.write_text(text.replace("#>", ""))
+    config = load(str(path), environ={})
+    kinds = sorted(type(sink).__name__ for sink in config.sinks)
+    assert kinds == ["FileSinkConfig", "KafkaSinkConfig", "SlackSinkConfig", "WebhookSinkConfig"]
+
+
 def test_unknown_key_would_be_rejected(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(_files()["sidecar.yaml"] + "no_such_key: 1\n")
