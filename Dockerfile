@@ -40,15 +40,8 @@ RUN python -m venv /opt/venv \
     && useradd --system --uid 10001 --gid detector --home-dir /var/lib/detector \
        --shell /usr/sbin/nologin detector \
     && install -d -o detector -g detector -m 0750 /var/lib/detector
-COPY falco_rules/ /usr/share/lateral-chain/falco-rules/
-COPY correlation/ /tmp/correlation-src/
-# Keep only the chain rule files from the source tree copy (the code is in the venv).
-RUN mkdir -p /usr/share/lateral-chain/chain-rules \
-    && if [ -d /tmp/correlation-src/rules ]; then \
-         cp /tmp/correlation-src/rules/*.yaml /usr/share/lateral-chain/chain-rules/ || true; \
-       fi \
-    && rm -rf /tmp/correlation-src \
-    && find /usr/share/lateral-chain/falco-rules -name '*.py' -delete
+COPY falco_rules/*.yaml /usr/share/lateral-chain/falco-rules/
+COPY correlation/rules/*.yaml /usr/share/lateral-chain/chain-rules/
 USER 10001:10001
 WORKDIR /var/lib/detector
 VOLUME ["/var/lib/detector"]
