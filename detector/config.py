@@ -28,13 +28,14 @@ import msgspec
 import yaml
 
 from detector.errors import UsageError
+from detector.sinks.config import OutboxConfig, SinkConfig
 from detector.sources.falco_grpc import FalcoGrpcConfig
 
 ENV_PREFIX: Final = "DETECTOR_"
 MASK: Final = "********"
 # Keys whose values are credentials; printed configs show MASK instead.
 SECRET_KEYS: Final = frozenset(
-    {"bearer_token", "password", "token", "webhook_url", "sasl_password"}
+    {"bearer_token", "password", "token", "webhook_url", "sasl_password", "secret"}
 )
 
 
@@ -146,7 +147,13 @@ class Config(_Base):
     sources: SourcesConfig = msgspec.field(default_factory=SourcesConfig)
     buffer: BufferConfig = msgspec.field(default_factory=BufferConfig)
     engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
-    output: Annotated[str, _doc("chains as JSON lines: `-` = stdout, or a file path")] = "-"
+    output: Annotated[
+        str, _doc("chains as JSON lines when `sinks` is empty: `-` = stdout, or a file path")
+    ] = "-"
+    outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
+    sinks: Annotated[
+        list[SinkConfig], _doc("Kafka/webhook/Slack/file sinks, see docs/sinks.md")
+    ] = []
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     shutdown_grace_s: Annotated[float, _doc("SIGTERM: time to drain and flush", gt=0)] = 10.0
 
@@ -323,3 +330,7 @@ def render_reference() -> str:
     for key, kind, default, text in reference_rows():
         lines.append(f"| `{key}` | `{_env_name(key)}` | {kind} | `{default}` | {text} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m detector.config > the table in docs/configuration.md
+    print(render_reference(), end="")

@@ -1,0 +1,220 @@
+"""``detector run``: the live service (sources → bounded queue → engine → sinks).
+
+Configuration comes from ``--config FILE`` (or ``$DETECTOR_CONFIG``), then ``DETECTOR_*``
+environment variables, then the flags below, each an alias of one config key (see
+:data:`detector.config.FLAG_KEYS` and docs/configuration.md). ``--print-config`` shows
+the effective configuration with secrets masked and exits.
+
+Sources are built through one registry (:data:`SOURCE_BUILDERS`): each builder looks at
+its part of the config and returns a source, or None when that source is off.
+Exit codes: 0 after a clean SIGTERM/SIGINT shutdown, 2 for configuration or rule errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import yaml
+from correlation.engine import Engine, EngineConfig
+
+from correlation.errors import RuleError
+from correlation.rules import builtin_rules_paths, load_rules
+from detector import config as cfg
+from detector.commands import Command, register
+from detector.errors import UsageError
+from detector.logging import configure as configure_logging
+from detector.logging import get_logger
+from detector.metrics import Metrics
+from detector.pipeline import Correlator, EventQueue, Supervisor
+from detector.sources.base import Source
+from detector.sources.falco_grpc import FalcoGrpcSource
+from detector.sources.falco_http import FalcoHttpReceiver
+from detector.sources.files import FileTailer
+from detector.sources.http_server import HttpServer, Receiver
+from detector.sources.k8s_audit import K8sAuditReceiver
+
+log = get_logger("detector.run")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--config", metavar="FILE", default=os.environ.get("DETECTOR_CONFIG"), help="YAML")
+    add("--listen", metavar="HOST:PORT", help="HTTP receivers, health and metrics")
+    add("--falco-grpc", metavar="ENDPOINT", help="unix:///run/falco/falco.sock or HOST:PORT")
+    add("--grpc-ca", metavar="PEM", help="CA of Falco's gRPC server (TCP)")
+    add("--grpc-cert", metavar="PEM", help="client certificate for Falco gRPC (TCP)")
+    add("--grpc-key", metavar="PEM", help="client key for Falco gRPC (TCP)")
+    add("--falco-file", metavar="PATH", help="tail a Falco JSON-lines file")
+    add("--audit-file", metavar="PATH", help="tail an API server audit log")
+    add("--rules", action="append", metavar="PATH", help="extra rule file/dir (repeatable)")
+    add("--output", metavar="-|PATH", help="chains as JSON lines (default stdout)")
+    add("--print-config", action="store_true", help="print the effective config and exit")
+
+
+def load_config(args: argparse.Namespace) -> cfg.Config:
+    """File, environment, then the flags that were given."""
+    overrides: dict[str, Any] = {
+        key: getattr(args, flag)
+        for flag, key in cfg.FLAG_KEYS.items()
+        if getattr(args, flag, None) is not None
+    }
+    if args.rules:
+        overrides["engine.rules"] = list(args.rules)
+    return cfg.load(args.config, overrides=overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    if args.print_config:
+        sys.stdout.write(yaml.safe_dump(cfg.masked(config), sort_keys=False))
+        return 0
+    configure_logging(config.log.level)
+    paths = [*(builtin_rules_paths() if config.engine.builtin_rules else []), *config.engine.rules]
+    try:
+        rules = load_rules(paths)
+    except RuleError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 2
+    engine = Engine(rules, EngineConfig(lateness_ns=int(config.engine.allowed_lateness_s * 1e9)))
+    asyncio.run(serve(config, engine))
+    return 0
+
+
+async def serve(config: cfg.Config, engine: Any, metrics: Metrics | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    metrics = metrics or Metrics()
+    queue = EventQueue(config.buffer.max_events, metrics)
+    output = JsonLinesOutput(config.output)
+    correlator = Correlator(engine, queue, output, metrics)
+    holder: list[Supervisor] = []
+    sources = build_sources(config, queue, metrics, lambda: bool(holder) and holder[0].ready())
+    if not sources:
+        raise UsageError("no source configured: give --listen, --falco-grpc or a file")
+    supervisor = Supervisor(
+        sources,
+        queue,
+        correlator,
+        output,
+        metrics,
+        config.engine.idle_advance_s,
+        config.shutdown_grace_s,
+    )
+    holder.append(supervisor)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, supervisor.stop.set)
+    log.info("detector_started", sources=[s.name for s in sources], rules=len(_rules(engine)))
+    await supervisor.serve()
+
+
+def _rules(engine: Any) -> list[Any]:
+    return list(getattr(engine, "rules", []))
+
+
+Builder = Callable[[cfg.Config, EventQueue, Metrics, Callable[[], bool]], Source | None]
+
+
+def _http(
+    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Callable[[], bool]
+) -> Source | None:
+    if not config.http.listen:
+        return None
+    receivers: list[Receiver] = []
+    if config.sources.falco_http.enabled:
+        receivers.append(FalcoHttpReceiver(config.sources.falco_http.max_body_bytes, metrics))
+    if config.sources.k8s_audit.enabled:
+        receivers.append(K8sAuditReceiver(config.sources.k8s_audit.max_body_bytes, metrics))
+    return HttpServer(config.http, receivers, queue.offer, metrics, ready)
+
+
+def _file(name: str) -> Builder:
+    def build(
+        config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Callable[[], bool]
+    ) -> Source | None:
+        file_config: cfg.FileConfig = getattr(config.sources, name)
+        return FileTailer(name, file_config, metrics) if file_config.path else None
+
+    return build
+
+
+def _grpc(
+    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Callable[[], bool]
+) -> Source | None:
+    grpc_config = config.sources.falco_grpc
+    if not grpc_config.enabled:
+        return None
+    return FalcoGrpcSource(grpc_config, metrics=_GrpcMetrics(metrics))
+
+
+SOURCE_BUILDERS: dict[str, Builder] = {
+    "http": _http,
+    "falco_grpc": _grpc,
+    "falco_file": _file("falco_file"),
+    "audit_file": _file("audit_file"),
+}
+
+
+def build_sources(
+    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Callable[[], bool]
+) -> list[Source]:
+    built = (build(config, queue, metrics, ready) for build in SOURCE_BUILDERS.values())
+    return [source for source in built if source is not None]
+
+
+class _GrpcMetrics:
+    """Adapts the gRPC source's callbacks to Prometheus (events are counted at the queue)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def event_in(self) -> None:
+        return None
+
+    def parse_error(self, reason: str) -> None:
+        self._metrics.parse_errors.labels(source="falco_grpc", reason=reason).inc()
+
+    def reconnect(self) -> None:
+        self._metrics.reconnects.labels(source="falco_grpc").inc()
+
+
+class JsonLinesOutput:
+    """Chains as JSON lines on stdout or appended to a file, one flushed write per record."""
+
+    def __init__(self, target: str) -> None:
+        self._target = target
+        self._stream: IO[bytes] | None = None
+
+    def _open(self) -> IO[bytes]:
+        if self._stream is None:
+            if self._target == "-":
+                self._stream = sys.stdout.buffer
+            else:
+                self._stream = Path(self._target).open("ab")  # noqa: SIM115 - long-lived
+        return self._stream
+
+    async def submit(self, record: dict[str, Any]) -> None:
+        stream = self._open()
+        stream.write(orjson.dumps(record) + b"\n")
+        stream.flush()
+
+    async def run(self) -> None:
+        await asyncio.Event().wait()  # nothing to do in the background
+
+    async def close(self, grace_s: float) -> None:
+        if self._stream is not None:
+            self._stream.flush()
+            if self._target != "-":
+                self._stream.close()
+            self._stream = None
+
+
+register(Command("run", "run the live service (HTTP, gRPC and file sources)", configure, run))
