@@ -1,0 +1,176 @@
+"""``detector replay FILE...``: run the correlation engine over recorded files.
+
+Reads any mix of Falco alert and audit event files (JSON lines, EventList lines,
+``.gz``), merges them by event time, runs the engine with the built-in chain rules plus
+``--rules``, and writes one chain record (``lateral-movement-chain/v1``) per line to
+``--output``. stderr gets bad lines (``file:line: reason: message``), progress on long
+runs, and a summary. Exit 0 on success, 2 on usage or rule errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Final
+
+import msgspec
+import orjson
+import yaml
+from correlation.engine import Engine, EngineConfig
+
+from correlation.allowlist import EMPTY_ALLOWLIST, Allowlist
+from correlation.chain import Chain, to_record
+from correlation.errors import RuleError
+from correlation.rules import builtin_rules_paths, load_rules
+from detector.commands import Command, register
+from detector.commands._inputs import InputStats, check_paths, merged_events
+from detector.errors import ParseError, UsageError
+
+MAX_REPORTED_BAD_LINES: Final = 100  # later ones are counted only, to keep stderr readable
+PROGRESS_EVERY_S: Final = 2.0
+_DURATION: Final = re.compile(r"^(\d+)(ms|s|m|h)$")
+_UNIT_NS: Final = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="JSON-lines files (.gz ok)")
+    parser.add_argument(
+        "--rules", action="append", default=[], metavar="PATH",
+        help="extra chain-rule YAML file or directory (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allowlist", metavar="PATH",
+        help="YAML of known-good actors (namespaces, images, service_accounts, pods globs)",
+    )  # fmt: skip
+    parser.add_argument("--lateness", default="60s", help="allowed lateness (default 60s)")
+    parser.add_argument("--output", default="-", help="chain records: - (stdout) or a path")
+    parser.add_argument("--quiet", action="store_true", help="no progress or summary")
+
+
+def parse_duration_ns(text: str) -> int:
+    """``"60s"`` → ns; units ms, s, m, h."""
+    match = _DURATION.match(text)
+    if not match:
+        raise UsageError(f"bad duration {text!r} (use e.g. 500ms, 60s, 5m, 1h)")
+    return int(match.group(1)) * _UNIT_NS[match.group(2)]
+
+
+def load_allowlist(path: str | None) -> Allowlist:
+    """The global allowlist from a YAML mapping; unknown keys are a usage error."""
+    if path is None:
+        return EMPTY_ALLOWLIST
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return msgspec.convert(data or {}, Allowlist)
+    except OSError as exc:
+        raise UsageError(f"cannot read allowlist {path}: {exc.strerror}") from None
+    except (yaml.YAMLError, msgspec.ValidationError) as exc:
+        raise UsageError(f"bad allowlist {path}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = check_paths(args.files)
+    lateness_ns = parse_duration_ns(args.lateness)
+    try:
+        rules = load_rules([*builtin_rules_paths(), *args.rules])
+    except RuleError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        print(f"detector replay: {len(exc.errors)} rule error(s)", file=sys.stderr)
+        return 2
+    config = EngineConfig(lateness_ns=lateness_ns, allowlist=load_allowlist(args.allowlist))
+    engine = Engine(rules, config)
+    report = _Report(quiet=args.quiet)
+    with _output(args.output) as out:
+        report.chains = _replay(engine, paths, out, report)
+    report.summary(engine)
+    return 0
+
+
+def _replay(engine: Engine, paths: list[Path], out: IO[bytes], report: _Report) -> Counter[str]:
+    chains: Counter[str] = Counter()
+
+    def write(found: list[Chain]) -> None:
+        for chain in found:
+            chains[chain.rule] += 1
+            out.write(orjson.dumps(to_record(chain)) + b"\n")
+
+    for event in merged_events(paths, report.inputs, report.bad_line):
+        write(engine.process(event))
+        report.tick()
+    write(engine.flush())
+    return chains
+
+
+@contextmanager
+def _output(target: str) -> Iterator[IO[bytes]]:
+    if target == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        handle = Path(target).open("wb")
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    with handle:
+        yield handle
+
+
+class _Report:
+    """Everything written to stderr: bad lines, progress, the final summary."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.inputs = InputStats()
+        self.chains: Counter[str] = Counter()
+        self.started = time.monotonic()
+        self._next_progress = self.started + PROGRESS_EVERY_S
+        self._events = 0
+        self._reported = 0
+
+    def bad_line(self, path: Path, number: int, error: ParseError) -> None:
+        self._reported += 1
+        if self._reported <= MAX_REPORTED_BAD_LINES:
+            print(f"{path}:{number}: {error}", file=sys.stderr)
+        elif self._reported == MAX_REPORTED_BAD_LINES + 1:
+            print("(further bad lines are counted in the summary only)", file=sys.stderr)
+
+    def tick(self) -> None:
+        self._events += 1
+        if self._events & 0x3FFF == 0 and not self.quiet:
+            now = time.monotonic()
+            if now >= self._next_progress:
+                self._next_progress = now + PROGRESS_EVERY_S
+                rate = self._events / (now - self.started)
+                print(f"replay: {self._events:,} events ({rate:,.0f}/s)", file=sys.stderr)
+
+    def summary(self, engine: Engine) -> None:
+        if self.quiet:
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        stats = self.inputs
+        lines = [
+            f"replay: {self._events:,} events in {elapsed:.2f}s "
+            f"({self._events / elapsed:,.0f} events/s) from {stats.lines:,} lines",
+            f"  events by source: {_counts(stats.events)}",
+            f"  chains by rule:   {_counts(self.chains)}",
+            f"  bad lines:        {_counts(stats.bad)}",
+            f"  skipped:          {_counts(stats.skipped)}",
+            f"  engine:           {engine.stats()}",
+        ]
+        print("\n".join(lines), file=sys.stderr)
+
+
+def _counts(counter: Counter[str]) -> str:
+    if not counter:
+        return "none"
+    return ", ".join(f"{key}={value:,}" for key, value in sorted(counter.items()))
+
+
+register(Command("replay", "replay recorded Falco/audit files through the engine", configure, run))
