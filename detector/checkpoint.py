@@ -1,0 +1,199 @@
+"""Checkpoint and restore of the correlation engine's state across restarts.
+
+The engine's state (partial matches, identity bindings, incident paths, watermark) is
+``Engine.snapshot()`` bytes. :class:`Checkpointer` stores them in one local file,
+periodically and on shutdown, and hands them back at start::
+
+    checkpointer = Checkpointer(Path("/var/lib/detector/engine.ckpt"), interval_s=30)
+    engine = checkpointer.restore(rules, config)      # or a fresh Engine
+    ... group.create_task(checkpointer.run(engine))   # every interval_s
+    ... checkpointer.save(engine)                     # on shutdown, before any flush
+
+File layout (one file; written whole, never in place)::
+
+    b"LMDCKPT1" | u64 payload length | u32 crc32 of payload | payload (snapshot bytes)
+
+Why a temp file + ``fsync`` + ``os.replace`` + directory ``fsync``: after ``kill -9`` or a
+power cut the path holds either the previous complete checkpoint or the new complete one,
+never a torn mix. The length and CRC catch the rest (a truncated copy, a disk error); a bad
+file is moved aside as ``<name>.corrupt``, counted, and the service starts empty rather
+than not at all. A snapshot the engine refuses (e.g. written by an incompatible version)
+is treated the same way.
+
+The engine is not thread-safe, so ``snapshot()`` runs on the event loop between two
+``process()`` calls; only the file write goes to a worker thread.
+
+Exceptions::
+
+    DetectorError
+     └── CheckpointError      the checkpoint file is unreadable or corrupt (``reason``)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import structlog
+
+from detector.errors import DetectorError
+
+MAGIC: Final = b"LMDCKPT1"
+_HEADER: Final = struct.Struct(">8sQI")
+log = structlog.get_logger("detector.checkpoint")
+
+
+class CheckpointError(DetectorError):
+    """The checkpoint file cannot be used; ``reason`` is a metrics label."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Snapshotable(Protocol):
+    def snapshot(self) -> bytes: ...
+
+
+@dataclass
+class CheckpointStats:
+    """What the last save cost, and how many saves and failures there were."""
+
+    saves: int = 0
+    failures: int = 0
+    corrupt: int = 0
+    last_bytes: int = 0
+    last_snapshot_ms: float = 0.0
+    last_write_ms: float = 0.0
+
+
+class Checkpointer:
+    """Periodic and on-demand engine checkpoints in one file at ``path``."""
+
+    def __init__(self, path: Path, interval_s: float = 30.0) -> None:
+        if interval_s <= 0:
+            raise ValueError("checkpoint interval must be > 0 seconds")
+        self.path = path
+        self.interval_s = interval_s
+        self.stats = CheckpointStats()
+
+    # --- load ----------------------------------------------------------------------------
+    def read(self) -> bytes | None:
+        """The stored snapshot, ``None`` if there is none; :class:`CheckpointError` if bad."""
+        try:
+            blob = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CheckpointError("unreadable", f"{self.path}: {exc.strerror}") from None
+        return decode(blob)
+
+    def load(self) -> bytes | None:
+        """Like :meth:`read`, but a bad file is moved aside, counted and logged: ``None``."""
+        try:
+            return self.read()
+        except CheckpointError as exc:
+            self._set_aside(exc.reason, str(exc))
+            return None
+
+    def restore(self, rules: Sequence[Any], config: Any, engine_type: Any = None) -> Any:
+        """``Engine.restore(rules, config, data)`` from the stored checkpoint, else a new
+        ``Engine(rules, config)``. ``engine_type`` defaults to ``correlation.engine.Engine``."""
+        if engine_type is None:
+            from correlation.engine import Engine
+
+            engine_type = Engine
+        data = self.load()
+        if data is None:
+            return engine_type(rules, config)
+        try:
+            engine = engine_type.restore(rules, config, data)
+        except Exception as exc:  # noqa: BLE001 - any refusal means "start empty", not "crash"
+            self._set_aside("rejected", f"engine refused the snapshot: {type(exc).__name__}")
+            return engine_type(rules, config)
+        log.info("checkpoint_restored", path=str(self.path), bytes=len(data))
+        return engine
+
+    def _set_aside(self, reason: str, message: str) -> None:
+        self.stats.corrupt += 1
+        aside = self.path.with_name(self.path.name + ".corrupt")
+        try:
+            os.replace(self.path, aside)
+        except OSError:
+            aside = self.path
+        log.error("checkpoint_unusable", reason=reason, detail=message, kept_as=str(aside))
+
+    # --- save ----------------------------------------------------------------------------
+    def save(self, engine: Snapshotable) -> int:
+        """Snapshot ``engine`` and store it durably now; returns the payload size."""
+        data = self._snapshot(engine)
+        self._timed_write(data)
+        return len(data)
+
+    async def run(self, engine: Snapshotable) -> None:
+        """Checkpoint every ``interval_s`` until cancelled; a failed write is logged and
+        retried at the next interval, never fatal."""
+        while True:
+            await asyncio.sleep(self.interval_s)
+            data = self._snapshot(engine)
+            try:
+                await asyncio.to_thread(self._timed_write, data)
+            except OSError as exc:
+                self.stats.failures += 1
+                log.error("checkpoint_write_failed", path=str(self.path), error=exc.strerror)
+
+    def _snapshot(self, engine: Snapshotable) -> bytes:
+        start = time.perf_counter()
+        data = engine.snapshot()
+        self.stats.last_snapshot_ms = (time.perf_counter() - start) * 1000
+        return data
+
+    def _timed_write(self, data: bytes) -> None:
+        start = time.perf_counter()
+        write_atomic(self.path, encode(data))
+        self.stats.last_write_ms = (time.perf_counter() - start) * 1000
+        self.stats.saves += 1
+        self.stats.last_bytes = len(data)
+
+
+def encode(payload: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def decode(blob: bytes) -> bytes:
+    """The payload of a checkpoint file; :class:`CheckpointError` when it is not intact."""
+    if len(blob) < _HEADER.size:
+        raise CheckpointError("truncated", f"checkpoint of {len(blob)} bytes has no header")
+    magic, length, crc = _HEADER.unpack_from(blob)
+    if magic != MAGIC:
+        raise CheckpointError("bad_magic", "not a detector checkpoint file")
+    payload = blob[_HEADER.size :]
+    if len(payload) != length:
+        raise CheckpointError("truncated", f"payload is {len(payload)} bytes, header says {length}")
+    if zlib.crc32(payload) != crc:
+        raise CheckpointError("bad_checksum", "checkpoint payload fails its CRC32")
+    return payload
+
+
+def write_atomic(path: Path, blob: bytes) -> None:
+    """Replace ``path`` with ``blob`` so that a crash leaves the old or the new file whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temp.open("wb") as handle:
+        handle.write(blob)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    # The rename itself is durable only once the directory entry is on disk.
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
