@@ -113,7 +113,11 @@ async def serve(config: cfg.Config, engine: Any, metrics: Metrics | None = None)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, supervisor.stop.set)
     log.info("detector_started", sources=[s.name for s in sources], rules=len(_rules(engine)))
-    await supervisor.serve()
+    try:
+        await supervisor.serve()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
 def _rules(engine: Any) -> list[Any]:
