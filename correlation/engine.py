@@ -1,0 +1,492 @@
+"""The sequence engine: events in (any order within the lateness), chains out.
+
+State shape — per rule, one dict per step keyed by the join tuple, each value the
+step's matching events sorted by ``(time_ns, id)``::
+
+    rule recon-token-pivot (within 15m, by actor.pod)
+      steps[0] recon:        {("ns/p",): [e1, e4]}
+      steps[1] token-read:   {("ns/p",): [e2]}
+      steps[2] cross-ns-api: {("ns/p",): [e3]}
+      windows:               {("ns/p",): [(e1.time, "lmc-…")]}   emitted, still absorbing
+
+Events of the first stage are *anchors*. Time is event time only; the watermark is
+``max event time seen − lateness``, and *settled* is the watermark held back by any
+alert still waiting for its pod. For each key, anchors are decided oldest first::
+
+    e1 (anchor)     e2        e3                      settled
+    |---------------|---------|------- within --------|------>
+    settled ≥ e1 and a full match in [e1, e1+within]   → emit, id = hash(rule, key, e1)
+    a later anchor inside an emitted window            → absorbed (one chain, not two)
+    settled > e1 + within with no match                → e1 dropped
+    otherwise                                          → wait (later anchors wait too)
+
+Because an anchor is only decided once no earlier event can still arrive, the
+chains and their ids do not depend on arrival order within the lateness. Every
+buffered event expires when ``settled`` passes ``time + within``; caps per key and
+in total evict the oldest, counted by reason. Candidate steps are found through
+:class:`~correlation.index.StepIndex` and offered last step first, so one event
+never serves two steps of one chain (the matcher also excludes reuse).
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Sequence
+from itertools import count, product
+from typing import Final
+
+import msgspec
+
+from correlation.chain import Chain, ChainStep
+from correlation.errors import SnapshotError
+from correlation.event import FALCO, Event
+from correlation.identity import Resolver
+from correlation.incidents import Incidents, entities_of, short_hash
+from correlation.index import StepIndex
+from correlation.matcher import NEVER, Picked, find_match, sort_key
+from correlation.rules.model import ChainRule, Step
+from correlation.state import EngineConfig, EngineStats, Entry, Snapshot, Window
+
+__all__ = ["Engine", "EngineConfig", "EngineStats"]
+
+Key = tuple[str, ...]
+EMPTY: Final[list[Event]] = []
+SNAPSHOT_VERSION: Final = 1
+INCIDENT_SWEEP_NS: Final = 60 * 1_000_000_000
+
+
+class _RuleState:
+    """Buffered events of one rule: one dict per step keyed by the join tuple."""
+
+    __slots__ = ("rule", "steps", "windows")
+
+    def __init__(self, rule: ChainRule) -> None:
+        self.rule = rule
+        self.steps: list[dict[Key, list[Event]]] = [{} for _ in rule.steps]
+        self.windows: dict[Key, list[tuple[int, str]]] = {}
+
+
+class Engine:
+    """Push events with :meth:`process`; confirmed chains come back from every call."""
+
+    def __init__(
+        self,
+        rules: Sequence[ChainRule],
+        config: EngineConfig | None = None,
+        on_late: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.rules = list(rules)
+        self.config = config or EngineConfig()
+        self.on_late = on_late
+        self._states = [_RuleState(r) for r in self.rules]
+        self._rule_no = {r.id: n for n, r in enumerate(self.rules)}
+        self._index = StepIndex(self.rules)
+        self._resolver = Resolver(self.config.max_identities, self.config.lateness_ns)
+        self._incidents = Incidents(
+            self.config.incident_window_ns, self.config.max_incident_entities
+        )
+        self._stats = EngineStats()
+        self._seq = count()
+        self._max_seen = -NEVER
+        self._settled = -NEVER
+        self._swept = -NEVER
+        self._live = 0
+        # heaps: (expire_at, seq, rule_no, step_no or -1 for a window, key, event or None)
+        self._expiry: list[tuple[int, int, int, int, Key, Event | None]] = []
+        self._wakeups: list[tuple[int, int, int, Key]] = []
+        self._wake_at: dict[tuple[int, Key], int] = {}
+        self._pending: dict[str, list[Event]] = {}
+        self._pending_heap: list[tuple[int, int, str, Event]] = []
+        self._pending_count = 0
+
+    # ---------------------------------------------------------------- public API
+    @property
+    def watermark(self) -> int:
+        """Max event time seen minus the allowed lateness (ns)."""
+        return self._max_seen - self.config.lateness_ns
+
+    def process(self, event: Event) -> list[Chain]:
+        """Push one event; returns the chains confirmed by it (often none)."""
+        out: list[Chain] = []
+        try:
+            self._process(event, out)
+        except Exception:  # noqa: BLE001 — a bad event must never stop the stream
+            self._count("error")
+        return out
+
+    def advance(self, watermark_ns: int) -> list[Chain]:
+        """Move event time to ``watermark_ns`` with no event (idle sources)."""
+        self._max_seen = max(self._max_seen, watermark_ns + self.config.lateness_ns)
+        out: list[Chain] = []
+        self._settle(out)
+        return out
+
+    def flush(self) -> list[Chain]:
+        """End of input: release held alerts, decide every anchor, clear the buffers."""
+        out: list[Chain] = []
+        for events in list(self._pending.values()):
+            for event in events:
+                self._offer(event, out)
+        self._pending.clear()
+        self._pending_heap.clear()
+        self._pending_count = 0
+        self._settled = NEVER
+        for rule_no, state in enumerate(self._states):
+            keys = {k for step in state.rule.stages[0] for k in state.steps[step]}
+            for key in sorted(keys):
+                self._evaluate(rule_no, key, out)
+        for state in self._states:
+            state.steps = [{} for _ in state.rule.steps]
+            state.windows.clear()
+        self._expiry.clear()
+        self._wakeups.clear()
+        self._wake_at.clear()
+        self._live = 0
+        self._settled = self.watermark
+        return out
+
+    def stats(self) -> EngineStats:
+        """A copy of the counters, with live gauges filled in."""
+        stats = msgspec.structs.replace(
+            self._stats,
+            partials=self._live,
+            pending=self._pending_count,
+            identity_bindings=self._resolver.size,
+            watermark_ns=max(self.watermark, 0),
+            evictions=dict(self._stats.evictions),
+            chains=dict(self._stats.chains),
+        )
+        if self._resolver.evicted:
+            stats.evictions["identity_cap"] = self._resolver.evicted
+        if self._incidents.evicted:
+            stats.evictions["incident_cap"] = self._incidents.evicted
+        return stats
+
+    # ---------------------------------------------------------------- intake
+    def _process(self, event: Event, out: list[Chain]) -> None:
+        self._stats.events += 1
+        if event.time_ns < self.watermark:
+            self._stats.late += 1
+            if self.on_late is not None:
+                self.on_late(event)
+            return
+        self._max_seen = max(self._max_seen, event.time_ns)
+        if self.config.allowlist and self.config.allowlist.matches(event):
+            self._stats.suppressed += 1
+        else:
+            resolved = self._resolver.resolve(event)
+            if self._must_hold(resolved):
+                self._hold(resolved, out)
+            else:
+                self._offer(resolved, out)
+                self._resolver.learn(resolved)
+                self._release_container(resolved, out)
+        self._settle(out)
+
+    def _offer(self, event: Event, out: list[Chain]) -> None:
+        """Insert the event under every step it matches, then re-decide those keys."""
+        for rule_no, step_no in self._index.candidates(event):
+            state = self._states[rule_no]
+            step = state.rule.steps[step_no]
+            if not step.where.pred(event, self._resolver):
+                continue
+            if state.rule.suppress and state.rule.suppress.matches(event):
+                self._stats.suppressed += 1
+                continue
+            for key in _keys(step, event):
+                if self._insert(rule_no, step_no, key, event):
+                    self._evaluate(rule_no, key, out)
+
+    def _insert(self, rule_no: int, step_no: int, key: Key, event: Event) -> bool:
+        state = self._states[rule_no]
+        rule = state.rule
+        if step_no not in rule.stages[0] and event.time_ns + rule.within_ns < self._settled:
+            return False  # too old to join any anchor that can still be decided
+        if step_no not in rule.stages[0] and not self._has_anchor(state, key, event):
+            return False
+        bucket = state.steps[step_no].setdefault(key, [])
+        at = bisect_left(bucket, sort_key(event), key=sort_key)
+        if at < len(bucket) and bucket[at].id == event.id:
+            return False  # the same event twice (e.g. a re-delivered audit batch)
+        bucket.insert(at, event)
+        self._live += 1
+        expire_at = event.time_ns + rule.within_ns
+        heapq.heappush(self._expiry, (expire_at, next(self._seq), rule_no, step_no, key, event))
+        if len(bucket) > self.config.max_partials_per_key:
+            victim = bucket.pop(0)
+            self._live -= 1
+            self._count("key_cap")
+            if victim is event:
+                return False
+        while self._live > self.config.max_partials_total and self._expiry:
+            self._expire_one(reason="total_cap")
+        return True
+
+    def _has_anchor(self, state: _RuleState, key: Key, event: Event) -> bool:
+        """Later-step events are kept only if an anchor exists or may still arrive."""
+        if event.time_ns >= self._settled:
+            return True
+        return any(state.steps[s].get(key) for s in state.rule.stages[0])
+
+    # ---------------------------------------------------------------- deciding
+    def _anchors(self, state: _RuleState, key: Key) -> list[tuple[int, Event]]:
+        stage = state.rule.stages[0]
+        if len(stage) == 1:
+            return [(stage[0], e) for e in state.steps[stage[0]].get(key, EMPTY)]
+        found = [(s, e) for s in stage for e in state.steps[s].get(key, EMPTY)]
+        return sorted(found, key=lambda item: sort_key(item[1]))
+
+    def _evaluate(self, rule_no: int, key: Key, out: list[Chain]) -> None:
+        """Decide the anchors of one key, oldest first (see the module docstring)."""
+        state = self._states[rule_no]
+        rule = state.rule
+        within = rule.within_ns
+        lists = [d.get(key, EMPTY) for d in state.steps]
+        for step_no, anchor in self._anchors(state, key):
+            start = anchor.time_ns
+            windows = state.windows.get(key, ())
+            if any(a <= start <= a + within for a, _ in windows):
+                self._remove(state, step_no, key, anchor)
+                self._stats.absorbed += 1
+                continue
+            match = find_match(rule, lists, step_no, anchor)
+            if start > self._settled:
+                if match is not None:
+                    self._wake(start, rule_no, key)
+                return
+            if match is not None:
+                out.append(self._emit(rule_no, key, anchor, match))
+                self._remove(state, step_no, key, anchor)
+            elif self._settled > start + within:
+                self._remove(state, step_no, key, anchor)
+            else:
+                self._wake(start + within + 1, rule_no, key)
+                return
+
+    def _emit(self, rule_no: int, key: Key, anchor: Event, picked: Picked) -> Chain:
+        rule = self.rules[rule_no]
+        steps = tuple(ChainStep(rule.steps[i].name, e) for i in sorted(picked) for e in picked[i])
+        events = [s.event for s in steps]
+        chain_id = short_hash("lmc-", rule.id, "|".join(key), anchor.id)
+        entities = entities_of(events)
+        incident = self._incidents.stitch(chain_id, events, entities)
+        self._states[rule_no].windows.setdefault(key, []).append((anchor.time_ns, chain_id))
+        expire_at = anchor.time_ns + rule.within_ns
+        heapq.heappush(self._expiry, (expire_at, next(self._seq), rule_no, -1, key, None))
+        self._stats.chains[rule.id] = self._stats.chains.get(rule.id, 0) + 1
+        return Chain(
+            id=chain_id,
+            incident=incident.id,
+            rule=rule.id,
+            title=rule.title,
+            severity=rule.severity,
+            techniques=rule.techniques,
+            steps=steps,
+            entities=entities,
+            path=tuple(incident.path),
+        )
+
+    def _wake(self, at: int, rule_no: int, key: Key) -> None:
+        known = self._wake_at.get((rule_no, key))
+        if known is not None and known <= at:
+            return
+        self._wake_at[(rule_no, key)] = at
+        heapq.heappush(self._wakeups, (at, next(self._seq), rule_no, key))
+
+    def _settle(self, out: list[Chain]) -> None:
+        """Apply a new watermark: release held alerts, wake keys, expire state."""
+        self._release_expired_holds(out)
+        settled = self.watermark
+        if self._pending_heap:
+            settled = min(settled, self._pending_heap[0][0])
+        if settled <= self._settled:
+            return
+        self._settled = settled
+        while self._wakeups and self._wakeups[0][0] <= settled:
+            at, _, rule_no, key = heapq.heappop(self._wakeups)
+            if self._wake_at.get((rule_no, key)) == at:
+                del self._wake_at[(rule_no, key)]
+                self._evaluate(rule_no, key, out)
+        while self._expiry and self._expiry[0][0] < settled:
+            self._expire_one(reason="")
+        if settled - self._swept > INCIDENT_SWEEP_NS:
+            self._swept = settled
+            self._incidents.expire(settled)
+
+    # ---------------------------------------------------------------- removal
+    def _remove(self, state: _RuleState, step_no: int, key: Key, event: Event) -> bool:
+        steps = state.steps[step_no]
+        bucket = steps.get(key)
+        if not bucket:
+            return False
+        at = bisect_left(bucket, sort_key(event), key=sort_key)
+        if at >= len(bucket) or bucket[at].id != event.id:
+            return False
+        del bucket[at]
+        self._live -= 1
+        if not bucket:
+            del steps[key]
+        return True
+
+    def _expire_one(self, reason: str) -> None:
+        """Pop the oldest expiry entry; count it under ``reason`` when it was live."""
+        _, _, rule_no, step_no, key, event = heapq.heappop(self._expiry)
+        state = self._states[rule_no]
+        if event is None:
+            windows = state.windows.get(key)
+            if windows:
+                windows.pop(0)
+                if not windows:
+                    del state.windows[key]
+            return
+        if self._remove(state, step_no, key, event) and reason:
+            self._count(reason)
+
+    def _count(self, reason: str) -> None:
+        self._stats.evictions[reason] = self._stats.evictions.get(reason, 0) + 1
+
+    # ---------------------------------------------------------------- held alerts
+    def _must_hold(self, event: Event) -> bool:
+        actor = event.actor
+        return (
+            event.source == FALCO
+            and not actor.pod
+            and bool(actor.container_id)
+            and actor.container_id != "host"
+        )
+
+    def _hold(self, event: Event, out: list[Chain]) -> None:
+        """Keep a container-only alert until its pod is learned or ``lateness`` passes."""
+        if self._pending_count >= self.config.max_pending:
+            _, _, cid, oldest = heapq.heappop(self._pending_heap)
+            self._unhold(cid, oldest)
+            self._count("pending_cap")
+            self._offer(oldest, out)
+        self._pending.setdefault(event.actor.container_id, []).append(event)
+        heapq.heappush(
+            self._pending_heap,
+            (event.time_ns, next(self._seq), event.actor.container_id, event),
+        )
+        self._pending_count += 1
+
+    def _unhold(self, container_id: str, event: Event) -> bool:
+        held = self._pending.get(container_id)
+        if not held or event not in held:
+            return False
+        held.remove(event)
+        if not held:
+            del self._pending[container_id]
+        self._pending_count -= 1
+        return True
+
+    def _release_container(self, teacher: Event, out: list[Chain]) -> None:
+        held = self._pending.get(teacher.actor.container_id) if teacher.source == FALCO else None
+        if not held:
+            return
+        for event in list(held):
+            resolved = self._resolver.resolve(event)
+            if resolved.actor.pod and self._unhold(event.actor.container_id, event):
+                self._offer(resolved, out)
+        self._clean_pending_heap()
+
+    def _release_expired_holds(self, out: list[Chain]) -> None:
+        hold = self.config.lateness_ns
+        while self._pending_heap and self._pending_heap[0][0] + hold <= self.watermark:
+            _, _, cid, event = heapq.heappop(self._pending_heap)
+            if self._unhold(cid, event):
+                self._offer(self._resolver.resolve(event), out)
+
+    def _clean_pending_heap(self) -> None:
+        heap = self._pending_heap
+        while heap and heap[0][3] not in self._pending.get(heap[0][2], ()):
+            heapq.heappop(heap)
+
+    # ---------------------------------------------------------------- snapshots
+    def snapshot(self) -> bytes:
+        """The engine's whole state as msgpack bytes (see :meth:`restore`)."""
+        entries = [
+            Entry(state.rule.id, step_no, key, event)
+            for state in self._states
+            for step_no, steps in enumerate(state.steps)
+            for key, bucket in steps.items()
+            for event in bucket
+        ]
+        windows = [
+            Window(state.rule.id, key, anchor_ns, chain_id)
+            for state in self._states
+            for key, items in state.windows.items()
+            for anchor_ns, chain_id in items
+        ]
+        pending = [e for events in self._pending.values() for e in events]
+        snap = Snapshot(
+            SNAPSHOT_VERSION,
+            self._max_seen,
+            entries,
+            windows,
+            pending,
+            self._resolver.state,
+            self._incidents.state,
+            self.stats(),
+        )
+        return msgspec.msgpack.encode(snap)
+
+    @classmethod
+    def restore(
+        cls,
+        rules: Sequence[ChainRule],
+        config: EngineConfig | None,
+        data: bytes,
+        on_late: Callable[[Event], None] | None = None,
+    ) -> Engine:
+        """An engine continuing from :meth:`snapshot` bytes (rules may have changed)."""
+        try:
+            snap = msgspec.msgpack.decode(data, type=Snapshot)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise SnapshotError(f"invalid engine snapshot: {exc}") from exc
+        if snap.version != SNAPSHOT_VERSION:
+            raise SnapshotError(f"unsupported snapshot version {snap.version}")
+        engine = cls(rules, config, on_late)
+        engine._load(snap)
+        return engine
+
+    def _load(self, snap: Snapshot) -> None:
+        self._max_seen = snap.max_seen_ns
+        self._resolver.state = snap.identity
+        self._incidents.state = snap.incidents
+        self._stats = msgspec.structs.replace(snap.stats, partials=0, pending=0)
+        self._restore_entries(snap.entries)
+        for window in snap.windows:
+            rule_no = self._rule_no.get(window.rule)
+            if rule_no is not None:
+                state = self._states[rule_no]
+                state.windows.setdefault(window.key, []).append((window.anchor_ns, window.chain_id))
+                expire_at = window.anchor_ns + state.rule.within_ns
+                heapq.heappush(
+                    self._expiry, (expire_at, next(self._seq), rule_no, -1, window.key, None)
+                )
+        for event in sorted(snap.pending, key=sort_key):
+            self._hold(event, [])
+
+    def _restore_entries(self, entries: Iterable[Entry]) -> None:
+        for entry in entries:
+            rule_no = self._rule_no.get(entry.rule)
+            if rule_no is None or entry.step >= len(self.rules[rule_no].steps):
+                self._count("restore_unknown_rule")
+                continue
+            state = self._states[rule_no]
+            insort(state.steps[entry.step].setdefault(entry.key, []), entry.event, key=sort_key)
+            self._live += 1
+            expire_at = entry.event.time_ns + state.rule.within_ns
+            heapq.heappush(
+                self._expiry,
+                (expire_at, next(self._seq), rule_no, entry.step, entry.key, entry.event),
+            )
+            if entry.step in state.rule.stages[0]:
+                self._wake(-NEVER, rule_no, entry.key)
+
+
+def _keys(step: Step, event: Event) -> Iterable[Key]:
+    if len(step.keys) == 1:
+        return [(value,) for value in step.keys[0](event)]
+    return product(*(fn(event) for fn in step.keys))

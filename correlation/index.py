@@ -1,0 +1,84 @@
+"""Index rule steps by ``source`` and cheap discriminators.
+
+Each compiled step predicate knows which ``source`` values it can match and a set
+of ``(field, value)`` alternatives of which a matching event must have one (see
+correlation/rules/predicates.py). The index files every step under those keys;
+for an event, :meth:`StepIndex.candidates` does one dict lookup per indexed field
+(``rule``, ``resource`` ...; one per tag) and returns only steps that can match.
+Steps without a discriminator are always candidates for their sources.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import Final
+
+from correlation.event import SOURCES, Event
+from correlation.rules.model import ChainRule
+
+StepRef = tuple[int, int]  # (rule index, step index)
+NO_STEPS: Final[tuple[StepRef, ...]] = ()
+
+
+class _SourceIndex:
+    """The index for one ``source`` value."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, set[StepRef]]] = defaultdict(lambda: defaultdict(set))
+        self.always: set[StepRef] = set()
+        self.lookups: list[tuple[attrgetter[str], dict[str, set[StepRef]]]] = []
+        self.tags: dict[str, set[StepRef]] = {}
+
+    def freeze(self) -> None:
+        self.tags = dict(self.tables.pop("tags", {}))
+        self.lookups = [(attrgetter(f), dict(t)) for f, t in sorted(self.tables.items())]
+
+
+class StepIndex:
+    """Maps an event to the (rule, step) pairs whose predicates may accept it."""
+
+    def __init__(self, rules: Sequence[ChainRule]) -> None:
+        self._by_source: dict[str, _SourceIndex] = {}
+        for rule_no, rule in enumerate(rules):
+            for step in rule.steps:
+                sources = step.where.sources if step.where.sources is not None else SOURCES
+                for source in sources:
+                    index = self._by_source.setdefault(source, _SourceIndex())
+                    self._file(index, (rule_no, step.index), step.where.alts)
+        for index in self._by_source.values():
+            index.freeze()
+
+    @staticmethod
+    def _file(index: _SourceIndex, ref: StepRef, alts: frozenset[tuple[str, str]] | None) -> None:
+        if alts is None:
+            index.always.add(ref)
+            return
+        for field, value in alts:
+            index.tables[field][value].add(ref)
+
+    def candidates(self, event: Event) -> Sequence[StepRef]:
+        """Candidate steps, sorted by rule then *descending* step index.
+
+        Descending order is the engine's "last step first" rule: an event that
+        could serve two steps of one rule is offered to the later step first.
+        """
+        index = self._by_source.get(event.source)
+        if index is None:
+            return NO_STEPS
+        found: set[StepRef] | None = None
+        for get, table in index.lookups:
+            hit = table.get(get(event))
+            if hit:
+                found = hit if found is None else found | hit
+        if index.tags:
+            for tag in event.tags:
+                hit = index.tags.get(tag)
+                if hit:
+                    found = hit if found is None else found | hit
+        if index.always:
+            found = index.always if found is None else found | index.always
+        if not found:
+            return NO_STEPS
+        return sorted(found, key=lambda ref: (ref[0], -ref[1]))

@@ -1,0 +1,267 @@
+"""Compile rule predicates (YAML mappings) once into closures.
+
+A predicate is a mapping; several keys in one mapping must all hold::
+
+    {signal: recon}                         a named predicate from a ``signals:`` block
+    {all: [p, ...]}  {any: [p, ...]}  {not: p}
+    {cross_namespace: true}                 actor.namespace set and ≠ target.namespace
+    {source_ip_foreign: true}               the request's source IP is not the actor pod's
+    {<field>: value}                        equality            (tuple fields: any element)
+    {<field>: [v1, v2]}                     in-list
+    {<field>: {<op>: value, ...}}           eq, in, not_in, startswith, endswith, contains
+                                            (value or list), gte, gt, lte, lt, exists
+
+Every compiled predicate also carries an *index hint*: the ``source`` values it
+can match and a set of ``(field, value)`` alternatives of which an event must
+have at least one (``rule``, ``tags``, ``resource``, ``subresource``, ``verb``).
+The engine files each step under those keys, so most noise events are rejected
+by one or two dict lookups without calling any closure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from correlation.event import Event
+from correlation.rules.fields import NUMERIC_FIELDS, TUPLE_FIELDS, field_error, getter
+from correlation.rules.source import Located
+
+
+class Context(Protocol):
+    """What a predicate may ask the engine beyond the event itself."""
+
+    def source_ip_foreign(self, event: Event) -> bool:
+        """True when the event's source IP belongs to another pod than its actor."""
+        ...
+
+
+Pred = Callable[[Event, Context], bool]
+Alts = frozenset[tuple[str, str]]
+# Lower rank = more selective; an ``all`` indexes on its most selective child.
+INDEX_RANK: Final = {"rule": 0, "tags": 0, "subresource": 1, "resource": 2, "verb": 3}
+STRING_OPS: Final = ("startswith", "endswith", "contains")
+NUMBER_OPS: Final = {
+    "gte": lambda a, b: a >= b,
+    "gt": lambda a, b: a > b,
+    "lte": lambda a, b: a <= b,
+    "lt": lambda a, b: a < b,
+}
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A predicate closure and its index hint (``None`` = no constraint known)."""
+
+    pred: Pred
+    sources: frozenset[str] | None = None
+    alts: Alts | None = None
+
+
+def _true(event: Event, ctx: Context) -> bool:
+    return True
+
+
+class PredicateCompiler:
+    """Compiles predicate nodes; collects errors as ``path:line: message``."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        self.signals: dict[str, tuple[Located, Any]] = {}
+        self._compiled: dict[str, Compiled] = {}
+        self._compiling: set[str] = set()
+
+    def define_signal(self, name: str, node: Any, doc: Located) -> None:
+        """Register a named predicate (later definitions replace earlier ones)."""
+        self.signals[name] = (doc, node)
+        self._compiled.pop(name, None)
+
+    def compile(self, node: Any, doc: Located, parent: object, key: str) -> Compiled:
+        """Compile ``parent[key]`` (``node``); on error record it and return match-nothing."""
+        if not isinstance(node, Mapping) or not node:
+            return self._fail(doc, parent, key, "a predicate must be a non-empty mapping")
+        parts = [self._entry(str(k), v, doc, node) for k, v in node.items()]
+        return parts[0] if len(parts) == 1 else _all(parts)
+
+    def _fail(self, doc: Located, obj: object, key: str | None, msg: str) -> Compiled:
+        self.errors.append(f"{doc.where(obj, key)}: {msg}")
+        return Compiled(lambda event, ctx: False, frozenset(), frozenset())
+
+    def _entry(self, key: str, value: Any, doc: Located, node: Any) -> Compiled:
+        if key in ("all", "any"):
+            if not isinstance(value, list) or not value:
+                return self._fail(doc, node, key, f"'{key}' needs a non-empty list")
+            parts = [self.compile(item, doc, value, str(i)) for i, item in enumerate(value)]
+            return _all(parts) if key == "all" else _any(parts)
+        if key == "not":
+            inner = self.compile(value, doc, node, key).pred
+            return Compiled(lambda event, ctx: not inner(event, ctx))
+        if key == "signal":
+            return self._signal(value, doc, node)
+        if key in ("cross_namespace", "source_ip_foreign"):
+            return self._flag(key, value, doc, node)
+        problem = field_error(key)
+        if problem:
+            return self._fail(doc, node, key, problem)
+        return self._field(key, value, doc, node)
+
+    def _signal(self, name: Any, doc: Located, node: Any) -> Compiled:
+        if not isinstance(name, str) or name not in self.signals:
+            return self._fail(doc, node, "signal", f"unknown signal {name!r}")
+        if name in self._compiled:
+            return self._compiled[name]
+        if name in self._compiling:
+            return self._fail(doc, node, "signal", f"signal {name!r} refers to itself")
+        self._compiling.add(name)
+        sig_doc, sig_node = self.signals[name]
+        compiled = self.compile(sig_node, sig_doc, node, "signal")
+        self._compiling.discard(name)
+        self._compiled[name] = compiled
+        return compiled
+
+    def _flag(self, key: str, value: Any, doc: Located, node: Any) -> Compiled:
+        if not isinstance(value, bool):
+            return self._fail(doc, node, key, f"'{key}' takes true or false")
+        if key == "cross_namespace":
+
+            def cross(event: Event, ctx: Context) -> bool:
+                ns = event.actor.namespace
+                return bool(ns) and ns != event.target.namespace
+
+            test: Pred = cross
+        else:
+
+            def test(event: Event, ctx: Context) -> bool:
+                return ctx.source_ip_foreign(event)
+
+        if value:
+            return Compiled(test)
+        return Compiled(lambda event, ctx: not test(event, ctx))
+
+    def _field(self, name: str, spec: Any, doc: Located, node: Any) -> Compiled:
+        if isinstance(spec, list):
+            spec = {"in": spec}
+        elif not isinstance(spec, Mapping):
+            spec = {"eq": spec}
+        parts = [self._op(name, str(op), arg, doc, spec, node) for op, arg in spec.items()]
+        if not parts:
+            return self._fail(doc, node, name, "empty operator mapping")
+        return parts[0] if len(parts) == 1 else _all(parts)
+
+    def _op(self, name: str, op: str, arg: Any, doc: Located, spec: Any, node: Any) -> Compiled:
+        get = getter(name)
+        many = name in TUPLE_FIELDS
+        where = spec if spec is not node else node
+        if op in ("eq", "in", "not_in"):
+            values = arg if isinstance(arg, list) else [arg]
+            if not all(isinstance(v, str | int | bool) for v in values):
+                return self._fail(doc, where, op, f"'{op}' takes scalars")
+            wanted = frozenset(_norm(name, v) for v in values)
+            test = _member(get, wanted, many)
+            if op == "not_in":
+                return Compiled(lambda event, ctx: not test(event, ctx))
+            return Compiled(test, _sources(name, wanted), _alts(name, wanted))
+        if op in STRING_OPS:
+            words = arg if isinstance(arg, list) else [arg]
+            if not words or not all(isinstance(w, str) for w in words):
+                return self._fail(doc, where, op, f"'{op}' takes a string or a list of strings")
+            return Compiled(_text(get, op, tuple(words), many))
+        if op in NUMBER_OPS:
+            if not isinstance(arg, int) or isinstance(arg, bool):
+                return self._fail(doc, where, op, f"'{op}' takes an integer")
+            return Compiled(_number(get, NUMBER_OPS[op], arg))
+        if op == "exists":
+            if not isinstance(arg, bool):
+                return self._fail(doc, where, op, "'exists' takes true or false")
+            return Compiled(lambda event, ctx: bool(get(event)) is arg)
+        return self._fail(doc, where, op, f"unknown operator {op!r}")
+
+
+def _norm(name: str, value: str | int | bool) -> str | int:
+    if name in NUMERIC_FIELDS:
+        return int(value)
+    return str(value).lower() if isinstance(value, bool) else value
+
+
+def _member(get: Callable[[Event], Any], wanted: frozenset[Any], many: bool) -> Pred:
+    if many:
+        return lambda event, ctx: not wanted.isdisjoint(get(event))
+    return lambda event, ctx: get(event) in wanted
+
+
+def _text(get: Callable[[Event], Any], op: str, words: tuple[str, ...], many: bool) -> Pred:
+    def one(value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        if op == "startswith":
+            return value.startswith(words)
+        if op == "endswith":
+            return value.endswith(words)
+        return any(w in value for w in words)
+
+    if many:
+        return lambda event, ctx: any(one(v) for v in get(event))
+    return lambda event, ctx: one(get(event))
+
+
+def _number(get: Callable[[Event], Any], cmp: Callable[[int, int], bool], bound: int) -> Pred:
+    def test(event: Event, ctx: Context) -> bool:
+        value = get(event)
+        if isinstance(value, str):
+            if not value.lstrip("-").isdigit():
+                return False
+            value = int(value)
+        return isinstance(value, int) and cmp(value, bound)
+
+    return test
+
+
+def _sources(name: str, wanted: frozenset[Any]) -> frozenset[str] | None:
+    return frozenset(str(v) for v in wanted) if name == "source" else None
+
+
+def _alts(name: str, wanted: frozenset[Any]) -> Alts | None:
+    if name not in INDEX_RANK:
+        return None
+    return frozenset((name, str(v)) for v in wanted)
+
+
+def _rank(alts: Alts | None) -> tuple[int, int]:
+    if alts is None:
+        return (99, 0)
+    if any(value == "" for _, value in alts):
+        return (50, len(alts))  # "field is empty" is true of most events: a poor index
+    return (max((INDEX_RANK[f] for f, _ in alts), default=0), len(alts))
+
+
+def _all(parts: list[Compiled]) -> Compiled:
+    preds = tuple(p.pred for p in parts)
+    sources: frozenset[str] | None = None
+    for part in parts:
+        if part.sources is not None:
+            sources = part.sources if sources is None else sources & part.sources
+    alts = min((p.alts for p in parts), key=_rank)
+
+    def every(event: Event, ctx: Context) -> bool:
+        return all(p(event, ctx) for p in preds)
+
+    return Compiled(every, sources, alts)
+
+
+def _any(parts: list[Compiled]) -> Compiled:
+    preds = tuple(p.pred for p in parts)
+    sources = None
+    if all(p.sources is not None for p in parts):
+        sources = frozenset().union(*(p.sources or () for p in parts))
+    alts = None
+    if all(p.alts is not None for p in parts):
+        alts = frozenset().union(*(p.alts or () for p in parts))
+
+    def some(event: Event, ctx: Context) -> bool:
+        return any(p(event, ctx) for p in preds)
+
+    return Compiled(some, sources, alts)
+
+
+ALWAYS: Final = Compiled(_true)
