@@ -37,10 +37,12 @@ class NewerField:
     stand_in: str
 
 
+# Both are string fields of libsinsp's k8s filtercheck once its API-server client was removed
+# (Falco 0.37), and of the container plugin bundled since Falco 0.41.0. Stand-ins are string
+# fields 0.29.3 has: k8s.pod.id is the legacy alias of k8s.pod.uid.
 NEWER_FIELDS: Final[dict[str, NewerField]] = {
-    # The container plugin (bundled since Falco 0.41.0) documents k8s.pod.uid, with k8s.pod.id
-    # as its legacy alias; the old libsinsp only has k8s.pod.id.
-    "k8s.pod.uid": NewerField(since="Falco 0.41.0 (container plugin)", stand_in="k8s.pod.id"),
+    "k8s.pod.uid": NewerField(since="Falco 0.37 (libsinsp k8s fields)", stand_in="k8s.pod.id"),
+    "k8s.pod.ip": NewerField(since="Falco 0.37 (libsinsp k8s fields)", stand_in="k8s.pod.name"),
 }
 
 _GOOD: Final = "Could not initialize reader"

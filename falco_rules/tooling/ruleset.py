@@ -150,17 +150,22 @@ def _check_conditions(ruleset: RuleSet, lines: list[int], data: list[dict[str, A
     """Every condition parses, every reference resolves, and nothing defined goes unused."""
     errors: list[str] = []
     used: set[str] = set()
+    defined: set[str] = set()
     for item, line in zip(data, lines, strict=True):
+        where = f"{ruleset.path}:{line}"
+        for name in item.get("items", []) if "list" in item else []:
+            if name in ruleset.lists and name not in defined:
+                errors.append(f"{where}: list {name} is used before its definition")
+        defined.add(str(item.get("macro") or item.get("list") or ""))
         text = item.get("condition")
         if text is None:
             continue
-        where = f"{ruleset.path}:{line}"
         try:
             tree = cond.parse(str(text).strip())
         except ConditionSyntaxError as exc:
             errors.append(f"{where}: condition does not parse: {exc}")
             continue
-        errors += [f"{where}: {e}" for e in _references(ruleset, tree, used)]
+        errors += [f"{where}: {e}" for e in _references(ruleset, tree, used, defined)]
     for name in ruleset.lists.values():
         used.update(i for i in name if i in ruleset.lists)
     unused = (set(ruleset.macros) | set(ruleset.lists)) - used
@@ -168,17 +173,23 @@ def _check_conditions(ruleset: RuleSet, lines: list[int], data: list[dict[str, A
     return errors
 
 
-def _references(ruleset: RuleSet, tree: cond.Node, used: set[str]) -> list[str]:
-    errors = []
+def _references(ruleset: RuleSet, tree: cond.Node, used: set[str], defined: set[str]) -> list[str]:
+    """Unknown macros and lists, and names used before the item that defines them.
+
+    Older Falco resolves names in file order, so a forward reference would fail to load there.
+    """
+    names: list[tuple[str, str]] = []
     for node in cond.walk(tree):
         if isinstance(node, cond.MacroRef):
-            used.add(node.name)
-            if node.name not in ruleset.macros:
-                errors.append(f"unknown macro {node.name}")
+            names.append(("macro", node.name))
         elif isinstance(node, cond.Check) and node.values is not None:
-            for value in node.values:
-                if value.text in ruleset.lists:
-                    used.add(value.text)
-                elif value.text.startswith("lmd_"):
-                    errors.append(f"unknown list {value.text}")
+            names += [("list", v.text) for v in node.values if v.text.startswith("lmd_")]
+    errors = []
+    for kind, name in names:
+        known = ruleset.macros if kind == "macro" else ruleset.lists
+        used.add(name)
+        if name not in known:
+            errors.append(f"unknown {kind} {name}")
+        elif name not in defined:
+            errors.append(f"{kind} {name} is used before its definition")
     return errors
