@@ -73,5 +73,6 @@ def configure(level: str = "info") -> None:
 
 
 def get_logger(name: str) -> Any:
-    """A bound logger carrying ``logger=name``."""
-    return structlog.get_logger(name).bind(logger=name)
+    """A lazy logger carrying ``component=name``; it binds on first use, so it follows
+    :func:`configure` even when created at import time."""
+    return structlog.get_logger(component=name)

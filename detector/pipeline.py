@@ -42,6 +42,8 @@ _YIELD_EVERY = 64  # events between yields, so the HTTP server keeps answering u
 class EngineLike(Protocol):
     """What the pipeline needs from :class:`correlation.engine.Engine`."""
 
+    @property
+    def watermark(self) -> int: ...
     def process(self, event: Event) -> list[Chain]: ...
     def advance(self, watermark_ns: int) -> list[Chain]: ...
     def flush(self) -> list[Chain]: ...
@@ -141,9 +143,11 @@ class Correlator:
             await self.advance()
 
     async def advance(self) -> None:
+        """Let the engine settle at its own watermark (max event time seen − lateness)."""
         if self.watermark_ns:
-            self._metrics.watermark.set(self.watermark_ns / 1e9)
-            await self._publish(self._engine.advance(self.watermark_ns))
+            watermark = self._engine.watermark
+            self._metrics.watermark.set(max(watermark, 0) / 1e9)
+            await self._publish(self._engine.advance(watermark))
         self._refresh_stats()
 
     async def flush(self) -> None:
@@ -167,10 +171,15 @@ class Correlator:
 def apply_engine_stats(metrics: Metrics, stats: Any, seen: dict[str, float]) -> dict[str, float]:
     """Copy the engine's totals into the metrics; counters grow by the delta since ``seen``."""
     values: Mapping[str, Any] = stats if isinstance(stats, Mapping) else _as_mapping(stats)
-    metrics.partial_matches.set(float(values.get("partial_matches", 0)))
+    metrics.partial_matches.set(float(values.get("partials", 0)))
+    evictions = values.get("evictions", {})
+    current = {
+        "evictions": float(sum(evictions.values()) if isinstance(evictions, Mapping) else 0),
+        "late": float(values.get("late", 0)),
+    }
     totals = {}
-    for name, counter in (("evictions", metrics.evictions), ("late_events", metrics.late_events)):
-        totals[name] = float(values.get(name, 0))
+    for name, counter in (("evictions", metrics.evictions), ("late", metrics.late_events)):
+        totals[name] = current[name]
         if totals[name] > seen.get(name, 0.0):
             counter.inc(totals[name] - seen.get(name, 0.0))
     return totals

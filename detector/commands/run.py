@@ -19,21 +19,23 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import orjson
+import msgspec
 import yaml
-from correlation.engine import Engine, EngineConfig
 
+from correlation.engine import Engine, EngineConfig
 from correlation.errors import RuleError
 from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
 from detector.commands import Command, register
+from detector.delivery import Delivery, DeliveryMetrics
 from detector.errors import UsageError
 from detector.logging import configure as configure_logging
 from detector.logging import get_logger
 from detector.metrics import Metrics
-from detector.pipeline import Correlator, EventQueue, Supervisor
+from detector.pipeline import Correlator, EventQueue, Output, Supervisor
+from detector.sinks.config import DeliveryConfig, FileSinkConfig, add_arguments, apply_arguments
 from detector.sources.base import Source
 from detector.sources.falco_grpc import FalcoGrpcSource
 from detector.sources.falco_http import FalcoHttpReceiver
@@ -57,6 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--rules", action="append", metavar="PATH", help="extra rule file/dir (repeatable)")
     add("--output", metavar="-|PATH", help="chains as JSON lines (default stdout)")
     add("--print-config", action="store_true", help="print the effective config and exit")
+    add_arguments(parser)
 
 
 def load_config(args: argparse.Namespace) -> cfg.Config:
@@ -68,7 +71,12 @@ def load_config(args: argparse.Namespace) -> cfg.Config:
     }
     if args.rules:
         overrides["engine.rules"] = list(args.rules)
-    return cfg.load(args.config, overrides=overrides)
+    config = cfg.load(args.config, overrides=overrides)
+    try:
+        delivery = apply_arguments(args, DeliveryConfig(outbox=config.outbox, sinks=config.sinks))
+    except ValueError as exc:
+        raise cfg.ConfigError(f"delivery options: {exc}") from None
+    return msgspec.structs.replace(config, outbox=delivery.outbox, sinks=delivery.sinks)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(yaml.safe_dump(cfg.masked(config), sort_keys=False))
         return 0
     configure_logging(config.log.level)
-    paths = [*(builtin_rules_paths() if config.engine.builtin_rules else []), *config.engine.rules]
+    paths: list[str | Path] = [*config.engine.rules]
+    if config.engine.builtin_rules:
+        paths[:0] = builtin_rules_paths()
     try:
         rules = load_rules(paths)
     except RuleError as exc:
@@ -93,7 +103,7 @@ async def serve(config: cfg.Config, engine: Any, metrics: Metrics | None = None)
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
     metrics = metrics or Metrics()
     queue = EventQueue(config.buffer.max_events, metrics)
-    output = JsonLinesOutput(config.output)
+    output = build_output(config, metrics)
     correlator = Correlator(engine, queue, output, metrics)
     holder: list[Supervisor] = []
     sources = build_sources(config, queue, metrics, lambda: bool(holder) and holder[0].ready())
@@ -190,35 +200,11 @@ class _GrpcMetrics:
         self._metrics.reconnects.labels(source="falco_grpc").inc()
 
 
-class JsonLinesOutput:
-    """Chains as JSON lines on stdout or appended to a file, one flushed write per record."""
-
-    def __init__(self, target: str) -> None:
-        self._target = target
-        self._stream: IO[bytes] | None = None
-
-    def _open(self) -> IO[bytes]:
-        if self._stream is None:
-            if self._target == "-":
-                self._stream = sys.stdout.buffer
-            else:
-                self._stream = Path(self._target).open("ab")  # noqa: SIM115 - long-lived
-        return self._stream
-
-    async def submit(self, record: dict[str, Any]) -> None:
-        stream = self._open()
-        stream.write(orjson.dumps(record) + b"\n")
-        stream.flush()
-
-    async def run(self) -> None:
-        await asyncio.Event().wait()  # nothing to do in the background
-
-    async def close(self, grace_s: float) -> None:
-        if self._stream is not None:
-            self._stream.flush()
-            if self._target != "-":
-                self._stream.close()
-            self._stream = None
+def build_output(config: cfg.Config, metrics: Metrics) -> Output:
+    """The durable Delivery; with no sink configured, JSON lines to ``output``."""
+    sinks = config.sinks or [FileSinkConfig(name="output", path=config.output)]
+    delivery_config = DeliveryConfig(outbox=config.outbox, sinks=sinks)
+    return Delivery(delivery_config, DeliveryMetrics(metrics.registry))
 
 
 register(Command("run", "run the live service (HTTP, gRPC and file sources)", configure, run))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from correlation.engine import Engine, EngineConfig
 
+from correlation.engine import Engine, EngineConfig
 from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
 from detector.commands.run import serve
@@ -65,6 +65,7 @@ async def test_attack_half_over_grpc_half_over_webhook_out_of_order(tmp_path: Pa
             "sources.falco_grpc.endpoint": f"unix://{socket_path}",
             "output": str(output),
             "engine.idle_advance_s": 0.05,
+            "outbox.path": str(tmp_path / "outbox.sqlite3"),
         },
     )
     metrics = Metrics()
@@ -105,7 +106,11 @@ async def test_subprocess_sigterm_exits_zero_and_flushes_chains(tmp_path: Path) 
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "detector.cli", "run",
         "--listen", f"127.0.0.1:{port}", "--output", str(output),
-        env={**env, "DETECTOR_SHUTDOWN_GRACE_S": "5"},
+        env={
+            **env,
+            "DETECTOR_SHUTDOWN_GRACE_S": "5",
+            "DETECTOR_OUTBOX__PATH": str(tmp_path / "outbox.sqlite3"),
+        },
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -128,4 +133,4 @@ async def test_subprocess_sigterm_exits_zero_and_flushes_chains(tmp_path: Path) 
     assert process.returncode == 0, stderr.decode()[-2000:]
     assert [c["rule"] for c in chains(output)].count(scenario.RULE) == 1
     logs = [orjson.loads(line) for line in stderr.splitlines() if line.startswith(b"{")]
-    assert any(entry["event"] == "shutdown_complete" for entry in logs)
+    assert any(entry["event"] == "shutdown_complete" for entry in logs), stderr.decode()[-3000:]
