@@ -85,7 +85,7 @@ def alert(rule: Rule, event: EventFields, time_ns: int, hostname: str) -> dict[s
 def _json_value(name: str, value: FieldValue | None) -> Any:
     if value is None:
         return None
-    if isinstance(value, list | tuple):
+    if not isinstance(value, str | int | bool):
         return _text(value)
     if name in _NUMERIC:
         return int(value)
