@@ -88,7 +88,7 @@ class Compiler:
 
         ``substitute=False`` skips the :data:`NEWER_FIELDS` stand-ins (to show they are needed).
         """
-        filtered, substituted = " ".join(text.split()), ()
+        filtered, substituted = " ".join(text.split()), tuple[str, ...]()
         if substitute:
             filtered, substituted = for_compiler(filtered)
         try:
