@@ -1,0 +1,190 @@
+"""Our pipeline's stages, timed the same way as the peer's (see ``measure.py``).
+
+* ``ours_parse``   (b) ``detector.parse.parse_line`` per line: decode + normalize
+* ``ours_engine``  (c) ``Engine.process`` alone on pre-normalized events, plus in-engine
+                   latency (wall time of each ``process`` call that returns chains, i.e.
+                   completing event in → chain out), live partials, snapshot cost
+* ``ours_replay``  (d) the whole ``detector replay``: the CLI's own ``run`` function,
+                   in-process, writing chain records to a file that is then scored
+* ``ours_steady``  parse + engine streaming, sampling RSS and live partials every chunk
+                   (RSS over a long run, memory per live partial)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.generate import STREAM
+from bench.measure import chunks, rss_kb
+
+
+def _engine() -> Any:
+    from correlation.engine import Engine, EngineConfig
+    from correlation.rules import builtin_rules_paths, load_rules
+
+    return Engine(load_rules(builtin_rules_paths()), EngineConfig(lateness_ns=60_000_000_000))
+
+
+def _parse_chunk(chunk: list[bytes]) -> list[Any]:
+    from detector.errors import ParseError
+    from detector.parse import parse_line
+
+    events = []
+    for line in chunk:
+        try:
+            events.extend(parse_line(line))
+        except ParseError:
+            continue  # counted by the replay stage; here only speed matters
+    return events
+
+
+def _chain_key(chain: Any) -> list[Any]:
+    return [
+        chain.rule,
+        sorted(chain.entities.get("pods", ())),
+        max(s.event.time_ns for s in chain.steps),
+    ]
+
+
+def _partials(engine: Any) -> int:
+    stats = engine.stats()
+    for name in ("partials", "partial_matches", "live_partials"):
+        if hasattr(stats, name):
+            return int(getattr(stats, name))
+    return -1
+
+
+def stage_parse(dataset: Path) -> dict[str, Any]:
+    from detector.errors import ParseError
+    from detector.parse import parse_line
+
+    seconds, events, bad = 0.0, 0, 0
+    for chunk in chunks(dataset):
+        start = time.perf_counter()
+        for line in chunk:
+            try:
+                parse_line(line)
+            except ParseError:
+                bad += 1
+        seconds += time.perf_counter() - start
+        events += len(chunk)
+    return {"events": events, "seconds": seconds, "bad": bad}
+
+
+def stage_engine(dataset: Path) -> dict[str, Any]:
+    engine = _engine()
+    seconds, events, latencies, found, peak_partials = 0.0, 0, [], [], 0
+    for chunk in chunks(dataset):
+        prepared = _parse_chunk(chunk)
+        gc.collect()
+        gc.freeze()
+        for event in prepared:
+            start = time.perf_counter_ns()
+            chains = engine.process(event)
+            took = time.perf_counter_ns() - start
+            seconds += took / 1e9
+            if chains:
+                latencies.append(took)
+                found.extend(_chain_key(c) for c in chains)
+        events += len(prepared)
+        peak_partials = max(peak_partials, _partials(engine))
+        gc.unfreeze()
+    live = _partials(engine)
+    snap = _snapshot_cost(engine)
+    found.extend(_chain_key(c) for c in engine.flush())
+    return {
+        "events": events, "seconds": seconds, "chains": found, "live_partials": live,
+        "peak_partials": peak_partials, "latency_ns": _percentiles(latencies), **snap,
+    }  # fmt: skip
+
+
+def _snapshot_cost(engine: Any) -> dict[str, Any]:
+    start = time.perf_counter()
+    data = engine.snapshot()
+    snapshot_ms = (time.perf_counter() - start) * 1000
+    from correlation.engine import Engine, EngineConfig
+    from correlation.rules import builtin_rules_paths, load_rules
+
+    rules = load_rules(builtin_rules_paths())
+    start = time.perf_counter()
+    Engine.restore(rules, EngineConfig(lateness_ns=60_000_000_000), data)
+    restore_ms = (time.perf_counter() - start) * 1000
+    return {"snapshot_ms": snapshot_ms, "snapshot_bytes": len(data), "restore_ms": restore_ms}
+
+
+def _percentiles(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6  # noqa: E731
+    return {
+        "n": len(ordered),
+        "p50_ms": pick(0.5),
+        "p99_ms": pick(0.99),
+        "max_ms": ordered[-1] / 1e6,
+    }
+
+
+def stage_replay(dataset: Path) -> dict[str, Any]:
+    from detector.commands import replay
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "chains.jsonl"
+        parser = argparse.ArgumentParser()
+        replay.configure(parser)  # the CLI's own flags and defaults
+        args = parser.parse_args([str(dataset / STREAM), "--quiet", "--output", str(out)])
+        start = time.perf_counter()
+        code = replay.run(args)
+        seconds = time.perf_counter() - start
+        records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    chains = [[r["rule"], sorted(r["entities"].get("pods", [])), 0] for r in records]
+    events = sum(len(c) for c in chunks(dataset))
+    return {"events": events, "seconds": seconds, "exit": code, "chains": chains}
+
+
+def stage_steady(dataset: Path) -> dict[str, Any]:
+    engine = _engine()
+    gc.collect()
+    baseline = rss_kb()
+    samples, start, events = [], time.perf_counter(), 0
+    for chunk in chunks(dataset):
+        for event in _parse_chunk(chunk):
+            engine.process(event)
+        events += len(chunk)
+        del chunk
+        samples.append({"events": events, "rss_kb": rss_kb(), "partials": _partials(engine)})
+    seconds = time.perf_counter() - start
+    per_partial = [
+        (s["rss_kb"] - baseline) * 1024 / s["partials"] for s in samples if s["partials"] > 0
+    ]
+    half = samples[len(samples) // 2 :]
+    rss = [s["rss_kb"] for s in half]
+    return {
+        "events": events, "seconds": seconds, "baseline_rss_kb": baseline, "samples": samples,
+        "bytes_per_partial_upper": statistics.median(per_partial) if per_partial else None,
+        "rss_second_half_spread": (max(rss) - min(rss)) / statistics.median(rss) if rss else 0,
+    }  # fmt: skip
+
+
+def stage_snapshot(dataset: Path) -> dict[str, Any]:
+    """Snapshot cost at the live state left by the whole stream (no flush)."""
+    engine = _engine()
+    events = 0
+    for chunk in chunks(dataset):
+        for event in _parse_chunk(chunk):
+            engine.process(event)
+        events += len(chunk)
+    return {
+        "events": events,
+        "seconds": 0.0,
+        "live_partials": _partials(engine),
+        **_snapshot_cost(engine),
+    }
