@@ -1,1 +1,1 @@
-"""Event sources: each integration in its own module behind :class:`detector.sources.base.Source`."""
+"""Event sources: one module per integration, behind :class:`detector.sources.base.Source`."""
