@@ -1,0 +1,170 @@
+"""Webhook and Slack sinks against a real aiohttp receiver on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from detector.delivery import Delivery
+from detector.sinks import signing
+from detector.sinks.config import decode
+from tests.unit.sinks.records import make_record
+
+pytestmark = pytest.mark.integration
+SECRET = "s3cret-for-tests"
+FAST_RETRY = {"initial_s": 0.05, "max_s": 0.5, "multiplier": 2.0, "jitter": 0.1}
+
+
+class Receiver:
+    """Answers each POST from a script of behaviours, then 200; checks the signature."""
+
+    def __init__(self, script: list[Callable[[], Any]]) -> None:
+        self.script = list(script)
+        self.calls: list[tuple[int, dict[str, Any]]] = []  # (status, body) per request
+        self.accepted: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if not signing.verify(SECRET.encode(), body, request.headers.get(signing.HEADER, "")):
+            self.bad_signatures += 1
+            return web.Response(status=401)
+        response = await self.script.pop(0)() if self.script else web.Response(status=200)
+        if "X-Late" in response.headers:  # the sender gave up waiting; it will retry
+            return response
+        self.calls.append((response.status, orjson.loads(body)))
+        if response.status == 200:
+            self.accepted.append(orjson.loads(body))
+        return response
+
+
+def status(code: int, **headers: str) -> Callable[[], Any]:
+    async def answer() -> web.Response:
+        return web.Response(status=code, text=f"answer {code}", headers=headers)
+
+    return answer
+
+
+def hang(seconds: float) -> Callable[[], Any]:
+    async def answer() -> web.Response:
+        await asyncio.sleep(seconds)
+        return web.Response(status=200, headers={"X-Late": "1"})
+
+    return answer
+
+
+@contextlib.asynccontextmanager
+async def serve(receiver: Receiver) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/hook"
+    finally:
+        await runner.cleanup()
+
+
+def webhook_delivery(tmp_path: Path, url: str) -> Delivery:
+    secret_file = tmp_path / "hook.secret"
+    secret_file.write_text(SECRET + "\n")
+    sink = {"type": "webhook", "url": url, "secret_file": str(secret_file), "timeout_s": 0.5}
+    outbox = {"path": str(tmp_path / "outbox.sqlite3"), "retry": FAST_RETRY}
+    return Delivery(decode({"outbox": outbox, "sinks": [sink]}))
+
+
+async def drain(delivery: Delivery, until: Callable[[], bool], timeout_s: float = 20) -> None:
+    task = asyncio.create_task(delivery.run())
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not until():  # noqa: ASYNC110 - polls test state, nothing to await
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_recovers_from_500_timeout_and_429(tmp_path: Path) -> None:
+    receiver = Receiver([status(500), status(503), hang(2.0), status(429, **{"Retry-After": "1"})])
+    record = make_record(7)
+    async with serve(receiver) as url:
+        delivery = webhook_delivery(tmp_path, url)
+        await delivery.submit(record)
+        started = asyncio.get_running_loop().time()
+        await drain(delivery, lambda: bool(receiver.accepted))
+        elapsed = asyncio.get_running_loop().time() - started
+        assert await delivery.outbox.pending_counts() == {}
+        await delivery.close(grace_s=1)
+    assert receiver.accepted == [record]  # delivered exactly once, after recovering
+    assert [c[0] for c in receiver.calls] == [500, 503, 429, 200]  # the hang never answered
+    assert elapsed >= 1.0  # Retry-After was honoured
+    assert receiver.bad_signatures == 0
+
+
+async def test_400_goes_to_dead_letters_with_reason(tmp_path: Path) -> None:
+    receiver = Receiver([status(400)])
+    bad, good = make_record(1), make_record(2)
+    async with serve(receiver) as url:
+        delivery = webhook_delivery(tmp_path, url)
+        await delivery.submit(bad)
+        await delivery.submit(good)
+        await drain(delivery, lambda: len(receiver.calls) >= 2)
+        dead = await delivery.outbox.dead_letters()
+        await delivery.close(grace_s=1)
+    assert [c[0] for c in receiver.calls] == [400, 200]  # never retried
+    assert [(d.sink, d.id) for d in dead] == [("webhook", bad["id"])]
+    assert "HTTP 400" in dead[0].reason and "answer 400" in dead[0].reason
+    assert orjson.loads(dead[0].body) == bad
+
+
+async def test_receiver_rejects_a_wrong_secret(tmp_path: Path) -> None:
+    receiver = Receiver([])
+    async with serve(receiver) as url:
+        sink = {"type": "webhook", "url": url, "secret": "not-the-secret"}
+        outbox = {"path": str(tmp_path / "o.sqlite3"), "retry": FAST_RETRY}
+        delivery = Delivery(decode({"outbox": outbox, "sinks": [sink]}))
+        await delivery.submit(make_record(1))
+        await drain(delivery, lambda: receiver.bad_signatures > 0)
+        dead = await delivery.outbox.dead_letters()
+        await delivery.close(grace_s=0.1)
+    assert receiver.accepted == []
+    assert "HTTP 401" in dead[0].reason
+
+
+async def test_slack_sink_posts_block_kit(tmp_path: Path) -> None:
+    posts: list[dict[str, Any]] = []
+
+    async def slack(request: web.Request) -> web.Response:
+        posts.append(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/services/T0/B0/XYZ", slack)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/services/T0/B0/XYZ"
+    try:
+        sink = {"type": "slack", "webhook_url": url, "min_interval_s": 0, "min_severity": "high"}
+        outbox = {"path": str(tmp_path / "o.sqlite3")}
+        delivery = Delivery(decode({"outbox": outbox, "sinks": [sink]}))
+        await delivery.submit(make_record(1, severity="low"))  # routed away
+        await delivery.submit(make_record(2, severity="critical"))
+        await drain(delivery, lambda: bool(posts))
+        await delivery.close(grace_s=0.5)
+    finally:
+        await runner.cleanup()
+    assert len(posts) == 1
+    assert posts[0]["text"].startswith("[CRITICAL]")
+    assert posts[0]["blocks"][0]["type"] == "header"
