@@ -112,7 +112,9 @@ def test_global_allowlist_and_rule_suppress(rules: list[ChainRule], tmp_path: Pa
     allow = EngineConfig(allowlist=Allowlist(images=("docker.io/library/*",)))
     assert run(Engine(rules, allow), [scan(0), use(1)]) == []
     path = tmp_path / "s.yaml"
-    path.write_text(TWO_STEPS.replace("within: 60s", "within: 60s\n    suppress: {namespaces: [sh*]}"))
+    path.write_text(
+        TWO_STEPS.replace("within: 60s", "within: 60s\n    suppress: {namespaces: [sh*]}")
+    )
     engine = Engine(load_rules([path]))
     assert run(engine, [scan(0), at_ns(use(1), at(1))]) == []
     assert engine.stats().suppressed == 2
@@ -183,10 +185,22 @@ def test_incident_stitches_chains_sharing_a_pod() -> None:
         falco_event("LMD Network Scanner Launched in Pod", 0, tags=("T1046",)),
         audit_event("create", "pods", 30, namespace="payments", name="db-0", subresource="exec"),
         falco_event("Terminal shell in container", 40, namespace="payments", pod="db-0"),
-        falco_event("LMD Cloud Metadata Service Contacted", 50, namespace="payments",
-                    pod="db-0", container_id="c2", tags=("T1552.005",)),  # fmt: skip
-        falco_event("LMD Network Scanner Launched in Pod", 55, namespace="payments",
-                    pod="db-0", container_id="c2", tags=("T1046",)),  # fmt: skip
+        falco_event(
+            "LMD Cloud Metadata Service Contacted",
+            50,
+            namespace="payments",
+            pod="db-0",
+            container_id="c2",
+            tags=("T1552.005",),
+        ),
+        falco_event(
+            "LMD Network Scanner Launched in Pod",
+            55,
+            namespace="payments",
+            pod="db-0",
+            container_id="c2",
+            tags=("T1046",),
+        ),
     ]
     chains: list[Chain] = run(Engine(rules), events)
     by_rule = {c.rule: c for c in chains}
