@@ -1,0 +1,154 @@
+"""``detector run`` killed with SIGKILL between a chain's first and last step, restarted:
+the chain is still confirmed, with the id an uninterrupted run gives it.
+
+Real process, real HTTP receivers on loopback, real engine and rules, real checkpoint file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from correlation.engine import Engine, EngineConfig
+from correlation.rules import builtin_rules_paths, load_rules
+from detector.parse import parse_document
+
+JSON = {"Content-Type": "application/json"}
+POD, HOME, OTHER = "scanner-7d9f-abcde", "shop", "billing"
+RECON: dict[str, Any] = {
+    "hostname": "node-1", "output": "nmap in pod", "priority": "Warning", "source": "syscall",
+    "rule": "LMD Network Scanner Launched in Pod", "time": "2026-03-02T10:00:00.000000000Z",
+    "tags": ["network", "mitre_discovery", "T1046"],
+    "output_fields": {"container.id": "0123456789ab", "k8s.ns.name": HOME, "k8s.pod.name": POD,
+                      "proc.name": "nmap", "evt.time": 1772445600000000000},
+}  # fmt: skip
+PIVOT: dict[str, Any] = {
+    "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+    "auditID": "5b0c3a52-0f7e-4c44-9d55-4a1f4a1b2c3d", "stage": "ResponseComplete",
+    "requestURI": f"/api/v1/namespaces/{OTHER}/secrets", "verb": "list",
+    "user": {"username": f"system:serviceaccount:{HOME}:web",
+             "groups": ["system:serviceaccounts", "system:authenticated"],
+             "extra": {"authentication.kubernetes.io/pod-name": [POD]}},
+    "sourceIPs": ["10.128.0.9"], "objectRef": {"resource": "secrets", "namespace": OTHER},
+    "responseStatus": {"code": 403}, "annotations": {"authorization.k8s.io/decision": "forbid"},
+    "requestReceivedTimestamp": "2026-03-02T10:02:00.000000Z",
+    "stageTimestamp": "2026-03-02T10:02:00.001000Z",
+}  # fmt: skip
+EVENT_LIST = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [PIVOT]}
+
+
+def _uninterrupted_ids() -> list[str]:
+    engine = Engine(load_rules(builtin_rules_paths()), EngineConfig())
+    chains = []
+    for doc in (RECON, EVENT_LIST):
+        for event in parse_document(orjson.dumps(doc)):
+            chains += engine.process(event)
+    chains += engine.flush()
+    return [c.id for c in chains if c.rule == "recon-token-pivot"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Service:
+    """``detector run`` as a child process with a checkpoint file (config by environment)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.checkpoint = tmp / "engine.ckpt"
+        self.output = tmp / "chains.jsonl"
+        self.env = {
+            **os.environ,
+            "DETECTOR_CHECKPOINT__PATH": str(self.checkpoint),
+            "DETECTOR_CHECKPOINT__INTERVAL_S": "0.2",
+            "DETECTOR_OUTBOX__PATH": str(tmp / "outbox.sqlite3"),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        detector = Path(sys.executable).parent / "detector"
+        cmd = [
+            str(detector),
+            "run",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--output",
+            str(self.output),
+        ]
+        self.proc = self._spawn(cmd)
+        async with asyncio.timeout(20), aiohttp.ClientSession() as session:
+            while True:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"detector run exited: {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
+                try:
+                    async with session.get(self.url + "/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.05)
+
+    def _spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(cmd, env=self.env, stderr=subprocess.PIPE)
+
+    async def post(self, path: str, doc: dict[str, Any]) -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(self.url + path, data=orjson.dumps(doc), headers=JSON) as r:
+                assert r.status in (200, 202, 204), await r.text()
+
+    def stop(self, sig: int) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+
+def _written_after(path: Path, posted_ns: int) -> bool:
+    return path.exists() and path.stat().st_mtime_ns > posted_ns
+
+
+async def _wait_for_checkpoint_after(path: Path, posted_ns: int) -> None:
+    for _ in range(200):
+        if _written_after(path, posted_ns):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("no checkpoint written within 10 s")
+    await asyncio.sleep(0.5)  # two more intervals: the recon step is surely inside
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="detector run has no `checkpoint` config/wiring yet (owned by pipeline/config); "
+    "see the task G report for the exact lines",
+)
+async def test_chain_confirmed_across_kill9_with_same_id(tmp_path: Path) -> None:
+    expected = _uninterrupted_ids()
+    assert len(expected) == 1
+    service = Service(tmp_path)
+    await service.start()
+    await service.post("/falco", RECON)
+    posted = time.time_ns()
+    await _wait_for_checkpoint_after(service.checkpoint, posted)
+    assert service.stop(signal.SIGKILL) == -signal.SIGKILL
+
+    await service.start()
+    await service.post("/k8s-audit", EVENT_LIST)
+    assert service.stop(signal.SIGTERM) == 0
+    records = [orjson.loads(line) for line in service.output.read_bytes().splitlines()]
+    got = [r["id"] for r in records if r["rule"] == "recon-token-pivot"]
+    assert got == expected
