@@ -37,12 +37,14 @@ class NewerField:
     stand_in: str
 
 
-# Both are string fields of libsinsp's k8s filtercheck once its API-server client was removed
-# (Falco 0.37), and of the container plugin bundled since Falco 0.41.0. Stand-ins are string
-# fields 0.29.3 has: k8s.pod.id is the legacy alias of k8s.pod.uid.
+# Both are string fields of libsinsp's k8s filtercheck after its API-server client was removed
+# (the Falco 0.37 era; the first release is not pinned down) and of the container plugin bundled
+# since Falco 0.41.0. Stand-ins are string fields 0.29.3 has: k8s.pod.id is k8s.pod.uid's
+# legacy alias.
+_SINCE: Final = "Falco 0.37-era libsinsp; container plugin in Falco >= 0.41"
 NEWER_FIELDS: Final[dict[str, NewerField]] = {
-    "k8s.pod.uid": NewerField(since="Falco 0.37 (libsinsp k8s fields)", stand_in="k8s.pod.id"),
-    "k8s.pod.ip": NewerField(since="Falco 0.37 (libsinsp k8s fields)", stand_in="k8s.pod.name"),
+    "k8s.pod.uid": NewerField(since=_SINCE, stand_in="k8s.pod.id"),
+    "k8s.pod.ip": NewerField(since=_SINCE, stand_in="k8s.pod.name"),
 }
 
 _GOOD: Final = "Could not initialize reader"
@@ -128,7 +130,11 @@ def main(argv: list[str]) -> int:
             for part, text in rule_filters(ruleset, rule).items():
                 verdict = compiler.compile(text)
                 failures += not verdict.ok
-                note = f" (compiled with stand-ins for {', '.join(verdict.substituted)})"
+                note = (
+                    " (stand-ins for "
+                    + ", ".join(f"{f}, in {NEWER_FIELDS[f].since}" for f in verdict.substituted)
+                    + ")"
+                )
                 suffix = note if verdict.substituted else ""
                 print(f"{'ok  ' if verdict.ok else 'FAIL'} {rule.name} [{part}]{suffix}")
                 if not verdict.ok:
