@@ -135,6 +135,8 @@ class PredicateCompiler:
             def test(event: Event, ctx: Context) -> bool:
                 return ctx.source_ip_foreign(event)
 
+            test.costly = True  # type: ignore[attr-defined]
+
         if value:
             return Compiled(test)
         return Compiled(lambda event, ctx: not test(event, ctx))
@@ -236,17 +238,33 @@ def _rank(alts: Alts | None) -> tuple[int, int]:
 
 
 def _all(parts: list[Compiled]) -> Compiled:
-    preds = tuple(p.pred for p in parts)
+    preds = _flatten(parts)
     sources: frozenset[str] | None = None
     for part in parts:
         if part.sources is not None:
             sources = part.sources if sources is None else sources & part.sources
     alts = min((p.alts for p in parts), key=_rank)
+    if len(preds) == 2:
+        first, second = preds
+        return Compiled(lambda event, ctx: first(event, ctx) and second(event, ctx), sources, alts)
 
     def every(event: Event, ctx: Context) -> bool:
-        return all(p(event, ctx) for p in preds)
+        # a plain loop: measurably faster than all() over a generator
+        for pred in preds:
+            if not pred(event, ctx):
+                return False
+        return True
 
+    every.parts = preds  # type: ignore[attr-defined]
     return Compiled(every, sources, alts)
+
+
+def _flatten(parts: list[Compiled]) -> tuple[Pred, ...]:
+    """Inline nested ``all`` children; costly context lookups go last."""
+    preds: list[Pred] = []
+    for part in parts:
+        preds.extend(getattr(part.pred, "parts", (part.pred,)))
+    return tuple(sorted(preds, key=lambda p: getattr(p, "costly", False)))
 
 
 def _any(parts: list[Compiled]) -> Compiled:
@@ -259,7 +277,10 @@ def _any(parts: list[Compiled]) -> Compiled:
         alts = frozenset().union(*(p.alts or () for p in parts))
 
     def some(event: Event, ctx: Context) -> bool:
-        return any(p(event, ctx) for p in preds)
+        for pred in preds:
+            if pred(event, ctx):
+                return True
+        return False
 
     return Compiled(some, sources, alts)
 
