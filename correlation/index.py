@@ -28,12 +28,17 @@ class _SourceIndex:
     def __init__(self) -> None:
         self.tables: dict[str, dict[str, set[StepRef]]] = defaultdict(lambda: defaultdict(set))
         self.always: set[StepRef] = set()
-        self.lookups: list[tuple[attrgetter[str], dict[str, set[StepRef]]]] = []
-        self.tags: dict[str, set[StepRef]] = {}
+        self.lookups: list[tuple[attrgetter[str], dict[str, frozenset[StepRef]]]] = []
+        self.tags: dict[str, frozenset[StepRef]] = {}
+        self.frozen_always: frozenset[StepRef] = frozenset()
 
     def freeze(self) -> None:
-        self.tags = dict(self.tables.pop("tags", {}))
-        self.lookups = [(attrgetter(f), dict(t)) for f, t in sorted(self.tables.items())]
+        self.tags = {v: frozenset(refs) for v, refs in self.tables.pop("tags", {}).items()}
+        self.lookups = [
+            (attrgetter(f), {v: frozenset(refs) for v, refs in t.items()})
+            for f, t in sorted(self.tables.items())
+        ]
+        self.frozen_always = frozenset(self.always)
 
 
 class StepIndex:
@@ -41,6 +46,8 @@ class StepIndex:
 
     def __init__(self, rules: Sequence[ChainRule]) -> None:
         self._by_source: dict[str, _SourceIndex] = {}
+        # sorted candidate tuples per distinct set (few distinct sets exist)
+        self._ordered: dict[frozenset[StepRef], tuple[StepRef, ...]] = {}
         for rule_no, rule in enumerate(rules):
             for step in rule.steps:
                 sources = step.where.sources if step.where.sources is not None else SOURCES
@@ -67,7 +74,7 @@ class StepIndex:
         index = self._by_source.get(event.source)
         if index is None:
             return NO_STEPS
-        found: set[StepRef] | None = None
+        found: frozenset[StepRef] | None = None
         for get, table in index.lookups:
             hit = table.get(get(event))
             if hit:
@@ -77,8 +84,11 @@ class StepIndex:
                 hit = index.tags.get(tag)
                 if hit:
                     found = hit if found is None else found | hit
-        if index.always:
-            found = index.always if found is None else found | index.always
+        if index.frozen_always:
+            found = index.frozen_always if found is None else found | index.frozen_always
         if not found:
             return NO_STEPS
-        return sorted(found, key=lambda ref: (ref[0], -ref[1]))
+        ordered = self._ordered.get(found)
+        if ordered is None:
+            ordered = self._ordered[found] = tuple(sorted(found, key=lambda r: (r[0], -r[1])))
+        return ordered
