@@ -1,0 +1,150 @@
+"""One command, the whole table: generate, run every stage, score, write bench/README.md.
+
+Each stage runs in its own process (``python -m bench stage``); rate stages repeat
+``repeat`` times and report the median. Chains are scored against the generator's ground
+truth (recall, false chains) and against the eql peer on the rules both can express.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.eql_peer import QUERIES
+from bench.generate import STREAM, TRUTH, Params, dataset_dir, generate
+
+RATE_STAGES = (
+    "decode",
+    "ours_parse",
+    "ours_engine",
+    "eql_engine",
+    "eql_engine3",
+    "ours_replay",
+    "eql_pipeline",
+)
+README = Path(__file__).parent / "README.md"
+BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
+
+
+def stage(name: str, dataset: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "stage", name, str(dataset)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"error": tail[:200]}
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def ensure(data: Path, events: int, pods: int) -> Path:
+    params = Params(events=events, pods=pods)
+    out = dataset_dir(data, params)
+    if not (out / TRUTH).exists():
+        print(f"generating {out.name} ...", file=sys.stderr)
+        generate(out, params)
+    return out
+
+
+def cli_seconds(dataset: Path) -> float | None:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "detector"), "replay", "--quiet", "--output",
+         "/dev/null", str(dataset / STREAM)], capture_output=True, check=False,
+    )  # fmt: skip
+    return time.perf_counter() - start if proc.returncode == 0 else None
+
+
+def measure(dataset: Path, repeat: int) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(repeat):
+        for name in RATE_STAGES:
+            print(f"  {dataset.name}: {name}", file=sys.stderr)
+            runs.setdefault(name, []).append(stage(name, dataset))
+    results = {name: _median_run(found) for name, found in runs.items()}
+    results["ours_steady"] = stage("ours_steady", dataset)
+    results["cli_seconds"] = cli_seconds(dataset)
+    results["truth"] = json.loads((dataset / TRUTH).read_text())
+    return results
+
+
+def _median_run(found: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in found if "rate" in r]
+    if not ok:
+        return found[0]
+    ok.sort(key=lambda r: r["rate"])
+    middle = dict(ok[len(ok) // 2])
+    middle["rates"] = [round(r["rate"]) for r in ok]
+    return middle
+
+
+def score(truth: list[dict[str, Any]], chains: list[list[Any]]) -> dict[str, Any]:
+    """Recall against the planted chains; chains that match no planted chain are false."""
+    hit = [any(c[0] == t["rule"] and t["pod"] in c[1] for c in chains) for t in truth]
+    false = [c for c in chains if not any(c[0] == t["rule"] and t["pod"] in c[1] for t in truth)]
+    missed = [
+        f"{t['rule']}:{t['pod']}:v{t['variant']}" for t, h in zip(truth, hit, strict=True) if not h
+    ]
+    return {"planted": len(truth), "found": sum(hit), "false": len(false), "missed": missed,
+            "false_examples": false[:5]}  # fmt: skip
+
+
+def agreement(
+    truth: list[dict[str, Any]], ours: list[list[Any]], eql: list[list[Any]]
+) -> list[str]:
+    """Planted chains of the shared rules that one side finds and the other does not."""
+    out = []
+    for t in truth:
+        if t["rule"] not in QUERIES:
+            continue
+        a = any(c[0] == t["rule"] and t["pod"] in c[1] for c in ours)
+        b = any(c[0] == t["rule"] and t["pod"] in c[1] for c in eql)
+        if a != b:
+            out.append(f"{t['rule']} v{t['variant']} ({t['pod']}): ours={a} eql={b}")
+    return out
+
+
+def run_all(sizes: list[int], pods: list[int], repeat: int, data: Path, write_readme: bool) -> int:
+    plan = [(size, pods[0]) for size in sizes]
+    # Live state grows with pods: the pod sweep uses the smallest size to stay affordable.
+    plan += [(sizes[0], p) for p in pods[1:]]
+    plan.sort()  # cheapest first; the table is rewritten after every dataset
+    rows = []
+    for events, pod_count in plan:
+        dataset = ensure(data, events, pod_count)
+        reps = repeat if events <= 100_000 else max(1, repeat // 3)
+        rows.append((events, pod_count, reps, measure(dataset, reps)))
+        text = render(rows)
+        (data / "last-run.json").write_text(json.dumps([r[3] for r in rows], default=str))
+        if write_readme:
+            _write_readme(text)
+    print(text)
+    return 0
+
+
+def _rate(result: dict[str, Any], name: str) -> float:
+    return float(result.get(name, {}).get("rate", 0.0))
+
+
+def render(rows: list[tuple[int, int, int, dict[str, Any]]]) -> str:
+    from bench.render import table
+
+    when = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return table(rows, when)
+
+
+def _write_readme(text: str) -> None:
+    current = README.read_text() if README.exists() else f"{BEGIN}\n{END}\n"
+    head, _, rest = current.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    README.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
+__all__ = ["agreement", "run_all", "score", "statistics"]
