@@ -22,12 +22,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 import yaml
 
 from detector.errors import UsageError
+from detector.relay.config import RelayConfig
 from detector.sinks.config import OutboxConfig, SinkConfig
 from detector.sources.falco_grpc import FalcoGrpcConfig
 
@@ -91,6 +92,10 @@ class AuditReceiverConfig(ReceiverConfig):
     max_body_bytes: Annotated[int, _doc("bigger bodies get 413, unread", ge=1024)] = 16 << 20
 
 
+class EventsReceiverConfig(AuditReceiverConfig):
+    """``POST /events``: normalized event batches from relay-mode sidecars."""
+
+
 class FileConfig(_Base):
     """A tailed JSON-lines file (Falco file_output or the API server's audit log)."""
 
@@ -113,6 +118,7 @@ class SourcesConfig(_Base):
     falco_file: FileConfig = msgspec.field(default_factory=FileConfig)
     audit_file: FileConfig = msgspec.field(default_factory=FileConfig)
     falco_grpc: FalcoGrpcConfig = msgspec.field(default_factory=FalcoGrpcConfig)
+    events: EventsReceiverConfig = msgspec.field(default_factory=EventsReceiverConfig)
 
 
 class BufferConfig(_Base):
@@ -143,6 +149,11 @@ class LogConfig(_Base):
 class Config(_Base):
     """Everything ``detector run`` needs."""
 
+    mode: Annotated[
+        Literal["correlate", "relay"],
+        _doc("`correlate` here, or `relay` normalized events to a correlator (see `relay`)"),
+    ] = "correlate"
+    relay: RelayConfig = msgspec.field(default_factory=RelayConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     sources: SourcesConfig = msgspec.field(default_factory=SourcesConfig)
     buffer: BufferConfig = msgspec.field(default_factory=BufferConfig)
@@ -156,6 +167,12 @@ class Config(_Base):
     ] = []
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     shutdown_grace_s: Annotated[float, _doc("SIGTERM: time to drain and flush", gt=0)] = 10.0
+
+    def __post_init__(self) -> None:
+        if self.mode == "relay" and not self.relay.transport:
+            raise ValueError("mode relay needs relay.http.endpoint or relay.kafka")
+        if self.relay.http.endpoint and self.relay.kafka is not None:
+            raise ValueError("relay: give relay.http.endpoint or relay.kafka, not both")
 
 
 # CLI flag -> config key. Flags are aliases only; the config key is the truth.
@@ -184,6 +201,12 @@ _EXTRA_DOCS: Final = {
     "sources.falco_grpc.backoff_max_s": "longest reconnect delay",
     "sources.falco_grpc.connect_timeout_s": "deadline of the version call at connect",
 }
+
+# relay.kafka reuses the Kafka sink's struct; these of its keys mean nothing to a relay.
+_SINK_ONLY: Final = ("name", "format", "min_severity", "rules_include", "rules_exclude", "key")
+_EXTRA_DOCS.update(
+    {f"relay.kafka.{k}": "ignored by the relay (a sink-only key)" for k in _SINK_ONLY}
+)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -291,6 +314,8 @@ def _walk(info: Any, prefix: str, rows: list[tuple[str, str, str, str]], section
             _walk(ftype, key + ".", rows, sections)
             continue
         kind, default, text = _describe(field)
+        if key.startswith("relay.kafka.") and key in _EXTRA_DOCS:
+            text = _EXTRA_DOCS[key]  # the sink's own description would mislead here
         rows.append((key, kind, default, text or _EXTRA_DOCS.get(key, "")))
 
 

@@ -73,6 +73,18 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self.relay_sent = Counter(
+            "detector_relay_events_sent",
+            "Events a relay delivered to the correlator, by transport",
+            ["transport"],
+            registry=reg,
+        )
+        self.relay_retries = Counter(
+            "detector_relay_retries",
+            "Relay batch sends that failed transiently and were retried, by transport",
+            ["transport"],
+            registry=reg,
+        )
         self.ready = Gauge("detector_ready", "1 when /readyz answers 200", registry=reg)
 
     def render(self) -> bytes:

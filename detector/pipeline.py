@@ -57,6 +57,16 @@ class Output(Protocol):
     async def close(self, grace_s: float) -> None: ...
 
 
+class Worker(Protocol):
+    """What drains the queue: the :class:`Correlator`, or a relay (``mode: relay``)."""
+
+    running: bool
+
+    async def run(self) -> None: ...
+    async def tick(self, period_s: float) -> None: ...
+    async def flush(self) -> None: ...
+
+
 class Stoppable(Protocol):
     def stop_accepting(self) -> None: ...
 
@@ -98,6 +108,10 @@ class EventQueue:
 
     async def get(self) -> Event:
         return await self._queue.get()
+
+    def get_nowait(self) -> Event:
+        """The next event without waiting; ``asyncio.QueueEmpty`` when there is none."""
+        return self._queue.get_nowait()
 
     def done(self) -> None:
         self._queue.task_done()
@@ -197,7 +211,7 @@ class Supervisor:
         self,
         sources: Sequence[Source],
         queue: EventQueue,
-        correlator: Correlator,
+        correlator: Worker,
         output: Output,
         metrics: Metrics,
         idle_advance_s: float,

@@ -34,9 +34,11 @@ from detector.errors import UsageError
 from detector.logging import configure as configure_logging
 from detector.logging import get_logger
 from detector.metrics import Metrics
-from detector.pipeline import Correlator, EventQueue, Output, Supervisor
+from detector.pipeline import Correlator, EventQueue, Output, Supervisor, Worker
+from detector.relay.worker import NoOutput, build_relay
 from detector.sinks.config import DeliveryConfig, FileSinkConfig, add_arguments, apply_arguments
 from detector.sources.base import Source
+from detector.sources.events import EventsReceiver
 from detector.sources.falco_grpc import FalcoGrpcSource
 from detector.sources.falco_http import FalcoHttpReceiver
 from detector.sources.files import FileTailer
@@ -85,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(yaml.safe_dump(cfg.masked(config), sort_keys=False))
         return 0
     configure_logging(config.log.level)
+    if config.mode == "relay":  # no engine, no rules: events go to the correlator
+        asyncio.run(serve(config, None))
+        return 0
     paths: list[str | Path] = [*config.engine.rules]
     if config.engine.builtin_rules:
         paths[:0] = builtin_rules_paths()
@@ -103,8 +108,7 @@ async def serve(config: cfg.Config, engine: Any, metrics: Metrics | None = None)
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
     metrics = metrics or Metrics()
     queue = EventQueue(config.buffer.max_events, metrics)
-    output = build_output(config, metrics)
-    correlator = Correlator(engine, queue, output, metrics)
+    output, worker = build_worker(config, engine, queue, metrics)
     holder: list[Supervisor] = []
     sources = build_sources(config, queue, metrics, lambda: bool(holder) and holder[0].ready())
     if not sources:
@@ -112,7 +116,7 @@ async def serve(config: cfg.Config, engine: Any, metrics: Metrics | None = None)
     supervisor = Supervisor(
         sources,
         queue,
-        correlator,
+        worker,
         output,
         metrics,
         config.engine.idle_advance_s,
@@ -122,12 +126,27 @@ async def serve(config: cfg.Config, engine: Any, metrics: Metrics | None = None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, supervisor.stop.set)
-    log.info("detector_started", sources=[s.name for s in sources], rules=len(_rules(engine)))
+    log.info(
+        "detector_started",
+        mode=config.mode,
+        sources=[s.name for s in sources],
+        rules=len(_rules(engine)),
+    )
     try:
         await supervisor.serve()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def build_worker(
+    config: cfg.Config, engine: Any, queue: EventQueue, metrics: Metrics
+) -> tuple[Output, Worker]:
+    """Correlate mode: engine + Delivery. Relay mode: a relay and no chain output."""
+    if config.mode == "relay":
+        return NoOutput(), build_relay(config.relay, queue, metrics)
+    output = build_output(config, metrics)
+    return output, Correlator(engine, queue, output, metrics)
 
 
 def _rules(engine: Any) -> list[Any]:
@@ -147,6 +166,9 @@ def _http(
         receivers.append(FalcoHttpReceiver(config.sources.falco_http.max_body_bytes, metrics))
     if config.sources.k8s_audit.enabled:
         receivers.append(K8sAuditReceiver(config.sources.k8s_audit.max_body_bytes, metrics))
+    if config.sources.events.enabled:
+        cap, max_events = config.sources.events.max_body_bytes, config.buffer.max_events
+        receivers.append(EventsReceiver(cap, max_events))
     return HttpServer(config.http, receivers, queue.offer, metrics, ready)
 
 

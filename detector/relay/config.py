@@ -1,0 +1,78 @@
+"""The ``relay:`` part of the configuration (used when ``mode: relay``).
+
+Exactly one transport is configured: ``relay.http.endpoint`` (the correlator's
+``POST /events``) or ``relay.kafka`` (a topic keyed by the correlation identity). The
+batch and retry settings apply to both. The Kafka transport reuses the Kafka sink's
+connection and security struct (:class:`detector.sinks.config.KafkaSinkConfig`): the
+same ``bootstrap_servers``, ``security_protocol``, SASL and TLS keys, secrets resolved
+the same way. The sink-only keys (``key``, ``format``, ``min_severity``, ``rules_*``) are
+ignored: the message key is always the correlation identity
+(:func:`detector.relay.kafka.identity_key`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from detector.sinks.config import KafkaSinkConfig
+
+
+def _doc(text: str, **constraints: Any) -> msgspec.Meta:
+    return msgspec.Meta(description=text, **constraints)
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Unknown keys are rejected."""
+
+
+class RelayHttpConfig(_Base):
+    """Forward to the correlator's ``POST /events`` (same token/mTLS as its receivers)."""
+
+    endpoint: Annotated[
+        str, _doc("correlator URL, e.g. https://detector-audit:8443/events; empty = off")
+    ] = ""
+    bearer_token: Annotated[str, _doc("sent as `Authorization: Bearer`; secret")] = ""
+    ca_file: Annotated[str, _doc("PEM CA of the correlator's certificate")] = ""
+    cert_file: Annotated[str, _doc("PEM client certificate (mTLS)")] = ""
+    key_file: Annotated[str, _doc("PEM key of cert_file")] = ""
+    timeout_s: Annotated[float, _doc("one request's deadline", gt=0)] = 10.0
+
+    def __post_init__(self) -> None:
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            raise ValueError("endpoint must be an http(s) URL")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("cert_file and key_file must be set together")
+
+
+class RelayKafkaConfig(KafkaSinkConfig, kw_only=True):
+    """Produce event batches to a topic keyed by the actor's home namespace."""
+
+    topic: Annotated[str, _doc("topic of normalized events", min_length=1)] = "detector-events"
+    client_id: str = "lateral-chain-detector-relay"
+
+
+class RelayConfig(_Base):
+    """Relay mode: batch, forward, retry; the bounded queue is ``buffer.max_events``."""
+
+    http: RelayHttpConfig = msgspec.field(default_factory=RelayHttpConfig)
+    kafka: RelayKafkaConfig | None = None
+    max_batch_events: Annotated[int, _doc("events per batch at most", ge=1)] = 500
+    max_batch_bytes: Annotated[int, _doc("encoded batch size at most (split above)", ge=1024)] = (
+        4 << 20
+    )
+    linger_s: Annotated[float, _doc("wait this long for a batch to fill", ge=0)] = 0.2
+    backoff_initial_s: Annotated[float, _doc("first retry delay (jittered, doubles)", gt=0)] = 0.5
+    backoff_max_s: Annotated[float, _doc("longest retry delay; caps Retry-After too", gt=0)] = 30.0
+
+    def __post_init__(self) -> None:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+
+    @property
+    def transport(self) -> str:
+        """``"http"``, ``"kafka"``, or ``""`` when none is configured."""
+        if self.kafka is not None:
+            return "kafka"
+        return "http" if self.http.endpoint else ""
