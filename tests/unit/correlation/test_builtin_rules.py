@@ -169,6 +169,28 @@ def test_workload_pivot_near_misses() -> None:
         assert "workload-pivot" not in fired(events)
 
 
+@pytest.mark.parametrize(
+    ("sa", "fires"),
+    [
+        ("kube-system:job-controller", False),
+        ("kube-system:replicaset-controller", False),
+        ("kube-system:daemon-set-controller", False),
+        ("kube-system:deployer", True),  # a pod's own SA in kube-system still counts
+        ("tools:job-controller", True),  # a look-alike outside kube-system still counts
+    ],
+)
+def test_workload_pivot_ignores_controllers_as_creators(sa: str, fires: bool) -> None:
+    # kube-controller-manager creates the pods of every Job/Deployment in the owner's
+    # namespace: "another namespace" than kube-system, but bookkeeping, not a pivot.
+    events = [
+        audit_event("create", "pods", 0, sa=sa, pod="", namespace="ci", name="build-1", code=201),
+        falco_event(
+            "Launch Suspicious Network Tool in Container", 60, namespace="ci", pod="build-1"
+        ),
+    ]
+    assert ("workload-pivot" in fired(events)) is fires
+
+
 # --- exec-pivot -------------------------------------------------------------------
 def test_exec_pivot_spans_p_to_q() -> None:
     events = [
