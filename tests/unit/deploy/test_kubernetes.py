@@ -200,3 +200,29 @@ def test_audit_service_matches_webhook_kubeconfig() -> None:
 
 def test_kustomization_namespace() -> None:
     assert _kustomization(KUBE)["namespace"] == NAMESPACE
+
+
+def _policy(name: str) -> dict[str, Any]:
+    return _find(BASE, "NetworkPolicy", name)["spec"]  # type: ignore[no-any-return]
+
+
+def test_relay_path_is_allowed_both_ways() -> None:
+    """Sidecar egress → correlator:8443, and correlator ingress ← sidecars on 8443."""
+    to_correlator = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "detector-audit"}}}
+    egress = _policy("falco-detector")["egress"]
+    assert any(
+        to_correlator in rule.get("to", []) and {"protocol": "TCP", "port": 8443} in rule["ports"]
+        for rule in egress
+    )
+    from_sidecars = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "falco-detector"}}}
+    ingress = _policy("detector-audit")["ingress"]
+    assert any(from_sidecars in rule.get("from", []) for rule in ingress)
+
+
+def test_sidecar_mounts_the_ca_its_relay_config_names() -> None:
+    pod = _pod(BASE, "DaemonSet", "falco-detector")
+    mounts = {m["name"]: m["mountPath"] for m in _container(pod, "detector")["volumeMounts"]}
+    sidecar = yaml.safe_load(_find(BASE, "ConfigMap", "detector-config")["data"]["sidecar.yaml"])
+    assert sidecar["relay"]["http"]["ca_file"].startswith(mounts["detector-ca"] + "/")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["detector-ca"]["secret"]["secretName"] == "detector-ca"
