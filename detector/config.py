@@ -31,6 +31,7 @@ from detector.errors import UsageError
 from detector.relay.config import RelayConfig
 from detector.sinks.config import OutboxConfig, SinkConfig
 from detector.sources.falco_grpc import FalcoGrpcConfig
+from detector.sources.kafka_events import KafkaEventsConfig
 
 ENV_PREFIX: Final = "DETECTOR_"
 MASK: Final = "********"
@@ -119,6 +120,7 @@ class SourcesConfig(_Base):
     audit_file: FileConfig = msgspec.field(default_factory=FileConfig)
     falco_grpc: FalcoGrpcConfig = msgspec.field(default_factory=FalcoGrpcConfig)
     events: EventsReceiverConfig = msgspec.field(default_factory=EventsReceiverConfig)
+    kafka_events: KafkaEventsConfig | None = None
 
 
 class BufferConfig(_Base):
@@ -202,10 +204,12 @@ _EXTRA_DOCS: Final = {
     "sources.falco_grpc.connect_timeout_s": "deadline of the version call at connect",
 }
 
-# relay.kafka reuses the Kafka sink's struct; these of its keys mean nothing to a relay.
+# relay.kafka and sources.kafka_events reuse the Kafka sink's struct for the connection;
+# these of its keys mean nothing there.
+_KAFKA_REUSE: Final = ("relay.kafka", "sources.kafka_events")
 _SINK_ONLY: Final = ("name", "format", "min_severity", "rules_include", "rules_exclude", "key")
 _EXTRA_DOCS.update(
-    {f"relay.kafka.{k}": "ignored by the relay (a sink-only key)" for k in _SINK_ONLY}
+    {f"{p}.{k}": "ignored here (a sink-only key)" for p in _KAFKA_REUSE for k in _SINK_ONLY}
 )
 
 
@@ -314,7 +318,7 @@ def _walk(info: Any, prefix: str, rows: list[tuple[str, str, str, str]], section
             _walk(ftype, key + ".", rows, sections)
             continue
         kind, default, text = _describe(field)
-        if key.startswith("relay.kafka.") and key in _EXTRA_DOCS:
+        if key.startswith(_KAFKA_REUSE) and key in _EXTRA_DOCS:
             text = _EXTRA_DOCS[key]  # the sink's own description would mislead here
         rows.append((key, kind, default, text or _EXTRA_DOCS.get(key, "")))
 

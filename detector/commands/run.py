@@ -44,6 +44,7 @@ from detector.sources.falco_http import FalcoHttpReceiver
 from detector.sources.files import FileTailer
 from detector.sources.http_server import HttpServer, Receiver
 from detector.sources.k8s_audit import K8sAuditReceiver
+from detector.sources.kafka_events import KafkaEventsSource
 
 log = get_logger("detector.run")
 
@@ -191,11 +192,19 @@ def _grpc(
     return FalcoGrpcSource(grpc_config, metrics=_GrpcMetrics(metrics))
 
 
+def _kafka_events(
+    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Callable[[], bool]
+) -> Source | None:
+    kafka = config.sources.kafka_events
+    return None if kafka is None else KafkaEventsSource(kafka, metrics)
+
+
 SOURCE_BUILDERS: dict[str, Builder] = {
     "http": _http,
     "falco_grpc": _grpc,
     "falco_file": _file("falco_file"),
     "audit_file": _file("audit_file"),
+    "kafka_events": _kafka_events,
 }
 
 

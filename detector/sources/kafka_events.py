@@ -1,0 +1,134 @@
+"""``sources.kafka_events``: correlation workers consume relayed events as a consumer group.
+
+Relays (``relay.kafka``) publish ``events/v1`` batches keyed by the correlation identity;
+every worker runs this source with the same ``group_id``, so Kafka assigns each partition
+to one worker and moves it on failover. Offsets are committed manually, after every
+event of a ``getmany`` round has been handed to ``emit`` — which waits while the engine's
+queue is full, so backpressure simply slows the consumer (Kafka keeps the backlog).
+
+Delivery into the engine is at-least-once from the last commit: a crash re-reads the
+uncommitted tail (duplicates produce the same deterministic chain ids). A partition that
+moves to another worker arrives without the previous owner's partial matches; chains
+open across the move may be missed. A message that does not decode is logged with its
+coordinates (topic, partition, offset), counted and skipped — it never stops the group.
+
+The connection and security keys are the Kafka sink's (:class:`KafkaSinkConfig`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Final
+
+import msgspec
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+
+from detector.logging import get_logger
+from detector.metrics import Metrics
+from detector.relay import wire
+from detector.sinks.config import KafkaSinkConfig
+from detector.sinks.kafka import producer_options
+from detector.sources.backoff import Backoff
+from detector.sources.base import Emit
+
+log = get_logger("detector.kafka_events")
+# producer_options() keys that also mean something to a consumer
+_SHARED: Final = ("bootstrap_servers", "client_id", "security_protocol", "ssl_context")
+_SHARED_PREFIX: Final = "sasl_"
+
+
+class KafkaEventsConfig(KafkaSinkConfig, kw_only=True):
+    """Consume relayed events (``relay.kafka``) as one member of a consumer group."""
+
+    topic: Annotated[str, msgspec.Meta(description="topic the relays produce to")] = (
+        "detector-events"
+    )
+    group_id: Annotated[str, msgspec.Meta(description="consumer group of the workers")] = (
+        "detector-correlators"
+    )
+    client_id: str = "lateral-chain-detector-worker"
+    max_records: Annotated[int, msgspec.Meta(description="messages per poll", ge=1)] = 100
+
+
+def consumer_options(config: KafkaEventsConfig) -> dict[str, Any]:
+    """aiokafka consumer keyword arguments: the sink's connection/security, manual commits."""
+    shared = {
+        key: value
+        for key, value in producer_options(config).items()
+        if key in _SHARED or key.startswith(_SHARED_PREFIX)
+    }
+    return {
+        **shared,
+        "group_id": config.group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+    }
+
+
+class KafkaEventsSource:
+    """A :class:`~detector.sources.base.Source` reading ``events/v1`` batches from Kafka."""
+
+    name = "kafka_events"
+
+    def __init__(self, config: KafkaEventsConfig, metrics: Metrics) -> None:
+        self._config, self._metrics = config, metrics
+        self._options = consumer_options(config)  # resolves secrets now: fail at start
+        self._ready = False
+
+    def ready(self) -> bool:
+        return self._ready
+
+    async def run(self, emit: Emit) -> None:
+        backoff = Backoff(0.5, 30.0)
+        while True:
+            try:
+                await self._consume(emit, backoff)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                self._metrics.reconnects.labels(source=self.name).inc()
+                delay = backoff.next_delay()
+                log.warning("kafka_events_reconnect", error=type(exc).__name__, wait_s=delay)
+                await asyncio.sleep(delay)
+
+    async def _consume(self, emit: Emit, backoff: Backoff) -> None:
+        consumer = AIOKafkaConsumer(self._config.topic, **self._options)
+        await asyncio.wait_for(consumer.start(), self._config.timeout_s)
+        try:
+            self._ready = True
+            backoff.reset()
+            while True:
+                rounds = await consumer.getmany(
+                    timeout_ms=500, max_records=self._config.max_records
+                )
+                for messages in rounds.values():
+                    for message in messages:
+                        await self._emit_message(message, emit)
+                if rounds:
+                    await consumer.commit()
+        finally:
+            self._ready = False
+            await asyncio.shield(_stop(consumer))
+
+    async def _emit_message(self, message: Any, emit: Emit) -> None:
+        try:
+            events = wire.decode(message.value or b"")
+        except wire.WireError as exc:
+            self._metrics.parse_errors.labels(source=self.name, reason=exc.reason).inc()
+            log.warning(
+                "kafka_events_bad_message",
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                reason=exc.reason,
+                detail=str(exc),
+            )
+            return
+        for event in events:
+            await emit(event)
+
+
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    try:
+        await asyncio.wait_for(consumer.stop(), 5.0)
+    except (KafkaError, TimeoutError, OSError):
+        pass  # best effort: uncommitted messages are read again by the next owner
