@@ -1,0 +1,120 @@
+"""Scale-out path on the real broker: relays produce keyed event batches, a worker consumes.
+
+A relay-mode service takes the Falco half of an attack on ``/falco`` and the audit half
+on ``/k8s-audit`` and produces them to a topic; the raw messages are keyed by the
+actor's home namespace with the ``events/v1`` schema header. A correlating service with
+``sources.kafka_events`` (consumer group) then confirms the chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from correlation.engine import Engine, EngineConfig
+from correlation.rules import builtin_rules_paths, load_rules
+from detector import config as cfg
+from detector.commands.run import serve
+from detector.metrics import Metrics
+from detector.relay import wire
+from tests.integration.run import scenario
+from tests.integration.run.test_service import JSON, chains, free_port, wait_ready
+
+
+async def _relay_attack(bootstrap: str, topic: str) -> Metrics:
+    port = free_port()
+    config = cfg.load(
+        environ={},
+        overrides={
+            "mode": "relay",
+            "http.listen": f"127.0.0.1:{port}",
+            "relay.kafka": {"bootstrap_servers": [bootstrap], "topic": topic, "timeout_s": 10},
+            "relay.linger_s": 0.05,
+        },
+    )
+    metrics = Metrics()
+    service = asyncio.create_task(serve(config, None, metrics))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_ready(url)
+        async with aiohttp.ClientSession() as session:
+            for alert in scenario.falco_alerts():
+                async with session.post(url + "/falco", json=alert) as response:
+                    assert response.status == 200
+            body = orjson.dumps(scenario.event_list())
+            async with session.post(url + "/k8s-audit", data=body, headers=JSON) as response:
+                assert response.status == 200
+        async with asyncio.timeout(30):
+            while metrics.value("detector_relay_events_sent_total", {"transport": "kafka"}) < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        service.cancel()
+        await asyncio.gather(service, return_exceptions=True)
+    return metrics
+
+
+async def _messages(bootstrap: str, topic: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    try:
+        found: list[Any] = []
+        async with asyncio.timeout(20):
+            while sum(len(wire.decode(m.value)) for m in found) < 3:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    found.extend(records)
+        return found
+    finally:
+        await asyncio.wait_for(consumer.stop(), 10)
+
+
+async def _correlate(bootstrap: str, topic: str, tmp_path: Path) -> Metrics:
+    port = free_port()
+    config = cfg.load(
+        environ={},
+        overrides={
+            "http.listen": f"127.0.0.1:{port}",
+            "sources.kafka_events": {"bootstrap_servers": [bootstrap], "topic": topic},
+            "output": str(tmp_path / "chains.jsonl"),
+            "engine.idle_advance_s": 0.05,
+            "outbox.path": str(tmp_path / "outbox.sqlite3"),
+        },
+    )
+    metrics = Metrics()
+    engine = Engine(load_rules(builtin_rules_paths()), EngineConfig(lateness_ns=60 * 10**9))
+    service = asyncio.create_task(serve(config, engine, metrics))
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", limit_s=30)
+        async with asyncio.timeout(30):
+            while metrics.value("detector_events_in_total", {"source": "kafka_events"}) < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # the service's own handler: graceful stop
+        async with asyncio.timeout(15):
+            await service
+    finally:
+        service.cancel()
+        await asyncio.gather(service, return_exceptions=True)
+    return metrics
+
+
+async def test_relay_to_topic_keyed_by_identity_then_worker_confirms(
+    kafka: Any, topic: str, tmp_path: Path
+) -> None:
+    relay_metrics = await _relay_attack(kafka.bootstrap, topic)
+    assert relay_metrics.value("detector_dropped_events_total", {"reason": "relay_rejected"}) == 0
+    messages = await _messages(kafka.bootstrap, topic)
+    # pod shop/web-0 and its service account shop:web share the key "shop"
+    assert {m.key for m in messages} == {b"shop"}
+    assert all(dict(m.headers)["schema"] == wire.SCHEMA.encode() for m in messages)
+    metrics = await _correlate(kafka.bootstrap, topic, tmp_path)
+    found = [c for c in chains(tmp_path / "chains.jsonl") if c["rule"] == scenario.RULE]
+    assert len(found) == 1, found
+    assert metrics.value("detector_chains_emitted_total", {"rule": scenario.RULE}) == 1
