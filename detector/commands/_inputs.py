@@ -1,11 +1,13 @@
 """Replay inputs: files of JSON lines (optionally gzip) → one stream in event-time order.
 
-Files are read lazily, line by line, so a 5-million-event capture is never held in
-memory. Each file passes through a bounded reorder buffer (a heap of at most
-``reorder`` events) that absorbs the small disorder of real captures — audit batches
-and alerts from several nodes interleave within seconds — and the per-file streams
-are merged with ``heapq.merge``. Disorder larger than the buffer is left to the
-engine's lateness handling, which counts what it cannot place.
+Files are read lazily in blocks of :data:`BLOCK_BYTES`, split into lines and parsed a
+batch at a time, so a 5-million-event capture is never held in memory and the per-line
+Python overhead stays small. Each file passes through a bounded reorder buffer
+(:class:`~detector.commands._reorder.Reorder`, at most ``reorder`` events) that absorbs
+the small disorder of real captures — audit batches and alerts from several nodes
+interleave within seconds — and, when there is more than one file, the per-file streams
+are merged with ``heapq.merge``. Disorder larger than the buffer is left to the engine's
+lateness handling, which counts what it cannot place.
 
 A line that does not parse is reported (file:line and reason) through ``on_bad``,
 counted, and skipped; it never stops the replay.
@@ -19,17 +21,23 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from io import BufferedReader
+from itertools import chain, islice
+from operator import attrgetter
 from pathlib import Path
 from typing import Final
 
 from correlation.event import Event
+from detector.commands._reorder import Reorder
 from detector.errors import ParseError, SkippedInput, UsageError
 from detector.parse import parse_document, parse_line
 from detector.parse.limits import MAX_DOCUMENT_BYTES
 
 REORDER_EVENTS: Final = 10_000
+BLOCK_BYTES: Final = 1 << 20
+MERGE_BATCH: Final = 1024  # events per batch out of the multi-file merge
 OnBad = Callable[[Path, int, ParseError], None]
 Reader = gzip.GzipFile | BufferedReader
+_SOURCE: Final = attrgetter("source")
 
 
 @dataclass
@@ -55,8 +63,18 @@ def merged_events(
     paths: list[Path], stats: InputStats, on_bad: OnBad, reorder: int = REORDER_EVENTS
 ) -> Iterator[Event]:
     """All events of all files, merged by event time (ties keep file, then line order)."""
-    streams = [_reordered(read_events(p, stats, on_bad), reorder) for p in paths]
-    return heapq.merge(*streams, key=_time)
+    return chain.from_iterable(merged_batches(paths, stats, on_bad, reorder))
+
+
+def merged_batches(
+    paths: list[Path], stats: InputStats, on_bad: OnBad, reorder: int = REORDER_EVENTS
+) -> Iterator[list[Event]]:
+    """:func:`merged_events` as lists of consecutive events (the replay's fast path)."""
+    streams = [_reordered(read_batches(p, stats, on_bad), reorder) for p in paths]
+    if len(streams) == 1:
+        return streams[0]
+    merged = heapq.merge(*(chain.from_iterable(s) for s in streams), key=_time)
+    return iter(lambda: list(islice(merged, MERGE_BATCH)), [])
 
 
 def _time(event: Event) -> int:
@@ -65,16 +83,22 @@ def _time(event: Event) -> int:
 
 def read_events(path: Path, stats: InputStats, on_bad: OnBad) -> Iterator[Event]:
     """The events of one file in file order; bad lines go to ``on_bad`` and the counters."""
+    return chain.from_iterable(read_batches(path, stats, on_bad))
+
+
+def read_batches(path: Path, stats: InputStats, on_bad: OnBad) -> Iterator[list[Event]]:
+    """:func:`read_events` a block of lines at a time (empty blocks are not yielded)."""
     with _open(path) as handle:
         if path.suffix == ".json":
             whole = _whole_document(handle, path, stats, on_bad)
             if whole is not None:
-                yield from whole
+                yield whole
                 return
             handle.seek(0)
-        for number, line in _lines(handle):
-            stats.lines += 1
-            yield from _parse(line, path, number, stats, on_bad)
+        for first, lines in _line_blocks(handle):
+            events = _parse_lines(lines, first, path, stats, on_bad)
+            if events:
+                yield events
 
 
 def _open(path: Path) -> Reader:
@@ -94,51 +118,63 @@ def _whole_document(
         parse_document(data)
     except ParseError:
         return None  # JSON lines (or broken): read line by line for precise reports
-    stats.lines += 1
-    return list(_parse(data, path, 1, stats, on_bad))
+    return _parse_lines([data], 1, path, stats, on_bad)
 
 
-def _lines(handle: Reader) -> Iterator[tuple[int, bytes]]:
-    """Numbered lines; an over-long line is yielded cut (so it fails as too large)."""
-    number = 0
-    while True:
-        line = handle.readline(MAX_DOCUMENT_BYTES + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > MAX_DOCUMENT_BYTES and not line.endswith(b"\n"):
-            while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
-                pass  # drop the remainder of the over-long line
-        yield number, line
+def _line_blocks(handle: Reader) -> Iterator[tuple[int, list[bytes]]]:
+    """Lists of whole lines with the number of the first; an over-long line comes cut.
+
+    A line longer than the document limit is passed on with its first
+    ``MAX_DOCUMENT_BYTES + 1`` bytes (so it fails as too large) and the rest is skipped.
+    """
+    number, partial, skipping = 1, b"", False
+    while block := handle.read(BLOCK_BYTES):
+        if skipping:
+            end = block.find(b"\n")
+            if end < 0:
+                continue
+            block, skipping = block[end + 1 :], False
+        lines = (partial + block).split(b"\n") if partial else block.split(b"\n")
+        partial = lines.pop()
+        if len(partial) > MAX_DOCUMENT_BYTES:
+            lines.append(partial[: MAX_DOCUMENT_BYTES + 1])
+            partial, skipping = b"", True
+        if lines:
+            yield number, lines
+            number += len(lines)
+    if partial:
+        yield number, [partial]
 
 
-def _parse(
-    line: bytes, path: Path, number: int, stats: InputStats, on_bad: OnBad
-) -> Iterator[Event]:
+def _parse_lines(
+    lines: list[bytes], first: int, path: Path, stats: InputStats, on_bad: OnBad
+) -> list[Event]:
+    events: list[Event] = []
     errors: list[ParseError] = []
-    try:
-        events = parse_line(line, errors)
-    except SkippedInput as exc:
-        stats.skipped[exc.reason] += 1
-        return
-    except ParseError as exc:
-        errors.append(exc)
-        events = []
-    for error in errors:
-        stats.bad[error.reason] += 1
-        on_bad(path, number, error)
-    for event in events:
-        stats.events[event.source] += 1
-        yield event
+    for number, line in enumerate(lines, first):
+        try:
+            events += parse_line(line, errors)
+        except SkippedInput as exc:
+            stats.skipped[exc.reason] += 1
+        except ParseError as exc:
+            errors.append(exc)
+        if errors:
+            for error in errors:
+                stats.bad[error.reason] += 1
+                on_bad(path, number, error)
+            errors.clear()
+    stats.lines += len(lines)
+    stats.events.update(map(_SOURCE, events))
+    return events
 
 
-def _reordered(events: Iterator[Event], size: int) -> Iterator[Event]:
-    """``events`` re-sorted within a sliding buffer of ``size`` (stable for equal times)."""
-    heap: list[tuple[int, int, Event]] = []
-    for seq, event in enumerate(events):
-        if len(heap) < size:
-            heapq.heappush(heap, (event.time_ns, seq, event))
-        else:
-            yield heapq.heappushpop(heap, (event.time_ns, seq, event))[2]
-    while heap:
-        yield heapq.heappop(heap)[2]
+def _reordered(batches: Iterable[list[Event]], size: int) -> Iterator[list[Event]]:
+    """The batches re-sorted within a sliding buffer of ``size`` events (see ``_reorder``)."""
+    buffer = Reorder(size)
+    for batch in batches:
+        out = buffer.push(batch)
+        if out:
+            yield out
+    rest = buffer.drain()
+    if rest:
+        yield rest

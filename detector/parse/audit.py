@@ -19,7 +19,7 @@ import msgspec
 
 from correlation.event import EMPTY_IDENTITY, K8S_AUDIT, Event, Identity
 from detector.errors import ParseError
-from detector.parse.limits import MAX_LIST, cut
+from detector.parse.limits import MAX_FIELD_CHARS, MAX_LIST, cut
 from detector.parse.timestamps import rfc3339_ns
 
 API_VERSIONS: Final = frozenset(("audit.k8s.io/v1", "audit.k8s.io/v1beta1", ""))
@@ -29,7 +29,13 @@ WORKLOADS: Final = frozenset(
 # Never decoded, whatever the audit level: their bodies hold credentials.
 SENSITIVE: Final = frozenset(("secrets", "configmaps", "tokenreviews", "tokenrequests"))
 _EXTRA: Final = "authentication.kubernetes.io/"
+_POD_NAME: Final = _EXTRA + "pod-name"
+_POD_UID: Final = _EXTRA + "pod-uid"
+_NODE_NAME: Final = _EXTRA + "node-name"
+_CREDENTIAL_ID: Final = _EXTRA + "credential-id"
 _SA_PREFIX: Final = "system:serviceaccount:"
+_SA_PREFIX_LEN: Final = len(_SA_PREFIX)
+_NO_EXTRA: Final[dict[str, list[str]]] = {}
 
 
 class UserInfo(msgspec.Struct, gc=False):
@@ -128,18 +134,24 @@ def normalize_audit(event: AuditEvent) -> Event:
     actor = _actor(event.user, event.sourceIPs, fields)
     code = event.responseStatus.code if event.responseStatus else 0
     decision = event.annotations.get("authorization.k8s.io/decision", "")
+    verb, resource, subresource, name = event.verb, ref.resource, ref.subresource, ref.name
+    # One length check instead of a cut() call per field: these are short in practice.
+    if len(verb) + len(resource) + len(subresource) + len(name) + len(decision) > MAX_FIELD_CHARS:
+        verb, resource, subresource = cut(verb), cut(resource), cut(subresource)
+        name, decision = cut(name), cut(decision)
+    stage = event.stage if len(event.stage) <= MAX_FIELD_CHARS else cut(event.stage)
     return Event(
         time_ns=rfc3339_ns(stamp),
         source=K8S_AUDIT,
         id=cut(f"{event.auditID}/{event.stage}"),
         summary=_summary(event, ref, actor, code, target),
-        verb=cut(event.verb),
-        resource=cut(ref.resource),
-        subresource=cut(ref.subresource),
-        name=cut(ref.name),
+        verb=verb,
+        resource=resource,
+        subresource=subresource,
+        name=name,
         response_code=code,
-        decision=cut(decision),
-        stage=cut(event.stage),
+        decision=decision,
+        stage=stage,
         actor=actor,
         target=target,
         fields=fields,
@@ -147,32 +159,50 @@ def normalize_audit(event: AuditEvent) -> Event:
 
 
 def _actor(user: UserInfo | None, source_ips: list[str], fields: dict[str, str]) -> Identity:
-    username = cut(user.username) if user else ""
-    extra = user.extra if user else {}
+    if user is None:
+        username, extra = "", _NO_EXTRA
+    else:
+        username, extra = user.username, user.extra
+        if len(username) > MAX_FIELD_CHARS:
+            username = cut(username)
     namespace, account = "", ""
     if username.startswith(_SA_PREFIX):
-        parts = username[len(_SA_PREFIX) :].split(":")
-        if len(parts) == 2 and all(parts):
+        parts = username[_SA_PREFIX_LEN:].split(":")
+        if len(parts) == 2 and parts[0] and parts[1]:
             namespace, account = parts[0], f"{parts[0]}:{parts[1]}"
-    credential = _first(extra, "credential-id")
-    if credential:
-        fields["credential_id"] = credential
-    # Only the last sourceIP is the API server's own view; the others are client-supplied.
-    ips = tuple(dict.fromkeys(cut(ip) for ip in (source_ips[-1:] + source_ips[:-1]) if ip))
+    if extra:
+        pod, pod_uid = _first(extra, _POD_NAME), _first(extra, _POD_UID)
+        node = _first(extra, _NODE_NAME)
+        credential = _first(extra, _CREDENTIAL_ID)
+        if credential:
+            fields["credential_id"] = credential
+    else:
+        pod = pod_uid = node = ""
     return Identity(
         namespace=namespace,
-        pod=_first(extra, "pod-name"),
-        pod_uid=_first(extra, "pod-uid"),
+        pod=pod,
+        pod_uid=pod_uid,
         service_account=account,
-        node=_first(extra, "node-name"),
+        node=node,
         user=username,
-        ips=ips,
+        ips=_ips(source_ips),
     )
 
 
+def _ips(source_ips: list[str]) -> tuple[str, ...]:
+    """Only the last sourceIP is the API server's own view; the others are client-supplied."""
+    if len(source_ips) == 1:  # the common case: one address, no proxies
+        ip = source_ips[0]
+        return (ip if len(ip) <= MAX_FIELD_CHARS else cut(ip),) if ip else ()
+    return tuple(dict.fromkeys(cut(ip) for ip in (source_ips[-1:] + source_ips[:-1]) if ip))
+
+
 def _first(extra: dict[str, list[str]], key: str) -> str:
-    values = extra.get(_EXTRA + key)
-    return cut(values[0]) if values else ""
+    values = extra.get(key)
+    if not values:
+        return ""
+    value = values[0]
+    return value if len(value) <= MAX_FIELD_CHARS else cut(value)
 
 
 def _fields(event: AuditEvent, ref: ObjectRef) -> dict[str, str]:
@@ -246,8 +276,8 @@ def _summary(
     event: AuditEvent, ref: ObjectRef, actor: Identity, code: int, target: Identity
 ) -> str:
     resource = f"{ref.resource}/{ref.subresource}" if ref.subresource else ref.resource
-    obj = "/".join(p for p in (target.namespace or ref.namespace, target.pod or ref.name) if p)
-    who = actor.user or "anonymous"
+    namespace, name = target.namespace or ref.namespace, target.pod or ref.name
+    obj = f"{namespace}/{name}" if namespace and name else namespace or name
     resource = resource or event.requestURI.partition("?")[0]
-    what = " ".join(p for p in (event.verb, resource, obj) if p)
-    return cut(f"{who} {what} -> {code}")
+    what = " ".join([p for p in (event.verb, resource, obj) if p])
+    return cut(f"{actor.user or 'anonymous'} {what} -> {code}")
