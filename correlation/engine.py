@@ -38,21 +38,21 @@ from typing import Final
 
 import msgspec
 
+from correlation import snapshots
 from correlation.chain import Chain, ChainStep
-from correlation.errors import SnapshotError
-from correlation.event import FALCO, Event
+from correlation.event import Event
+from correlation.held import HeldAlerts, must_hold
 from correlation.identity import Resolver
 from correlation.incidents import Incidents, entities_of, short_hash
 from correlation.index import StepIndex
 from correlation.matcher import NEVER, Picked, find_match, sort_key
 from correlation.rules.model import ChainRule, Step
-from correlation.state import EngineConfig, EngineStats, Entry, Snapshot, Window
+from correlation.state import EngineConfig, EngineStats, Entry, Snapshot
 
 __all__ = ["Engine", "EngineConfig", "EngineStats"]
 
 Key = tuple[str, ...]
 EMPTY: Final[list[Event]] = []
-SNAPSHOT_VERSION: Final = 1
 INCIDENT_SWEEP_NS: Final = 60 * 1_000_000_000
 
 
@@ -96,9 +96,10 @@ class Engine:
         self._expiry: list[tuple[int, int, int, int, Key, Event | None]] = []
         self._wakeups: list[tuple[int, int, int, Key]] = []
         self._wake_at: dict[tuple[int, Key], int] = {}
-        self._pending: dict[str, list[Event]] = {}
-        self._pending_heap: list[tuple[int, int, str, Event]] = []
-        self._pending_count = 0
+        self._held = HeldAlerts(self.config.max_pending, self.config.lateness_ns)
+        # precomputed once: the noise path must not re-derive these per event
+        self._lateness = self.config.lateness_ns
+        self._allowlist = self.config.allowlist if self.config.allowlist else None
 
     # ---------------------------------------------------------------- public API
     @property
@@ -125,12 +126,8 @@ class Engine:
     def flush(self) -> list[Chain]:
         """End of input: release held alerts, decide every anchor, clear the buffers."""
         out: list[Chain] = []
-        for events in list(self._pending.values()):
-            for event in events:
-                self._offer(event, out)
-        self._pending.clear()
-        self._pending_heap.clear()
-        self._pending_count = 0
+        for event in self._held.drain():
+            self._offer(event, out)
         self._settled = NEVER
         for rule_no, state in enumerate(self._states):
             keys = {k for step in state.rule.stages[0] for k in state.steps[step]}
@@ -151,7 +148,7 @@ class Engine:
         stats = msgspec.structs.replace(
             self._stats,
             partials=self._live,
-            pending=self._pending_count,
+            pending=self._held.count,
             identity_bindings=self._resolver.size,
             watermark_ns=max(self.watermark, 0),
             evictions=dict(self._stats.evictions),
@@ -166,23 +163,40 @@ class Engine:
     # ---------------------------------------------------------------- intake
     def _process(self, event: Event, out: list[Chain]) -> None:
         self._stats.events += 1
-        if event.time_ns < self.watermark:
+        time_ns = event.time_ns
+        if time_ns < self._max_seen - self._lateness:
             self._stats.late += 1
             if self.on_late is not None:
                 self.on_late(event)
             return
-        self._max_seen = max(self._max_seen, event.time_ns)
-        if self.config.allowlist and self.config.allowlist.matches(event):
+        if time_ns > self._max_seen:
+            self._max_seen = time_ns
+        if self._allowlist is not None and self._allowlist.matches(event):
             self._stats.suppressed += 1
         else:
             resolved = self._resolver.resolve(event)
-            if self._must_hold(resolved):
+            if must_hold(resolved):
                 self._hold(resolved, out)
             else:
                 self._offer(resolved, out)
                 self._resolver.learn(resolved)
-                self._release_container(resolved, out)
-        self._settle(out)
+                if self._held.count:
+                    for released in self._held.release(resolved, self._resolver):
+                        self._offer(released, out)
+        if self._held.count:
+            self._settle(out)
+            return
+        # the common case, inlined: with nothing held, settled is the watermark, and the
+        # heaps need a look only when it passes their next due time
+        settled = self._max_seen - self._lateness
+        if settled > self._settled:
+            self._settled = settled
+            if (
+                (self._wakeups and self._wakeups[0][0] <= settled)
+                or (self._expiry and self._expiry[0][0] < settled)
+                or settled - self._swept > INCIDENT_SWEEP_NS
+            ):
+                self._settle_due(settled, out)
 
     def _offer(self, event: Event, out: list[Chain]) -> None:
         """Insert the event under every step it matches, then re-decide those keys."""
@@ -296,13 +310,19 @@ class Engine:
 
     def _settle(self, out: list[Chain]) -> None:
         """Apply a new watermark: release held alerts, wake keys, expire state."""
-        self._release_expired_holds(out)
+        for event in self._held.expired(self.watermark):
+            self._offer(self._resolver.resolve(event), out)
         settled = self.watermark
-        if self._pending_heap:
-            settled = min(settled, self._pending_heap[0][0])
+        oldest = self._held.oldest_ns
+        if oldest is not None:
+            settled = min(settled, oldest)
         if settled <= self._settled:
             return
         self._settled = settled
+        self._settle_due(settled, out)
+
+    def _settle_due(self, settled: int, out: list[Chain]) -> None:
+        """Wake keys and expire state due at ``settled`` (already stored as settled)."""
         while self._wakeups and self._wakeups[0][0] <= settled:
             at, _, rule_no, key = heapq.heappop(self._wakeups)
             if self._wake_at.get((rule_no, key)) == at:
@@ -347,89 +367,24 @@ class Engine:
         self._stats.evictions[reason] = self._stats.evictions.get(reason, 0) + 1
 
     # ---------------------------------------------------------------- held alerts
-    def _must_hold(self, event: Event) -> bool:
-        actor = event.actor
-        return (
-            event.source == FALCO
-            and not actor.pod
-            and bool(actor.container_id)
-            and actor.container_id != "host"
-        )
-
     def _hold(self, event: Event, out: list[Chain]) -> None:
         """Keep a container-only alert until its pod is learned or ``lateness`` passes."""
-        if self._pending_count >= self.config.max_pending:
-            _, _, cid, oldest = heapq.heappop(self._pending_heap)
-            self._unhold(cid, oldest)
+        evicted = self._held.hold(event)
+        if evicted is not None:
             self._count("pending_cap")
-            self._offer(oldest, out)
-        self._pending.setdefault(event.actor.container_id, []).append(event)
-        heapq.heappush(
-            self._pending_heap,
-            (event.time_ns, next(self._seq), event.actor.container_id, event),
-        )
-        self._pending_count += 1
-
-    def _unhold(self, container_id: str, event: Event) -> bool:
-        held = self._pending.get(container_id)
-        if not held or event not in held:
-            return False
-        held.remove(event)
-        if not held:
-            del self._pending[container_id]
-        self._pending_count -= 1
-        return True
-
-    def _release_container(self, teacher: Event, out: list[Chain]) -> None:
-        held = self._pending.get(teacher.actor.container_id) if teacher.source == FALCO else None
-        if not held:
-            return
-        for event in list(held):
-            resolved = self._resolver.resolve(event)
-            if resolved.actor.pod and self._unhold(event.actor.container_id, event):
-                self._offer(resolved, out)
-        self._clean_pending_heap()
-
-    def _release_expired_holds(self, out: list[Chain]) -> None:
-        hold = self.config.lateness_ns
-        while self._pending_heap and self._pending_heap[0][0] + hold <= self.watermark:
-            _, _, cid, event = heapq.heappop(self._pending_heap)
-            if self._unhold(cid, event):
-                self._offer(self._resolver.resolve(event), out)
-
-    def _clean_pending_heap(self) -> None:
-        heap = self._pending_heap
-        while heap and heap[0][3] not in self._pending.get(heap[0][2], ()):
-            heapq.heappop(heap)
+            self._offer(evicted, out)
 
     # ---------------------------------------------------------------- snapshots
     def snapshot(self) -> bytes:
         """The engine's whole state as msgpack bytes (see :meth:`restore`)."""
-        entries = [
-            Entry(state.rule.id, step_no, key, event)
-            for state in self._states
-            for step_no, steps in enumerate(state.steps)
-            for key, bucket in steps.items()
-            for event in bucket
-        ]
-        windows = [
-            Window(state.rule.id, key, anchor_ns, chain_id)
-            for state in self._states
-            for key, items in state.windows.items()
-            for anchor_ns, chain_id in items
-        ]
-        pending = [e for events in self._pending.values() for e in events]
-        snap = Snapshot(
-            SNAPSHOT_VERSION,
+        return snapshots.encode(
             self._max_seen,
-            entries,
-            windows,
-            pending,
+            self._states,
+            self._held.events(),
             self._resolver.state,
             self._incidents.state,
             self.stats(),
         )
-        return msgspec.msgpack.encode(snap)
 
     @classmethod
     def restore(
@@ -440,12 +395,7 @@ class Engine:
         on_late: Callable[[Event], None] | None = None,
     ) -> Engine:
         """An engine continuing from :meth:`snapshot` bytes (rules may have changed)."""
-        try:
-            snap = msgspec.msgpack.decode(data, type=Snapshot)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise SnapshotError(f"invalid engine snapshot: {exc}") from exc
-        if snap.version != SNAPSHOT_VERSION:
-            raise SnapshotError(f"unsupported snapshot version {snap.version}")
+        snap = snapshots.decode(data)
         engine = cls(rules, config, on_late)
         engine._load(snap)
         return engine
@@ -466,7 +416,7 @@ class Engine:
                     self._expiry, (expire_at, next(self._seq), rule_no, -1, window.key, None)
                 )
         for event in sorted(snap.pending, key=sort_key):
-            self._hold(event, [])
+            self._held.hold(event)
 
     def _restore_entries(self, entries: Iterable[Entry]) -> None:
         for entry in entries:
