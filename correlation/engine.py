@@ -26,12 +26,17 @@ buffered event expires when ``settled`` passes ``time + within``; caps per key a
 in total evict the oldest, counted by reason. Candidate steps are found through
 :class:`~correlation.index.StepIndex` and offered last step first, so one event
 never serves two steps of one chain (the matcher also excludes reuse).
+
+Neighbours: the per-rule buffers live in ``buffers.py``, container-only alerts waiting
+for their pod in ``held.py``, snapshot bytes in ``snapshots.py``. On the noise path (an
+event no step wants) the engine does one index lookup and, unless the watermark passed
+a due time, no heap work: :meth:`Engine._process` inlines that check.
 """
 
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
+from bisect import insort
 from collections.abc import Callable, Iterable, Sequence
 from itertools import count, product
 from typing import Final
@@ -39,6 +44,7 @@ from typing import Final
 import msgspec
 
 from correlation import snapshots
+from correlation.buffers import RuleBuffers
 from correlation.chain import Chain, ChainStep
 from correlation.event import Event
 from correlation.held import HeldAlerts, must_hold
@@ -52,19 +58,7 @@ from correlation.state import EngineConfig, EngineStats, Entry, Snapshot
 __all__ = ["Engine", "EngineConfig", "EngineStats"]
 
 Key = tuple[str, ...]
-EMPTY: Final[list[Event]] = []
 INCIDENT_SWEEP_NS: Final = 60 * 1_000_000_000
-
-
-class _RuleState:
-    """Buffered events of one rule: one dict per step keyed by the join tuple."""
-
-    __slots__ = ("rule", "steps", "windows")
-
-    def __init__(self, rule: ChainRule) -> None:
-        self.rule = rule
-        self.steps: list[dict[Key, list[Event]]] = [{} for _ in rule.steps]
-        self.windows: dict[Key, list[tuple[int, str]]] = {}
 
 
 class Engine:
@@ -79,7 +73,7 @@ class Engine:
         self.rules = list(rules)
         self.config = config or EngineConfig()
         self.on_late = on_late
-        self._states = [_RuleState(r) for r in self.rules]
+        self._states = [RuleBuffers(r) for r in self.rules]
         self._rule_no = {r.id: n for n, r in enumerate(self.rules)}
         self._index = StepIndex(self.rules)
         self._resolver = Resolver(self.config.max_identities, self.config.lateness_ns)
@@ -130,12 +124,10 @@ class Engine:
             self._offer(event, out)
         self._settled = NEVER
         for rule_no, state in enumerate(self._states):
-            keys = {k for step in state.rule.stages[0] for k in state.steps[step]}
-            for key in sorted(keys):
+            for key in state.anchor_keys():
                 self._evaluate(rule_no, key, out)
         for state in self._states:
-            state.steps = [{} for _ in state.rule.steps]
-            state.windows.clear()
+            state.clear()
         self._expiry.clear()
         self._wakeups.clear()
         self._wake_at.clear()
@@ -215,15 +207,14 @@ class Engine:
     def _insert(self, rule_no: int, step_no: int, key: Key, event: Event) -> bool:
         state = self._states[rule_no]
         rule = state.rule
-        if step_no not in rule.stages[0] and event.time_ns + rule.within_ns < self._settled:
-            return False  # too old to join any anchor that can still be decided
-        if step_no not in rule.stages[0] and not self._has_anchor(state, key, event):
-            return False
-        bucket = state.steps[step_no].setdefault(key, [])
-        at = bisect_left(bucket, sort_key(event), key=sort_key)
-        if at < len(bucket) and bucket[at].id == event.id:
+        if step_no not in state.first_stage and event.time_ns < self._settled:
+            if event.time_ns + rule.within_ns < self._settled:
+                return False  # too old to join any anchor that can still be decided
+            if not state.has_anchor(key):
+                return False  # later steps are kept only if an anchor exists or may arrive
+        bucket = state.add(step_no, key, event)
+        if bucket is None:
             return False  # the same event twice (e.g. a re-delivered audit batch)
-        bucket.insert(at, event)
         self._live += 1
         expire_at = event.time_ns + rule.within_ns
         heapq.heappush(self._expiry, (expire_at, next(self._seq), rule_no, step_no, key, event))
@@ -237,30 +228,16 @@ class Engine:
             self._expire_one(reason="total_cap")
         return True
 
-    def _has_anchor(self, state: _RuleState, key: Key, event: Event) -> bool:
-        """Later-step events are kept only if an anchor exists or may still arrive."""
-        if event.time_ns >= self._settled:
-            return True
-        return any(state.steps[s].get(key) for s in state.rule.stages[0])
-
     # ---------------------------------------------------------------- deciding
-    def _anchors(self, state: _RuleState, key: Key) -> list[tuple[int, Event]]:
-        stage = state.rule.stages[0]
-        if len(stage) == 1:
-            return [(stage[0], e) for e in state.steps[stage[0]].get(key, EMPTY)]
-        found = [(s, e) for s in stage for e in state.steps[s].get(key, EMPTY)]
-        return sorted(found, key=lambda item: sort_key(item[1]))
-
     def _evaluate(self, rule_no: int, key: Key, out: list[Chain]) -> None:
         """Decide the anchors of one key, oldest first (see the module docstring)."""
         state = self._states[rule_no]
         rule = state.rule
         within = rule.within_ns
-        lists = [d.get(key, EMPTY) for d in state.steps]
-        for step_no, anchor in self._anchors(state, key):
+        lists = state.lists(key)
+        for step_no, anchor in state.anchors(key):
             start = anchor.time_ns
-            windows = state.windows.get(key, ())
-            if any(a <= start <= a + within for a, _ in windows):
+            if state.in_window(key, start):
                 self._remove(state, step_no, key, anchor)
                 self._stats.absorbed += 1
                 continue
@@ -285,7 +262,7 @@ class Engine:
         chain_id = short_hash("lmc-", rule.id, "|".join(key), anchor.id)
         entities = entities_of(events)
         incident = self._incidents.stitch(chain_id, events, entities)
-        self._states[rule_no].windows.setdefault(key, []).append((anchor.time_ns, chain_id))
+        self._states[rule_no].open_window(key, anchor.time_ns, chain_id)
         expire_at = anchor.time_ns + rule.within_ns
         heapq.heappush(self._expiry, (expire_at, next(self._seq), rule_no, -1, key, None))
         self._stats.chains[rule.id] = self._stats.chains.get(rule.id, 0) + 1
@@ -335,18 +312,10 @@ class Engine:
             self._incidents.expire(settled)
 
     # ---------------------------------------------------------------- removal
-    def _remove(self, state: _RuleState, step_no: int, key: Key, event: Event) -> bool:
-        steps = state.steps[step_no]
-        bucket = steps.get(key)
-        if not bucket:
+    def _remove(self, state: RuleBuffers, step_no: int, key: Key, event: Event) -> bool:
+        if not state.remove(step_no, key, event):
             return False
-        at = bisect_left(bucket, sort_key(event), key=sort_key)
-        if at >= len(bucket) or bucket[at].id != event.id:
-            return False
-        del bucket[at]
         self._live -= 1
-        if not bucket:
-            del steps[key]
         return True
 
     def _expire_one(self, reason: str) -> None:
@@ -354,11 +323,7 @@ class Engine:
         _, _, rule_no, step_no, key, event = heapq.heappop(self._expiry)
         state = self._states[rule_no]
         if event is None:
-            windows = state.windows.get(key)
-            if windows:
-                windows.pop(0)
-                if not windows:
-                    del state.windows[key]
+            state.close_window(key)
             return
         if self._remove(state, step_no, key, event) and reason:
             self._count(reason)
@@ -410,7 +375,7 @@ class Engine:
             rule_no = self._rule_no.get(window.rule)
             if rule_no is not None:
                 state = self._states[rule_no]
-                state.windows.setdefault(window.key, []).append((window.anchor_ns, window.chain_id))
+                state.open_window(window.key, window.anchor_ns, window.chain_id)
                 expire_at = window.anchor_ns + state.rule.within_ns
                 heapq.heappush(
                     self._expiry, (expire_at, next(self._seq), rule_no, -1, window.key, None)
