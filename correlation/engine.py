@@ -76,6 +76,12 @@ class Engine:
         self._states = [RuleBuffers(r) for r in self.rules]
         self._rule_no = {r.id: n for n, r in enumerate(self.rules)}
         self._index = StepIndex(self.rules)
+        # per (rule, step): the predicate, the rule's suppression list (None when empty)
+        self._plans = {
+            (rule_no, step.index): (step.where.pred, rule.suppress or None, step)
+            for rule_no, rule in enumerate(self.rules)
+            for step in rule.steps
+        }
         self._resolver = Resolver(self.config.max_identities, self.config.lateness_ns)
         self._incidents = Incidents(
             self.config.incident_window_ns, self.config.max_incident_entities
@@ -192,14 +198,15 @@ class Engine:
 
     def _offer(self, event: Event, out: list[Chain]) -> None:
         """Insert the event under every step it matches, then re-decide those keys."""
-        for rule_no, step_no in self._index.candidates(event):
-            state = self._states[rule_no]
-            step = state.rule.steps[step_no]
-            if not step.where.pred(event, self._resolver):
+        resolver = self._resolver
+        for ref in self._index.candidates(event):
+            pred, suppress, step = self._plans[ref]
+            if not pred(event, resolver):
                 continue
-            if state.rule.suppress and state.rule.suppress.matches(event):
+            if suppress is not None and suppress.matches(event):
                 self._stats.suppressed += 1
                 continue
+            rule_no, step_no = ref
             for key in _keys(step, event):
                 if self._insert(rule_no, step_no, key, event):
                     self._evaluate(rule_no, key, out)

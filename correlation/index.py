@@ -6,6 +6,12 @@ correlation/rules/predicates.py). The index files every step under those keys;
 for an event, :meth:`StepIndex.candidates` does one dict lookup per indexed field
 (``rule``, ``resource`` ...; one per tag) and returns only steps that can match.
 Steps without a discriminator are always candidates for their sources.
+
+The answer depends only on an event's *discriminator* — ``(source, rule, tags,
+resource, subresource, verb)`` — and real streams repeat a few hundred of those (a
+kubelet's ``get pods``, a controller's ``update leases``), so answers are memoized by
+it: the noise path costs one tuple and one dict lookup. The memo is bounded
+(:data:`MEMO_MAX`, cleared when full).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from correlation.rules.model import ChainRule
 
 StepRef = tuple[int, int]  # (rule index, step index)
 NO_STEPS: Final[tuple[StepRef, ...]] = ()
+MEMO_MAX: Final = 4096
+Discriminator = tuple[str, str, tuple[str, ...], str, str, str]
 
 
 class _SourceIndex:
@@ -48,6 +56,7 @@ class StepIndex:
         self._by_source: dict[str, _SourceIndex] = {}
         # sorted candidate tuples per distinct set (few distinct sets exist)
         self._ordered: dict[frozenset[StepRef], tuple[StepRef, ...]] = {}
+        self._memo: dict[Discriminator, tuple[StepRef, ...]] = {}
         for rule_no, rule in enumerate(rules):
             for step in rule.steps:
                 sources = step.where.sources if step.where.sources is not None else SOURCES
@@ -65,12 +74,21 @@ class StepIndex:
         for field, value in alts:
             index.tables[field][value].add(ref)
 
-    def candidates(self, event: Event) -> Sequence[StepRef]:
+    def candidates(self, event: Event) -> tuple[StepRef, ...]:
         """Candidate steps, sorted by rule then *descending* step index.
 
         Descending order is the engine's "last step first" rule: an event that
         could serve two steps of one rule is offered to the later step first.
         """
+        key = (event.source, event.rule, event.tags, event.resource, event.subresource, event.verb)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= MEMO_MAX:
+                self._memo.clear()  # bounded; a working set refills within a few events
+            found = self._memo[key] = self._lookup(event)
+        return found
+
+    def _lookup(self, event: Event) -> tuple[StepRef, ...]:
         index = self._by_source.get(event.source)
         if index is None:
             return NO_STEPS

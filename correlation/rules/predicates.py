@@ -16,6 +16,12 @@ can match and a set of ``(field, value)`` alternatives of which an event must
 have at least one (``rule``, ``tags``, ``resource``, ``subresource``, ``verb``).
 The engine files each step under those keys, so most noise events are rejected
 by one or two dict lookups without calling any closure.
+
+Inside an ``all``, children run cheapest-and-most-selective first (their ``rank``
+attribute, see :data:`RANK`): ``cross_namespace`` and ``exists`` reject most of the
+audit noise that reaches a step; ``source`` tests go late because the index already
+routed the event by source; context lookups (``source_ip_foreign``) go last. The
+tests are pure, so the order changes cost, never the answer.
 """
 
 from __future__ import annotations
@@ -42,6 +48,15 @@ Alts = frozenset[tuple[str, str]]
 # Lower rank = more selective; an ``all`` indexes on its most selective child.
 INDEX_RANK: Final = {"rule": 0, "tags": 0, "subresource": 1, "resource": 2, "verb": 3}
 STRING_OPS: Final = ("startswith", "endswith", "contains")
+# evaluation order inside an ``all`` (lower first); unranked closures count as "other"
+RANK: Final = {
+    "cross_namespace": 0,
+    "exists": 1,
+    "member": 2,
+    "other": 3,
+    "source": 5,
+    "context": 9,
+}
 NUMBER_OPS: Final = {
     "gte": lambda a, b: a >= b,
     "gt": lambda a, b: a > b,
@@ -129,13 +144,13 @@ class PredicateCompiler:
                 ns = event.actor.namespace
                 return bool(ns) and ns != event.target.namespace
 
-            test: Pred = cross
+            test: Pred = _ranked(cross, "cross_namespace")
         else:
 
             def test(event: Event, ctx: Context) -> bool:
                 return ctx.source_ip_foreign(event)
 
-            test.costly = True  # type: ignore[attr-defined]
+            _ranked(test, "context")
 
         if value:
             return Compiled(test)
@@ -160,7 +175,7 @@ class PredicateCompiler:
             if not all(isinstance(v, str | int | bool) for v in values):
                 return self._fail(doc, where, op, f"'{op}' takes scalars")
             wanted = frozenset(_norm(name, v) for v in values)
-            test = _member(get, wanted, many)
+            test = _ranked(_member(get, wanted, many), "source" if name == "source" else "member")
             if op == "not_in":
                 return Compiled(lambda event, ctx: not test(event, ctx))
             return Compiled(test, _sources(name, wanted), _alts(name, wanted))
@@ -176,8 +191,13 @@ class PredicateCompiler:
         if op == "exists":
             if not isinstance(arg, bool):
                 return self._fail(doc, where, op, "'exists' takes true or false")
-            return Compiled(lambda event, ctx: bool(get(event)) is arg)
+            return Compiled(_ranked(lambda event, ctx: bool(get(event)) is arg, "exists"))
         return self._fail(doc, where, op, f"unknown operator {op!r}")
+
+
+def _ranked(pred: Pred, kind: str) -> Pred:
+    pred.rank = RANK[kind]  # type: ignore[attr-defined]
+    return pred
 
 
 def _norm(name: str, value: str | int | bool) -> str | int:
@@ -260,11 +280,11 @@ def _all(parts: list[Compiled]) -> Compiled:
 
 
 def _flatten(parts: list[Compiled]) -> tuple[Pred, ...]:
-    """Inline nested ``all`` children; costly context lookups go last."""
+    """Inline nested ``all`` children, ordered by :data:`RANK` (stable)."""
     preds: list[Pred] = []
     for part in parts:
         preds.extend(getattr(part.pred, "parts", (part.pred,)))
-    return tuple(sorted(preds, key=lambda p: getattr(p, "costly", False)))
+    return tuple(sorted(preds, key=lambda p: getattr(p, "rank", RANK["other"])))
 
 
 def _any(parts: list[Compiled]) -> Compiled:
