@@ -143,7 +143,7 @@ def normalize_audit(event: AuditEvent) -> Event:
     return Event(
         time_ns=rfc3339_ns(stamp),
         source=K8S_AUDIT,
-        id=cut(f"{event.auditID}/{event.stage}"),
+        id=_short(f"{event.auditID}/{event.stage}"),
         summary=_summary(event, ref, actor, code, target),
         verb=verb,
         resource=resource,
@@ -207,11 +207,11 @@ def _first(extra: dict[str, list[str]], key: str) -> str:
 
 def _fields(event: AuditEvent, ref: ObjectRef) -> dict[str, str]:
     fields: dict[str, str] = {}
-    path = event.requestURI.partition("?")[0]
+    path, agent = event.requestURI.partition("?")[0], event.userAgent
     if path:
-        fields["request_uri"] = cut(path)
-    if event.userAgent:
-        fields["user_agent"] = cut(event.userAgent)
+        fields["request_uri"] = path if len(path) <= MAX_FIELD_CHARS else cut(path)
+    if agent:
+        fields["user_agent"] = agent if len(agent) <= MAX_FIELD_CHARS else cut(agent)
     if ref.apiGroup:
         fields["api_group"] = cut(ref.apiGroup)
     if event.impersonatedUser and event.impersonatedUser.username:
@@ -235,7 +235,9 @@ def _exec_fields(uri: str, fields: dict[str, str]) -> None:
 def _target(event: AuditEvent, ref: ObjectRef, fields: dict[str, str]) -> Identity:
     if ref is _NO_REF:
         return EMPTY_IDENTITY
-    namespace, name = cut(ref.namespace), cut(ref.name)
+    namespace, name = ref.namespace, ref.name
+    if len(namespace) > MAX_FIELD_CHARS or len(name) > MAX_FIELD_CHARS:
+        namespace, name = cut(namespace), cut(name)
     if event.verb == "create" and ref.resource in WORKLOADS and not ref.subresource:
         meta = _created_meta(event)
         name = name or cut(meta.name)
@@ -280,4 +282,9 @@ def _summary(
     obj = f"{namespace}/{name}" if namespace and name else namespace or name
     resource = resource or event.requestURI.partition("?")[0]
     what = " ".join([p for p in (event.verb, resource, obj) if p])
-    return cut(f"{actor.user or 'anonymous'} {what} -> {code}")
+    return _short(f"{actor.user or 'anonymous'} {what} -> {code}")
+
+
+def _short(text: str) -> str:
+    """:func:`cut` without the call on the common path (this runs for every event)."""
+    return text if len(text) <= MAX_FIELD_CHARS else cut(text)
