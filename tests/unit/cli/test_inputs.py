@@ -95,3 +95,32 @@ def test_json_lines_with_json_suffix_read_as_lines(tmp_path: Path) -> None:
 def test_missing_files_are_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="nope.jsonl"):
         check_paths([str(tmp_path / "nope.jsonl")])
+
+
+def test_lines_across_read_blocks_keep_their_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tiny blocks: every line straddles block boundaries; numbering must not drift
+    monkeypatch.setattr("detector.commands._inputs.BLOCK_BYTES", 7)
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join([_alert(1), "{broken", "", _alert(2), "[]"]))  # no final newline
+    stats, bad = InputStats(), Bad()
+    assert len(list(read_events(path, stats, bad))) == 2
+    assert bad.seen == [("a.jsonl", 2, "malformed_json"), ("a.jsonl", 5, "not_an_object")]
+    assert stats.lines == 5
+
+
+def test_over_long_line_is_reported_and_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("detector.commands._inputs.BLOCK_BYTES", 64)
+    limit = len(_alert(1)) + 10
+    monkeypatch.setattr("detector.commands._inputs.MAX_DOCUMENT_BYTES", limit)
+    path = tmp_path / "long.jsonl"
+    huge = '{"rule": "' + "x" * (limit * 5) + '"}'  # spans several read blocks
+    path.write_text("\n".join([_alert(1), huge, _alert(2)]) + "\n")
+    stats, bad = InputStats(), Bad()
+    events = list(read_events(path, stats, bad))
+    assert len(events) == 2  # the lines around it survive
+    assert [(name, number) for name, number, _ in bad.seen] == [("long.jsonl", 2)]
+    assert stats.lines == 3

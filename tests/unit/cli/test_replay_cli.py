@@ -96,3 +96,24 @@ def test_argparse_usage_error_exits_2() -> None:
     with pytest.raises(SystemExit) as info:
         main(["replay"])
     assert info.value.code == 2
+
+
+def test_closed_stdout_exits_quietly(tmp_path: Path) -> None:
+    # `detector replay ... | head -1`: a real process whose reader leaves after one line
+    import subprocess
+    import sys
+
+    scenario = sorted(str(p) for p in Path("examples/attack-scenario").glob("*.jsonl"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "detector.cli", "replay", "--quiet", *scenario],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away with chains still to write
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141
+    assert first.startswith(b'{"schema":"lateral-movement-chain/v1"')
+    assert "Traceback" not in err and "BrokenPipe" not in err
