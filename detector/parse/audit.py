@@ -29,18 +29,32 @@ WORKLOADS: Final = frozenset(
 # Never decoded, whatever the audit level: their bodies hold credentials.
 SENSITIVE: Final = frozenset(("secrets", "configmaps", "tokenreviews", "tokenrequests"))
 _EXTRA: Final = "authentication.kubernetes.io/"
-_POD_NAME: Final = _EXTRA + "pod-name"
-_POD_UID: Final = _EXTRA + "pod-uid"
-_NODE_NAME: Final = _EXTRA + "node-name"
-_CREDENTIAL_ID: Final = _EXTRA + "credential-id"
 _SA_PREFIX: Final = "system:serviceaccount:"
 _SA_PREFIX_LEN: Final = len(_SA_PREFIX)
-_NO_EXTRA: Final[dict[str, list[str]]] = {}
+
+
+class Extra(msgspec.Struct, frozen=True, gc=False):
+    """The bound-token claims we join on; every other ``extra`` key is skipped undecoded."""
+
+    pod_name: list[str] = msgspec.field(default=[], name=_EXTRA + "pod-name")
+    pod_uid: list[str] = msgspec.field(default=[], name=_EXTRA + "pod-uid")
+    node_name: list[str] = msgspec.field(default=[], name=_EXTRA + "node-name")
+    credential_id: list[str] = msgspec.field(default=[], name=_EXTRA + "credential-id")
+
+
+class Annotations(msgspec.Struct, frozen=True, gc=False):
+    """The one annotation we read (the RBAC reason may be long and is not needed)."""
+
+    decision: str = msgspec.field(default="", name="authorization.k8s.io/decision")
+
+
+_NO_EXTRA: Final = Extra()
+_NO_ANNOTATIONS: Final = Annotations()
 
 
 class UserInfo(msgspec.Struct, gc=False):
     username: str = ""
-    extra: dict[str, list[str]] = {}
+    extra: Extra = _NO_EXTRA
 
 
 class ObjectRef(msgspec.Struct, gc=False):
@@ -79,7 +93,7 @@ class AuditEvent(msgspec.Struct, gc=False):
     requestReceivedTimestamp: str = ""
     stageTimestamp: str = ""
     timestamp: str = ""  # v1beta1 only
-    annotations: dict[str, str] = {}
+    annotations: Annotations = _NO_ANNOTATIONS
 
 
 class _Meta(msgspec.Struct, gc=False):
@@ -133,7 +147,7 @@ def normalize_audit(event: AuditEvent) -> Event:
     target = _target(event, ref, fields)
     actor = _actor(event.user, event.sourceIPs, fields)
     code = event.responseStatus.code if event.responseStatus else 0
-    decision = event.annotations.get("authorization.k8s.io/decision", "")
+    decision = event.annotations.decision
     verb, resource, subresource, name = event.verb, ref.resource, ref.subresource, ref.name
     # One length check instead of a cut() call per field: these are short in practice.
     if len(verb) + len(resource) + len(subresource) + len(name) + len(decision) > MAX_FIELD_CHARS:
@@ -170,14 +184,14 @@ def _actor(user: UserInfo | None, source_ips: list[str], fields: dict[str, str])
         parts = username[_SA_PREFIX_LEN:].split(":")
         if len(parts) == 2 and parts[0] and parts[1]:
             namespace, account = parts[0], f"{parts[0]}:{parts[1]}"
-    if extra:
-        pod, pod_uid = _first(extra, _POD_NAME), _first(extra, _POD_UID)
-        node = _first(extra, _NODE_NAME)
-        credential = _first(extra, _CREDENTIAL_ID)
+    if extra is _NO_EXTRA:
+        pod = pod_uid = node = ""
+    else:
+        pod, pod_uid = _first(extra.pod_name), _first(extra.pod_uid)
+        node = _first(extra.node_name)
+        credential = _first(extra.credential_id)
         if credential:
             fields["credential_id"] = credential
-    else:
-        pod = pod_uid = node = ""
     return Identity(
         namespace=namespace,
         pod=pod,
@@ -197,8 +211,7 @@ def _ips(source_ips: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cut(ip) for ip in (source_ips[-1:] + source_ips[:-1]) if ip))
 
 
-def _first(extra: dict[str, list[str]], key: str) -> str:
-    values = extra.get(key)
+def _first(values: list[str]) -> str:
     if not values:
         return ""
     value = values[0]
