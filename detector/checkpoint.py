@@ -7,7 +7,7 @@ periodically and on shutdown, and hands them back at start::
     checkpointer = Checkpointer(Path("/var/lib/detector/engine.ckpt"), interval_s=30)
     engine = checkpointer.restore(rules, config)      # or a fresh Engine
     ... group.create_task(checkpointer.run(engine))   # every interval_s
-    ... checkpointer.save(engine)                     # on shutdown, before any flush
+    ... checkpointer.try_save(engine)                 # on shutdown, before any flush
 
 File layout (one file; written whole, never in place)::
 
@@ -19,6 +19,12 @@ never a torn mix. The length and CRC catch the rest (a truncated copy, a disk er
 file is moved aside as ``<name>.corrupt``, counted, and the service starts empty rather
 than not at all. A snapshot the engine refuses (e.g. written by an incompatible version)
 is treated the same way.
+
+``detector run`` wires it (``checkpoint.path``, default ``var/engine.ckpt``): the
+supervisor runs :meth:`Checkpointer.run` beside the engine task and calls
+:meth:`Checkpointer.try_save` after the queue is drained but before the engine's
+``flush()`` — flush emits and *clears* the partial matches a restart must get back.
+Saves, failures, size and duration are exported as ``detector_checkpoint_*`` metrics.
 
 The engine is not thread-safe, so ``snapshot()`` runs on the event loop between two
 ``process()`` calls; only the file write goes to a worker thread.
@@ -34,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Sequence
@@ -44,6 +51,7 @@ from typing import Any, Final, Protocol
 import structlog
 
 from detector.errors import DetectorError
+from detector.metrics import Metrics
 
 MAGIC: Final = b"LMDCKPT1"
 _HEADER: Final = struct.Struct(">8sQI")
@@ -77,12 +85,16 @@ class CheckpointStats:
 class Checkpointer:
     """Periodic and on-demand engine checkpoints in one file at ``path``."""
 
-    def __init__(self, path: Path, interval_s: float = 30.0) -> None:
+    def __init__(self, path: Path, interval_s: float = 30.0, metrics: Metrics | None = None):
         if interval_s <= 0:
             raise ValueError("checkpoint interval must be > 0 seconds")
         self.path = path
         self.interval_s = interval_s
         self.stats = CheckpointStats()
+        self._metrics = metrics
+        # A cancelled run() cannot stop its write thread; the shutdown save waits for it
+        # here instead of racing it on the same temp file (and then writes the newer state).
+        self._write_lock = threading.Lock()
 
     # --- load ----------------------------------------------------------------------------
     def read(self) -> bytes | None:
@@ -123,6 +135,7 @@ class Checkpointer:
 
     def _set_aside(self, reason: str, message: str) -> None:
         self.stats.corrupt += 1
+        self._failed(reason)
         aside = self.path.with_name(self.path.name + ".corrupt")
         try:
             os.replace(self.path, aside)
@@ -137,6 +150,16 @@ class Checkpointer:
         self._timed_write(data)
         return len(data)
 
+    def try_save(self, engine: Snapshotable) -> bool:
+        """:meth:`save`, but a failed write is logged and counted instead of raised (the
+        shutdown path must go on to flush and close the sinks)."""
+        try:
+            self.save(engine)
+        except OSError as exc:
+            self._write_failed(exc)
+            return False
+        return True
+
     async def run(self, engine: Snapshotable) -> None:
         """Checkpoint every ``interval_s`` until cancelled; a failed write is logged and
         retried at the next interval, never fatal."""
@@ -146,8 +169,16 @@ class Checkpointer:
             try:
                 await asyncio.to_thread(self._timed_write, data)
             except OSError as exc:
-                self.stats.failures += 1
-                log.error("checkpoint_write_failed", path=str(self.path), error=exc.strerror)
+                self._write_failed(exc)
+
+    def _write_failed(self, exc: OSError) -> None:
+        self.stats.failures += 1
+        self._failed("write")
+        log.error("checkpoint_write_failed", path=str(self.path), error=exc.strerror)
+
+    def _failed(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.checkpoint_failures.labels(reason=reason).inc()
 
     def _snapshot(self, engine: Snapshotable) -> bytes:
         start = time.perf_counter()
@@ -156,11 +187,20 @@ class Checkpointer:
         return data
 
     def _timed_write(self, data: bytes) -> None:
-        start = time.perf_counter()
-        write_atomic(self.path, encode(data))
-        self.stats.last_write_ms = (time.perf_counter() - start) * 1000
+        with self._write_lock:
+            start = time.perf_counter()
+            write_atomic(self.path, encode(data))
+            self._saved(len(data), (time.perf_counter() - start) * 1000)
+
+    def _saved(self, size: int, write_ms: float) -> None:
+        self.stats.last_write_ms = write_ms
         self.stats.saves += 1
-        self.stats.last_bytes = len(data)
+        self.stats.last_bytes = size
+        if self._metrics is not None:
+            self._metrics.checkpoint_saves.inc()
+            self._metrics.checkpoint_bytes.set(size)
+            seconds = (self.stats.last_snapshot_ms + write_ms) / 1000
+            self._metrics.checkpoint_duration.observe(seconds)
 
 
 def encode(payload: bytes) -> bytes:

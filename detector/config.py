@@ -138,6 +138,15 @@ class EngineSettings(_Base):
     allowed_lateness_s: Annotated[float, _doc("event-time lateness accepted", ge=0)] = 60.0
 
 
+class CheckpointConfig(_Base):
+    """Engine state snapshots that survive restarts (``mode: correlate`` only)."""
+
+    # On by default, next to the outbox: a restart that silently forgets every open
+    # partial match would miss the chains spanning it.
+    path: Annotated[str, _doc("checkpoint file; empty = off")] = "var/engine.ckpt"
+    interval_s: Annotated[float, _doc("seconds between checkpoints", gt=0)] = 30.0
+
+
 class LogConfig(_Base):
     """Structured JSON logs on stderr."""
 
@@ -160,6 +169,7 @@ class Config(_Base):
     sources: SourcesConfig = msgspec.field(default_factory=SourcesConfig)
     buffer: BufferConfig = msgspec.field(default_factory=BufferConfig)
     engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
+    checkpoint: CheckpointConfig = msgspec.field(default_factory=CheckpointConfig)
     output: Annotated[
         str, _doc("chains as JSON lines when `sinks` is empty: `-` = stdout, or a file path")
     ] = "-"

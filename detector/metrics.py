@@ -16,6 +16,9 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 # Seconds from the last evidence event's time to the chain leaving the engine. Audit
 # batches arrive up to 30 s late, windows span minutes, so the buckets reach 30 min.
 LATENCY_BUCKETS: Final = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800)
+# One checkpoint (snapshot + fsync'd write) takes milliseconds for thousands of partials;
+# the upper buckets are there to show a slow disk.
+CHECKPOINT_BUCKETS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5)
 
 
 class Metrics:
@@ -83,6 +86,24 @@ class Metrics:
             "detector_relay_retries",
             "Relay batch sends that failed transiently and were retried, by transport",
             ["transport"],
+            registry=reg,
+        )
+        self.checkpoint_saves = Counter(
+            "detector_checkpoint_saves", "Engine checkpoints written", registry=reg
+        )
+        self.checkpoint_failures = Counter(
+            "detector_checkpoint_failures",
+            "Engine checkpoints not written (write) or not usable at start (the file's reason)",
+            ["reason"],
+            registry=reg,
+        )
+        self.checkpoint_bytes = Gauge(
+            "detector_checkpoint_bytes", "Size of the last engine snapshot", registry=reg
+        )
+        self.checkpoint_duration = Histogram(
+            "detector_checkpoint_duration_seconds",
+            "Time to snapshot the engine and write the checkpoint file",
+            buckets=CHECKPOINT_BUCKETS,
             registry=reg,
         )
         self.ready = Gauge("detector_ready", "1 when /readyz answers 200", registry=reg)

@@ -11,13 +11,15 @@
 Event time drives every window: the watermark handed to ``engine.advance`` is the
 largest event time seen so far. The wall clock only decides *when* to call it (every
 ``engine.idle_advance_s``), so a quiet stream still expires state and emits chains
-that wait on a window closing.
+that wait on a window closing. With a :class:`~detector.checkpoint.Checkpointer` the
+engine's state is also written every ``checkpoint.interval_s`` by a task of its own.
 
 Shutdown (SIGTERM), within ``shutdown_grace_s``::
 
     readyz → 503, POSTs → 503   (stop_accepting)
     cancel sources              (tailers save their offsets)
     drain the queue             (every accepted event is correlated)
+    checkpointer.try_save()     (before flush: flush clears the partial matches)
     engine.flush()              (chains still pending)
     output.close(remaining)     (sinks flushed)
 """
@@ -31,6 +33,7 @@ from typing import Any, Protocol
 
 from correlation.chain import Chain, to_record
 from correlation.event import Event
+from detector.checkpoint import Checkpointer, Snapshotable
 from detector.logging import get_logger
 from detector.metrics import Metrics
 from detector.sources.base import Emit, Source
@@ -216,10 +219,13 @@ class Supervisor:
         metrics: Metrics,
         idle_advance_s: float,
         grace_s: float,
+        checkpoint: tuple[Checkpointer, Snapshotable] | None = None,
     ) -> None:
+        """``checkpoint``: the checkpointer and the engine it snapshots (None = off)."""
         self._metrics = metrics
         self._sources, self._queue, self._correlator = list(sources), queue, correlator
         self._output, self._tick_s, self._grace_s = output, idle_advance_s, grace_s
+        self._checkpoint = checkpoint
         self.stop = asyncio.Event()
 
     def ready(self) -> bool:
@@ -236,6 +242,9 @@ class Supervisor:
                 group.create_task(self._correlator.run(), name="engine"),
                 group.create_task(self._correlator.tick(self._tick_s), name="tick"),
             ]
+            if self._checkpoint is not None:
+                checkpointer, engine = self._checkpoint
+                workers.append(group.create_task(checkpointer.run(engine), name="checkpoint"))
             output = group.create_task(self._output.run(), name="output")
             await self.stop.wait()
             await self._shutdown(feeders, workers)
@@ -257,6 +266,9 @@ class Supervisor:
         for task in workers:
             task.cancel()
         await asyncio.wait(workers)
+        if self._checkpoint is not None:
+            checkpointer, engine = self._checkpoint
+            checkpointer.try_save(engine)
         await self._correlator.flush()
         await self._output.close(max(0.1, deadline - time.monotonic()))
         log.info("shutdown_complete", undrained=len(self._queue))

@@ -5,6 +5,10 @@ environment variables, then the flags below, each an alias of one config key (se
 :data:`detector.config.FLAG_KEYS` and docs/configuration.md). ``--print-config`` shows
 the effective configuration with secrets masked and exits.
 
+In ``mode: correlate`` the engine starts from the checkpoint at ``checkpoint.path`` when
+one exists (see :mod:`detector.checkpoint`), so chains open across a restart or a
+``kill -9`` are still confirmed, with the same id.
+
 Sources are built through one registry (:data:`SOURCE_BUILDERS`): each builder looks at
 its part of the config and returns a source, or None when that source is off.
 Exit codes: 0 after a clean SIGTERM/SIGINT shutdown, 2 for configuration or rule errors.
@@ -28,6 +32,7 @@ from correlation.engine import Engine, EngineConfig
 from correlation.errors import RuleError
 from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
+from detector.checkpoint import Checkpointer
 from detector.commands import Command, register
 from detector.delivery import Delivery, DeliveryMetrics
 from detector.errors import UsageError
@@ -100,13 +105,31 @@ def run(args: argparse.Namespace) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 2
-    engine = Engine(rules, EngineConfig(lateness_ns=int(config.engine.allowed_lateness_s * 1e9)))
-    asyncio.run(serve(config, engine))
+    metrics = Metrics()
+    engine_config = EngineConfig(lateness_ns=int(config.engine.allowed_lateness_s * 1e9))
+    checkpointer = build_checkpointer(config, metrics)
+    if checkpointer is None:
+        engine = Engine(rules, engine_config)
+    else:
+        engine = checkpointer.restore(rules, engine_config)
+    asyncio.run(serve(config, engine, metrics, checkpointer))
     return 0
 
 
-async def serve(config: cfg.Config, engine: Any, metrics: Metrics | None = None) -> None:
-    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+def build_checkpointer(config: cfg.Config, metrics: Metrics) -> Checkpointer | None:
+    """The engine's checkpointer, or None when ``checkpoint.path`` is empty (off)."""
+    if not config.checkpoint.path:
+        return None
+    return Checkpointer(Path(config.checkpoint.path), config.checkpoint.interval_s, metrics)
+
+
+async def serve(
+    config: cfg.Config,
+    engine: Any,
+    metrics: Metrics | None = None,
+    checkpointer: Checkpointer | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully (checkpointing ``engine``)."""
     metrics = metrics or Metrics()
     queue = EventQueue(config.buffer.max_events, metrics)
     output, worker = build_worker(config, engine, queue, metrics)
@@ -122,6 +145,7 @@ async def serve(config: cfg.Config, engine: Any, metrics: Metrics | None = None)
         metrics,
         config.engine.idle_advance_s,
         config.shutdown_grace_s,
+        None if checkpointer is None or engine is None else (checkpointer, engine),
     )
     holder.append(supervisor)
     loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ from correlation.engine import Engine, EngineConfig
 from correlation.rules import builtin_rules_paths, load_rules
 from correlation.testing import audit_event, falco_event
 from detector.checkpoint import Checkpointer, CheckpointError, decode, encode
+from detector.metrics import Metrics
 
 RULES = load_rules(builtin_rules_paths())
 CONFIG = EngineConfig()
@@ -120,3 +121,30 @@ async def test_run_checkpoints_periodically(tmp_path: Path) -> None:
 def test_interval_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="interval"):
         Checkpointer(tmp_path / "x", interval_s=0)
+
+
+def test_saves_and_failures_are_exported_as_metrics(tmp_path: Path) -> None:
+    metrics = Metrics()
+    engine = Engine(RULES, CONFIG)
+    engine.process(RECON)
+    checkpointer = Checkpointer(tmp_path / "engine.ckpt", metrics=metrics)
+    size = checkpointer.save(engine)
+    assert metrics.value("detector_checkpoint_saves_total") == 1
+    assert metrics.value("detector_checkpoint_bytes") == size > 0
+    assert metrics.value("detector_checkpoint_duration_seconds_count") == 1
+
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the checkpoint directory should be")
+    failing = Checkpointer(blocked / "engine.ckpt", metrics=metrics)
+    with capture_logs() as logs:
+        assert failing.try_save(engine) is False
+    assert metrics.value("detector_checkpoint_failures_total", {"reason": "write"}) == 1
+    assert failing.stats.failures == 1 and logs[0]["event"] == "checkpoint_write_failed"
+
+
+def test_unusable_file_at_start_is_counted_by_reason(tmp_path: Path) -> None:
+    metrics = Metrics()
+    path = tmp_path / "engine.ckpt"
+    path.write_bytes(b"garbage")
+    assert Checkpointer(path, metrics=metrics).load() is None
+    assert metrics.value("detector_checkpoint_failures_total", {"reason": "truncated"}) == 1
