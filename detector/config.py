@@ -214,14 +214,6 @@ _EXTRA_DOCS: Final = {
     "sources.falco_grpc.connect_timeout_s": "deadline of the version call at connect",
 }
 
-# relay.kafka and sources.kafka_events reuse the Kafka sink's struct for the connection;
-# these of its keys mean nothing there.
-_KAFKA_REUSE: Final = ("relay.kafka", "sources.kafka_events")
-_SINK_ONLY: Final = ("name", "format", "min_severity", "rules_include", "rules_exclude", "key")
-_EXTRA_DOCS.update(
-    {f"{p}.{k}": "ignored here (a sink-only key)" for p in _KAFKA_REUSE for k in _SINK_ONLY}
-)
-
 
 def split_listen(listen: str) -> tuple[str, int]:
     """``"HOST:PORT"`` (``[::1]:80`` for IPv6) → ``(host, port)``; ValueError when malformed."""
@@ -328,8 +320,6 @@ def _walk(info: Any, prefix: str, rows: list[tuple[str, str, str, str]], section
             _walk(ftype, key + ".", rows, sections)
             continue
         kind, default, text = _describe(field)
-        if key.startswith(_KAFKA_REUSE) and key in _EXTRA_DOCS:
-            text = _EXTRA_DOCS[key]  # the sink's own description would mislead here
         rows.append((key, kind, default, text or _EXTRA_DOCS.get(key, "")))
 
 

@@ -2,21 +2,22 @@
 
 Exactly one transport is configured: ``relay.http.endpoint`` (the correlator's
 ``POST /events``) or ``relay.kafka`` (a topic keyed by the correlation identity). The
-batch and retry settings apply to both. The Kafka transport reuses the Kafka sink's
-connection and security struct (:class:`detector.sinks.config.KafkaSinkConfig`): the
-same ``bootstrap_servers``, ``security_protocol``, SASL and TLS keys, secrets resolved
-the same way. The sink-only keys (``key``, ``format``, ``min_severity``, ``rules_*``) are
-ignored: the message key is always the correlation identity
-(:func:`detector.relay.kafka.identity_key`).
+batch and retry settings apply to both. The Kafka transport takes the connection and
+security keys every Kafka client here shares
+(:class:`detector.sinks.config.KafkaConnectionConfig`: ``bootstrap_servers``,
+``security_protocol``, SASL and TLS, secrets resolved the same way), the producer's
+``compression`` (:class:`~detector.sinks.config.KafkaProducerConfig`) and its own
+``topic``. There is no ``key`` option: the message key is always the correlation
+identity (:func:`detector.relay.kafka.identity_key`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from detector.sinks.config import KafkaSinkConfig
+from detector.sinks.config import KafkaProducerConfig
 
 
 def _doc(text: str, **constraints: Any) -> msgspec.Meta:
@@ -46,11 +47,15 @@ class RelayHttpConfig(_Base):
             raise ValueError("cert_file and key_file must be set together")
 
 
-class RelayKafkaConfig(KafkaSinkConfig, kw_only=True):
+class RelayKafkaConfig(KafkaProducerConfig):
     """Produce event batches to a topic keyed by the actor's home namespace."""
 
+    role: ClassVar[str] = "relay.kafka"
+
+    client_id: Annotated[str, _doc("client id the brokers log and apply quotas to")] = (
+        "lateral-chain-detector-relay"
+    )
     topic: Annotated[str, _doc("topic of normalized events", min_length=1)] = "detector-events"
-    client_id: str = "lateral-chain-detector-relay"
 
 
 class RelayConfig(_Base):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 import msgspec
 
@@ -67,43 +67,79 @@ class OutboxConfig(_Base):
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
 
 
+# Shared by _SinkBase and KafkaSinkConfig (which cannot inherit both bases: msgspec
+# Structs are slotted, and two bases with fields have conflicting layouts).
+SinkName = Annotated[str, _doc("unique sink name (outbox state is keyed by it)")]
+SinkFormat = Annotated[Format, _doc("record format: chain-v1 or ocsf")]
+MinSeverity = Annotated[Severity, _doc("deliver only chains at or above")]
+RulesInclude = Annotated[list[str], _doc("rule-name globs to deliver (empty = all)")]
+RulesExclude = Annotated[list[str], _doc("rule-name globs never delivered")]
+
+
 class _SinkBase(_Base, tag_field="type"):
     """Options every sink shares: its name, record format and routing."""
 
-    name: Annotated[str, _doc("unique sink name (outbox state is keyed by it)")] = ""
-    format: Annotated[Format, _doc("record format: chain-v1 or ocsf")] = "chain-v1"
-    min_severity: Annotated[Severity, _doc("deliver only chains at or above")] = "info"
-    rules_include: Annotated[list[str], _doc("rule-name globs to deliver (empty = all)")] = []
-    rules_exclude: Annotated[list[str], _doc("rule-name globs never delivered")] = []
+    name: SinkName = ""
+    format: SinkFormat = "chain-v1"
+    min_severity: MinSeverity = "info"
+    rules_include: RulesInclude = []
+    rules_exclude: RulesExclude = []
 
 
-class KafkaSinkConfig(_SinkBase, tag="kafka"):
-    """Apache Kafka producer (aiokafka): acks=all, idempotent."""
+class KafkaConnectionConfig(_Base):
+    """Where the Kafka cluster is and how to authenticate: the keys the Kafka sink,
+    ``relay.kafka`` and ``sources.kafka_events`` share (see docs/sinks.md, security)."""
+
+    # Names the struct in validation errors ("kafka sink needs bootstrap_servers").
+    role: ClassVar[str] = "kafka"
 
     bootstrap_servers: Annotated[list[str], _doc("HOST:PORT list")] = []
-    topic: Annotated[str, _doc("topic name", min_length=1)] = "lateral-movement-chains"
-    key: Annotated[Literal["id", "incident"], _doc("message key: chain id or incident")] = "id"
-    compression: Annotated[Literal["none", "gzip"], _doc("batch compression")] = "none"
-    client_id: str = "lateral-chain-detector"
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = ""
-    sasl_username: str = ""
-    sasl_password: str = ""
-    sasl_password_file: str = ""
-    sasl_password_env: str = ""
+    client_id: Annotated[str, _doc("client id the brokers log and apply quotas to")] = (
+        "lateral-chain-detector"
+    )
+    security_protocol: Annotated[
+        Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], _doc("listener protocol")
+    ] = "PLAINTEXT"
+    sasl_mechanism: Annotated[
+        Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], _doc("with SASL_* protocols")
+    ] = ""
+    sasl_username: Annotated[str, _doc("SASL user")] = ""
+    sasl_password: Annotated[str, _doc("SASL password (prefer _file / _env); secret")] = ""
+    sasl_password_file: Annotated[str, _doc("file holding the SASL password")] = ""
+    sasl_password_env: Annotated[str, _doc("environment variable holding it")] = ""
     tls_ca_file: Annotated[str, _doc("PEM CA bundle (default: system CAs)")] = ""
     tls_cert_file: Annotated[str, _doc("PEM client certificate (mTLS)")] = ""
     tls_key_file: Annotated[str, _doc("PEM key of tls_cert_file")] = ""
-    timeout_s: Annotated[float, _doc("one delivery's deadline", gt=0)] = 30.0
+    timeout_s: Annotated[float, _doc("deadline of a connect or one send", gt=0)] = 30.0
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
-            raise ValueError("kafka sink needs bootstrap_servers")
+            raise ValueError(f"{self.role} needs bootstrap_servers")
         sasl = self.security_protocol.startswith("SASL")
         if sasl and not (self.sasl_mechanism and self.sasl_username):
             raise ValueError("SASL_* security_protocol needs sasl_mechanism and sasl_username")
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ValueError("tls_cert_file and tls_key_file go together")
+
+
+class KafkaProducerConfig(KafkaConnectionConfig):
+    """The connection plus what only a producer needs (the sink and ``relay.kafka``)."""
+
+    compression: Annotated[Literal["none", "gzip"], _doc("batch compression")] = "none"
+
+
+class KafkaSinkConfig(KafkaProducerConfig, tag_field="type", tag="kafka"):
+    """Apache Kafka producer (aiokafka): acks=all, idempotent."""
+
+    role: ClassVar[str] = "kafka sink"
+
+    name: SinkName = ""
+    format: SinkFormat = "chain-v1"
+    min_severity: MinSeverity = "info"
+    rules_include: RulesInclude = []
+    rules_exclude: RulesExclude = []
+    topic: Annotated[str, _doc("topic name", min_length=1)] = "lateral-movement-chains"
+    key: Annotated[Literal["id", "incident"], _doc("message key: chain id or incident")] = "id"
 
 
 class WebhookSinkConfig(_SinkBase, tag="webhook"):

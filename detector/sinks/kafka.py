@@ -27,22 +27,35 @@ from aiokafka.errors import (
 )
 
 from detector.sinks.base import PermanentDeliveryError, TransientDeliveryError
-from detector.sinks.config import KafkaSinkConfig, resolve_secret
+from detector.sinks.config import (
+    KafkaConnectionConfig,
+    KafkaProducerConfig,
+    KafkaSinkConfig,
+    resolve_secret,
+)
 from detector.sinks.formats import Formatter, schema_of
 
 _PERMANENT: Final = (MessageSizeTooLargeError, InvalidTopicError, TopicAuthorizationFailedError)
 _STOP_TIMEOUT_S: Final = 5.0
 
 
-def producer_options(config: KafkaSinkConfig) -> dict[str, Any]:
+def producer_options(config: KafkaProducerConfig) -> dict[str, Any]:
     """aiokafka producer keyword arguments for ``config`` (security included)."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": config.bootstrap_servers,
-        "client_id": config.client_id,
+    return {
+        **connection_options(config),
         "acks": "all",
         "enable_idempotence": True,
         "compression_type": None if config.compression == "none" else config.compression,
         "request_timeout_ms": int(config.timeout_s * 1000),
+    }
+
+
+def connection_options(config: KafkaConnectionConfig) -> dict[str, Any]:
+    """The aiokafka keyword arguments producers and consumers share: servers, client id,
+    security; secrets are resolved here, so a missing one fails at start."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": config.bootstrap_servers,
+        "client_id": config.client_id,
         "security_protocol": config.security_protocol,
     }
     if config.security_protocol.startswith("SASL"):
@@ -59,7 +72,7 @@ def producer_options(config: KafkaSinkConfig) -> dict[str, Any]:
     return options
 
 
-def _tls_context(config: KafkaSinkConfig) -> ssl.SSLContext:
+def _tls_context(config: KafkaConnectionConfig) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=config.tls_ca_file or None)
     if config.tls_cert_file:
         context.load_cert_chain(config.tls_cert_file, config.tls_key_file)

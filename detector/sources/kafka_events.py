@@ -12,13 +12,14 @@ moves to another worker arrives without the previous owner's partial matches; ch
 open across the move may be missed. A message that does not decode is logged with its
 coordinates (topic, partition, offset), counted and skipped — it never stops the group.
 
-The connection and security keys are the Kafka sink's (:class:`KafkaSinkConfig`).
+The connection and security keys are those every Kafka client here shares
+(:class:`~detector.sinks.config.KafkaConnectionConfig`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from aiokafka import AIOKafkaConsumer
@@ -27,19 +28,18 @@ from aiokafka.errors import KafkaError
 from detector.logging import get_logger
 from detector.metrics import Metrics
 from detector.relay import wire
-from detector.sinks.config import KafkaSinkConfig
-from detector.sinks.kafka import producer_options
+from detector.sinks.config import KafkaConnectionConfig
+from detector.sinks.kafka import connection_options
 from detector.sources.backoff import Backoff
 from detector.sources.base import Emit
 
 log = get_logger("detector.kafka_events")
-# producer_options() keys that also mean something to a consumer
-_SHARED: Final = ("bootstrap_servers", "client_id", "security_protocol", "ssl_context")
-_SHARED_PREFIX: Final = "sasl_"
 
 
-class KafkaEventsConfig(KafkaSinkConfig, kw_only=True):
+class KafkaEventsConfig(KafkaConnectionConfig):
     """Consume relayed events (``relay.kafka``) as one member of a consumer group."""
+
+    role: ClassVar[str] = "sources.kafka_events"
 
     topic: Annotated[str, msgspec.Meta(description="topic the relays produce to")] = (
         "detector-events"
@@ -47,19 +47,16 @@ class KafkaEventsConfig(KafkaSinkConfig, kw_only=True):
     group_id: Annotated[str, msgspec.Meta(description="consumer group of the workers")] = (
         "detector-correlators"
     )
-    client_id: str = "lateral-chain-detector-worker"
+    client_id: Annotated[
+        str, msgspec.Meta(description="client id the brokers log and apply quotas to")
+    ] = "lateral-chain-detector-worker"
     max_records: Annotated[int, msgspec.Meta(description="messages per poll", ge=1)] = 100
 
 
 def consumer_options(config: KafkaEventsConfig) -> dict[str, Any]:
-    """aiokafka consumer keyword arguments: the sink's connection/security, manual commits."""
-    shared = {
-        key: value
-        for key, value in producer_options(config).items()
-        if key in _SHARED or key.startswith(_SHARED_PREFIX)
-    }
+    """aiokafka consumer keyword arguments: the shared connection/security, manual commits."""
     return {
-        **shared,
+        **connection_options(config),
         "group_id": config.group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
