@@ -174,12 +174,16 @@ class FalcoGrpcSource:
                 if self.config.mode == "get":
                     return
                 self._failed("stream_ended", "Falco closed the stream (shutdown or restart?)")
-            except grpc.aio.AioRpcError as exc:
-                self._failed(exc.code().name.lower(), exc.details() or "")
-            except OSError as exc:  # TLS files unreadable; path only, never content
-                self._failed("tls_files", f"{exc.strerror}: {exc.filename}")
+            # except*: the sub stream's reader runs inside a TaskGroup, which wraps errors.
+            except* grpc.aio.AioRpcError as group:
+                rpc_error = _first(group)
+                self._failed(rpc_error.code().name.lower(), rpc_error.details() or "")
+            except* OSError as group:  # TLS files unreadable; path only, never content
+                os_error = _first(group)
+                self._failed("tls_files", f"{os_error.strerror}: {os_error.filename}")
             finally:
                 self._connected = False
+            _reraise_cancellation()
             await asyncio.sleep(self._backoff.next_delay())
 
     async def _session(self, emit: Emit) -> None:
@@ -286,6 +290,23 @@ class FalcoGrpcSource:
         self.stats.parse_errors[reason] = self.stats.parse_errors.get(reason, 0) + 1
         if self._metrics is not None:
             self._metrics.parse_error(reason)
+
+
+def _reraise_cancellation() -> None:
+    """Honour a pending cancel that grpc.aio turned into a CANCELLED status error.
+
+    Cancelling a task inside an RPC await can surface as ``AioRpcError(CANCELLED)``
+    rather than ``CancelledError``; the retry loop would then swallow the shutdown.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+def _first(group: BaseExceptionGroup[Any]) -> Any:
+    """The first leaf exception of a (possibly nested) exception group."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _hint(reason: str, detail: str) -> str:

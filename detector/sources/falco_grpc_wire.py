@@ -40,6 +40,10 @@ PRIORITY_NAMES: Final = (
 )
 SOURCE_NAMES: Final = ("syscall", "k8s_audit", "internal", "plugin")
 UNIX_PREFIX: Final = "unix://"
+# No BDP probing: the receive window stays at HTTP/2's 64 KiB instead of growing to
+# megabytes, so when emit blocks only a window's worth of alerts is in flight and the
+# rest waits in Falco's own queue (flow control, not buffering).
+CHANNEL_OPTIONS: Final[tuple[tuple[str, Any], ...]] = (("grpc.http2.bdp_probe", 0),)
 _OUTPUTS: Final = outputs_pb2.DESCRIPTOR.services_by_name["service"]
 _VERSION: Final = version_pb2.DESCRIPTOR.services_by_name["service"]
 
@@ -100,9 +104,9 @@ def mtls_credentials(ca: str, cert: str, key: str) -> grpc.ChannelCredentials:
 
 def open_channel(endpoint: str, ca: str, cert: str, key: str, server_name: str) -> grpc.aio.Channel:
     """An insecure channel for ``unix://`` endpoints, a mutual-TLS one for ``HOST:PORT``."""
+    options = list(CHANNEL_OPTIONS)
     if is_unix(endpoint):
-        return grpc.aio.insecure_channel(endpoint)
-    options: list[tuple[str, Any]] = []
+        return grpc.aio.insecure_channel(endpoint, options=options)
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
     return grpc.aio.secure_channel(endpoint, mtls_credentials(ca, cert, key), options=options)
