@@ -21,7 +21,6 @@ from correlation.event import Event
 from detector.sources.falco_grpc import FalcoGrpcConfig, FalcoGrpcSource
 from tests.integration.falco_grpc.certs import Pki, make_pki
 
-
 LOOP = pytest.mark.asyncio(loop_scope="session")
 
 
@@ -83,10 +82,10 @@ async def consumer() -> AsyncIterator[Start]:
         await running.stop()
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` until true; fail the test after ``timeout`` seconds."""
+async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Poll ``condition`` until true; fail the test after ``within`` seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not condition():
         if loop.time() > deadline:
             raise AssertionError("condition not met within timeout")

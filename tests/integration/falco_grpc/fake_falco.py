@@ -92,4 +92,5 @@ async def serve(
 
 def mtls_server_credentials(ca: bytes, cert: bytes, key: bytes) -> grpc.ServerCredentials:
     """Like Falco off the unix socket: client certificate required and verified."""
-    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+    pairs = [(key, cert)]
+    return grpc.ssl_server_credentials(pairs, root_certificates=ca, require_client_auth=True)

@@ -58,9 +58,9 @@ async def test_keepalive_requests_reach_the_server(socket_path: Path, consumer: 
     try:
         consumer(_config(socket_path))
         # idle: one empty request every keepalive_idle_s (0.05 s) at most
-        await eventually(lambda: falco.requests >= 5, timeout=3)
+        await eventually(lambda: falco.requests >= 5, within=3)
         falco.queue.append(alert(1))
-        await eventually(lambda: falco.sent == 1, timeout=3)
+        await eventually(lambda: falco.sent == 1, within=3)
     finally:
         await server.stop(None)
 
@@ -159,7 +159,7 @@ async def test_server_that_never_answers_times_out_and_retries(
     try:
         with capture_logs() as logs:
             running = consumer(_config(socket_path, connect_timeout_s=0.2))
-            await eventually(lambda: running.source.stats.reconnects >= 3, timeout=10)
+            await eventually(lambda: running.source.stats.reconnects >= 3, within=10)
         assert running.task is not None and not running.task.done()
         assert not running.source.ready()
         failures = [e for e in logs if e["event"] == "falco_grpc.connect_failed"]
