@@ -171,7 +171,8 @@ async def test_chain_confirmed_across_kill9_with_same_id(service: Service) -> No
 
 
 async def test_chain_confirmed_across_graceful_restart(service: Service) -> None:
-    """SIGTERM saves on the way out, so no periodic checkpoint is needed (long interval)."""
+    """SIGTERM saves on the way out, so no periodic checkpoint is needed (long interval).
+    The save must come before the final flush, which clears the partial matches."""
     service.env["DETECTOR_CHECKPOINT__INTERVAL_S"] = "3600"
     await service.start()
     await service.post("/falco", RECON)
