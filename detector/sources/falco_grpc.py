@@ -223,7 +223,7 @@ class FalcoGrpcSource:
                 endpoint=self.config.endpoint,
                 reason=reason,
                 detail=detail[:300],
-                hint=_hint(reason, detail),
+                hint=_hint(reason, detail, tls=not is_unix(self.config.endpoint)),
                 retry_max_s=self.config.backoff_max_s,
             )
         self._last_failure = reason
@@ -309,11 +309,14 @@ def _first(group: BaseExceptionGroup[Any]) -> Any:
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-def _hint(reason: str, detail: str) -> str:
+def _hint(reason: str, detail: str, *, tls: bool) -> str:
     """One line telling an operator where to look; empty when there is nothing to add."""
     text = detail.lower()
     if any(word in text for word in ("ssl", "handshake", "certificate", "tls")):
         return "TLS handshake failed: check ca/cert/key and that Falco's root_certs signed cert"
+    if tls and reason == "unavailable" and "socket closed" in text:
+        # With TLS 1.3 a server that refuses our certificate just closes the connection.
+        return "Falco closed the TLS connection: is cert signed by the CA in Falco's root_certs?"
     if reason == "tls_files":
         return "cannot read a TLS file named in ca/cert/key"
     if reason == "deadline_exceeded":
