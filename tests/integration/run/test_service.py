@@ -110,6 +110,7 @@ async def test_subprocess_sigterm_exits_zero_and_flushes_chains(tmp_path: Path) 
             **env,
             "DETECTOR_SHUTDOWN_GRACE_S": "5",
             "DETECTOR_OUTBOX__PATH": str(tmp_path / "outbox.sqlite3"),
+            "DETECTOR_CHECKPOINT__PATH": str(tmp_path / "engine.ckpt"),
         },
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
