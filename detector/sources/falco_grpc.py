@@ -42,7 +42,7 @@ import structlog
 
 from correlation.event import Event
 from detector.errors import ParseError, SkippedInput
-from detector.parse.falco import parse_falco
+from detector.parse import parse_falco
 from detector.proto import outputs_pb2, version_pb2
 from detector.sources.backoff import Backoff
 from detector.sources.base import Emit
