@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import msgspec
 
-from correlation.event import Event
+from correlation.event import Event, describe
 
 SCHEMA_V1: Final = "lateral-movement-chain/v1"
 SEVERITIES: Final = ("info", "low", "medium", "high", "critical")
@@ -81,5 +81,5 @@ def _step_record(step: ChainStep) -> dict[str, Any]:
         "source": event.source,
         "time": rfc3339(event.time_ns),
         "event_id": event.id,
-        "summary": event.summary,
+        "summary": describe(event),
     }

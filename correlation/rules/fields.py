@@ -12,7 +12,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any, Final
 
-from correlation.event import Event, Identity
+from correlation.event import Event, Identity, describe
 
 Getter = Callable[[Event], Any]
 
@@ -45,4 +45,6 @@ def getter(name: str) -> Getter:
     if name.startswith("fields."):
         key = name[len("fields.") :]
         return lambda event: event.fields.get(key, "")
+    if name == "summary":
+        return describe  # audit summaries are built on demand (see correlation/event.py)
     return attrgetter(name)

@@ -6,7 +6,8 @@ decoded (into names, nothing else) for workload creations. Bodies of secrets, co
 token reviews and token requests are therefore never decoded, stored or printed: the
 Event keeps the fields extracted here and nothing of the body. ``requestURI`` is kept
 without its query string (tokens have been seen there); for exec/attach only the
-``command`` and ``container`` parameters are extracted.
+``command`` and ``container`` parameters are extracted. ``summary`` is left empty:
+:func:`correlation.event.describe` builds it from these fields for evidence only.
 """
 
 from __future__ import annotations
@@ -158,7 +159,6 @@ def normalize_audit(event: AuditEvent) -> Event:
         time_ns=rfc3339_ns(stamp),
         source=K8S_AUDIT,
         id=_short(f"{event.auditID}/{event.stage}"),
-        summary=_summary(event, ref, actor, code, target),
         verb=verb,
         resource=resource,
         subresource=subresource,
@@ -285,17 +285,6 @@ def _decode_meta(raw: msgspec.Raw) -> _Meta:
     except (msgspec.DecodeError, RecursionError):
         return _Meta()
     return body.metadata or _Meta()
-
-
-def _summary(
-    event: AuditEvent, ref: ObjectRef, actor: Identity, code: int, target: Identity
-) -> str:
-    resource = f"{ref.resource}/{ref.subresource}" if ref.subresource else ref.resource
-    namespace, name = target.namespace or ref.namespace, target.pod or ref.name
-    obj = f"{namespace}/{name}" if namespace and name else namespace or name
-    resource = resource or event.requestURI.partition("?")[0]
-    what = " ".join([p for p in (event.verb, resource, obj) if p])
-    return _short(f"{actor.user or 'anonymous'} {what} -> {code}")
 
 
 def _short(text: str) -> str:
