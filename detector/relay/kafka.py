@@ -32,7 +32,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import Final
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from correlation.event import K8S_AUDIT, Event
@@ -40,9 +39,8 @@ from detector.relay import wire
 from detector.relay.config import RelayKafkaConfig
 from detector.relay.forward import BatchTooLarge
 from detector.sinks.base import PermanentDeliveryError, TransientDeliveryError
-from detector.sinks.kafka import producer_options
+from detector.sinks.kafka import LazyProducer, producer_options
 
-_STOP_TIMEOUT_S: Final = 5.0
 _HEADERS: Final = [("schema", wire.SCHEMA.encode())]
 
 
@@ -70,16 +68,16 @@ class KafkaForwarder:
 
     def __init__(self, config: RelayKafkaConfig, max_batch_bytes: int) -> None:
         self._config, self._max_bytes = config, max_batch_bytes
-        self._options = producer_options(config)  # resolves secrets now: fail at start
-        self._options["max_request_size"] = max(max_batch_bytes, 1 << 20)
-        self._producer: AIOKafkaProducer | None = None
+        options = producer_options(config)  # resolves secrets now: fail at start
+        options["max_request_size"] = max(max_batch_bytes, 1 << 20)
+        self._producer = LazyProducer(options, config.timeout_s)
 
     async def send(self, events: Sequence[Event]) -> None:
         messages = [(key.encode(), wire.encode(group)) for key, group in by_key(events).items()]
         if any(len(value) > self._max_bytes for _, value in messages):
             raise BatchTooLarge(f"a message is above max_batch_bytes {self._max_bytes}")
         try:
-            producer = await self._started()
+            producer = await self._producer.get()
             async with asyncio.timeout(self._config.timeout_s):
                 pending = [
                     await producer.send(self._config.topic, value, key=key, headers=_HEADERS)
@@ -97,26 +95,6 @@ class KafkaForwarder:
             await self.close()
             raise TransientDeliveryError(f"kafka unavailable: {type(exc).__name__}") from None
 
-    async def _started(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = AIOKafkaProducer(**self._options)
-            try:
-                await asyncio.wait_for(producer.start(), self._config.timeout_s)
-            except BaseException:
-                await _stop(producer)
-                raise
-            self._producer = producer
-        return self._producer
-
     async def close(self) -> None:
         """Drop the producer; the next send starts a fresh one (stale state after outages)."""
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await _stop(producer)
-
-
-async def _stop(producer: AIOKafkaProducer) -> None:
-    try:
-        await asyncio.wait_for(producer.stop(), _STOP_TIMEOUT_S)
-    except (KafkaError, TimeoutError, OSError):
-        pass  # best effort: the batch is still in the relay's queue and will be resent
+        await self._producer.discard()

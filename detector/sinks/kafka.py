@@ -18,7 +18,7 @@ import ssl
 from typing import Any, Final
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import (
     InvalidTopicError,
     KafkaError,
@@ -86,15 +86,15 @@ class KafkaSink:
         self.name = config.name
         self._config = config
         self._format = formatter
-        self._options = producer_options(config)  # resolves secrets now: fail at start
-        self._producer: AIOKafkaProducer | None = None
+        # producer_options resolves secrets now: a missing one fails at start
+        self._producer = LazyProducer(producer_options(config), config.timeout_s)
 
     async def deliver(self, record: dict[str, Any]) -> None:
         """Send one message and wait for the broker's acknowledgement (all replicas)."""
         value = orjson.dumps(self._format(record))
         key = str(record[self._config.key]).encode()
         try:
-            producer = await self._started()
+            producer = await self._producer.get()
             await asyncio.wait_for(
                 producer.send_and_wait(
                     self._config.topic, value, key=key, headers=self._headers(record)
@@ -104,7 +104,7 @@ class KafkaSink:
         except _PERMANENT as exc:
             raise PermanentDeliveryError(f"kafka refused the record: {exc!r}") from None
         except (KafkaError, TimeoutError, OSError) as exc:
-            await self._discard()
+            await self._producer.discard()
             raise TransientDeliveryError(f"kafka unavailable: {type(exc).__name__}") from None
 
     def _headers(self, record: dict[str, Any]) -> list[tuple[str, bytes]]:
@@ -115,30 +115,49 @@ class KafkaSink:
             ("severity", str(record["severity"]).encode()),
         ]
 
-    async def _started(self) -> AIOKafkaProducer:
+    async def close(self) -> None:
+        """Flush and stop the producer (bounded: a dead broker cannot hang shutdown)."""
+        await self._producer.discard()
+
+
+class LazyProducer:
+    """An aiokafka producer started on first use and dropped after a failure.
+
+    Shared by the sink and the relay: both call :meth:`get` before sending and
+    :meth:`discard` after a transient failure, so the next send starts a fresh producer
+    instead of one with stale connections and sequence numbers.
+    """
+
+    def __init__(self, options: dict[str, Any], start_timeout_s: float) -> None:
+        self._options, self._timeout_s = options, start_timeout_s
+        self._producer: AIOKafkaProducer | None = None
+
+    async def get(self) -> AIOKafkaProducer:
+        """The running producer, started now (within the deadline) if there is none."""
         if self._producer is None:
             producer = AIOKafkaProducer(**self._options)
             try:
-                await asyncio.wait_for(producer.start(), self._config.timeout_s)
+                await asyncio.wait_for(producer.start(), self._timeout_s)
             except BaseException:
-                await _stop(producer)
+                await stop_quietly(producer)  # a half-started producer holds sockets
                 raise
             self._producer = producer
         return self._producer
 
-    async def _discard(self) -> None:
-        """Drop the producer after a failure; the next delivery starts a fresh one."""
+    async def discard(self) -> None:
+        """Stop and forget the producer, if any; the next :meth:`get` starts a new one."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            await _stop(producer)
-
-    async def close(self) -> None:
-        """Flush and stop the producer (bounded: a dead broker cannot hang shutdown)."""
-        await self._discard()
+            await stop_quietly(producer)
 
 
-async def _stop(producer: AIOKafkaProducer) -> None:
+async def stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    """Stop a producer or consumer within 5 s, ignoring Kafka, socket and timeout errors.
+
+    Best effort on purpose: every caller keeps what Kafka has not acknowledged (the
+    outbox, the relay's queue, uncommitted offsets) and sends or reads it again.
+    """
     try:
-        await asyncio.wait_for(producer.stop(), _STOP_TIMEOUT_S)
+        await asyncio.wait_for(client.stop(), _STOP_TIMEOUT_S)
     except (KafkaError, TimeoutError, OSError):
-        pass  # best effort: unsent messages are still in the outbox
+        pass

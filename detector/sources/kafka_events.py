@@ -29,7 +29,7 @@ from detector.logging import get_logger
 from detector.metrics import Metrics
 from detector.relay import wire
 from detector.sinks.config import KafkaConnectionConfig
-from detector.sinks.kafka import connection_options
+from detector.sinks.kafka import connection_options, stop_quietly
 from detector.sources.backoff import Backoff
 from detector.sources.base import Emit
 
@@ -104,7 +104,7 @@ class KafkaEventsSource:
                     await consumer.commit()
         finally:
             self._ready = False
-            await asyncio.shield(_stop(consumer))
+            await asyncio.shield(stop_quietly(consumer))  # uncommitted offsets are re-read
 
     async def _emit_message(self, message: Any, emit: Emit) -> None:
         try:
@@ -122,10 +122,3 @@ class KafkaEventsSource:
             return
         for event in events:
             await emit(event)
-
-
-async def _stop(consumer: AIOKafkaConsumer) -> None:
-    try:
-        await asyncio.wait_for(consumer.stop(), 5.0)
-    except (KafkaError, TimeoutError, OSError):
-        pass  # best effort: uncommitted messages are read again by the next owner
