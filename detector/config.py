@@ -29,16 +29,16 @@ import yaml
 
 from detector.errors import UsageError
 from detector.relay.config import RelayConfig
-from detector.sinks.config import OutboxConfig, SinkConfig
+from detector.sinks.config import MASK as MASK
+from detector.sinks.config import SECRET_FIELDS, OutboxConfig, SinkConfig
+from detector.sinks.config import masked as _masked
 from detector.sources.falco_grpc import FalcoGrpcConfig
 from detector.sources.kafka_events import KafkaEventsConfig
 
 ENV_PREFIX: Final = "DETECTOR_"
-MASK: Final = "********"
-# Keys whose values are credentials; printed configs show MASK instead.
-SECRET_KEYS: Final = frozenset(
-    {"bearer_token", "password", "token", "webhook_url", "sasl_password", "secret"}
-)
+# One list of credential keys for the whole config (kept with the sink structs, whose
+# repr masks them too); printed configs show MASK instead of their values.
+SECRET_KEYS: Final = SECRET_FIELDS
 
 
 class ConfigError(UsageError):
@@ -341,16 +341,7 @@ def _json(value: Any) -> str:
 
 def masked(config: Config) -> dict[str, Any]:
     """The effective config as plain data, credentials replaced by :data:`MASK`."""
-    masked_data: dict[str, Any] = _mask(msgspec.to_builtins(config))
-    return masked_data
-
-
-def _mask(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: MASK if k in SECRET_KEYS and v else _mask(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_mask(v) for v in node]
-    return node
+    return _masked(config)
 
 
 def render_reference() -> str:

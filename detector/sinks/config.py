@@ -26,7 +26,10 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 import msgspec
 
 MASK: Final = "********"
-SECRET_FIELDS: Final = frozenset({"secret", "sasl_password", "webhook_url"})
+# Every credential key of the configuration (sinks, receivers, relay): masked when printed.
+SECRET_FIELDS: Final = frozenset(
+    {"secret", "sasl_password", "webhook_url", "bearer_token", "password", "token"}
+)
 Severity = Literal["info", "low", "medium", "high", "critical"]
 Format = Literal["chain-v1", "ocsf"]
 
