@@ -7,17 +7,20 @@ for an event, :meth:`StepIndex.candidates` does one dict lookup per indexed fiel
 (``rule``, ``resource`` ...; one per tag) and returns only steps that can match.
 Steps without a discriminator are always candidates for their sources.
 
+A step whose predicate *needs* identity fields set (``actor.service_account`` for the
+steps that want service-account requests) is dropped for events where one is empty.
+
 The answer depends only on an event's *discriminator* — ``(source, rule, tags,
-resource, subresource, verb)`` — and real streams repeat a few hundred of those (a
-kubelet's ``get pods``, a controller's ``update leases``), so answers are memoized by
-it: the noise path costs one tuple and one dict lookup. The memo is bounded
-(:data:`MEMO_MAX`, cleared when full).
+resource, subresource, verb, is-set flags of the needed fields)`` — and real streams
+repeat a few hundred of those (a kubelet's ``get pods``, a controller's ``update
+leases``), so answers are memoized by it: the noise path costs one tuple and one dict
+lookup. The memo is bounded (:data:`MEMO_MAX`, cleared when full).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Final
 
@@ -27,7 +30,7 @@ from correlation.rules.model import ChainRule
 StepRef = tuple[int, int]  # (rule index, step index)
 NO_STEPS: Final[tuple[StepRef, ...]] = ()
 MEMO_MAX: Final = 4096
-Discriminator = tuple[str, str, tuple[str, ...], str, str, str]
+Discriminator = tuple[str, str, tuple[str, ...], str, str, str, tuple[bool, ...]]
 
 
 class _SourceIndex:
@@ -57,14 +60,20 @@ class StepIndex:
         # sorted candidate tuples per distinct set (few distinct sets exist)
         self._ordered: dict[frozenset[StepRef], tuple[StepRef, ...]] = {}
         self._memo: dict[Discriminator, tuple[StepRef, ...]] = {}
+        self._needs: dict[StepRef, frozenset[str]] = {}
         for rule_no, rule in enumerate(rules):
             for step in rule.steps:
+                if step.where.needs:
+                    self._needs[(rule_no, step.index)] = step.where.needs
                 sources = step.where.sources if step.where.sources is not None else SOURCES
                 for source in sources:
                     index = self._by_source.setdefault(source, _SourceIndex())
                     self._file(index, (rule_no, step.index), step.where.alts)
         for index in self._by_source.values():
             index.freeze()
+        # "is set" flags of the fields some step needs: part of the discriminator
+        self._flag_fields = sorted(set().union(*self._needs.values()))
+        self._flags = _flags(self._flag_fields)
 
     @staticmethod
     def _file(index: _SourceIndex, ref: StepRef, alts: frozenset[tuple[str, str]] | None) -> None:
@@ -80,15 +89,18 @@ class StepIndex:
         Descending order is the engine's "last step first" rule: an event that
         could serve two steps of one rule is offered to the later step first.
         """
-        key = (event.source, event.rule, event.tags, event.resource, event.subresource, event.verb)
+        key: Discriminator = (
+            event.source, event.rule, event.tags, event.resource, event.subresource, event.verb,
+            self._flags(event),
+        )  # fmt: skip
         found = self._memo.get(key)
         if found is None:
             if len(self._memo) >= MEMO_MAX:
                 self._memo.clear()  # bounded; a working set refills within a few events
-            found = self._memo[key] = self._lookup(event)
+            found = self._memo[key] = self._lookup(event, key[-1])
         return found
 
-    def _lookup(self, event: Event) -> tuple[StepRef, ...]:
+    def _lookup(self, event: Event, flags: tuple[bool, ...]) -> tuple[StepRef, ...]:
         index = self._by_source.get(event.source)
         if index is None:
             return NO_STEPS
@@ -104,9 +116,23 @@ class StepIndex:
                     found = hit if found is None else found | hit
         if index.frozen_always:
             found = index.frozen_always if found is None else found | index.frozen_always
+        unset = {f for f, is_set in zip(self._flag_fields, flags, strict=True) if not is_set}
+        if found and unset:
+            found = frozenset(r for r in found if unset.isdisjoint(self._needs.get(r, ())))
         if not found:
             return NO_STEPS
         ordered = self._ordered.get(found)
         if ordered is None:
             ordered = self._ordered[found] = tuple(sorted(found, key=lambda r: (r[0], -r[1])))
         return ordered
+
+
+def _flags(fields: list[str]) -> Callable[[Event], tuple[bool, ...]]:
+    """The "is set" flags of ``fields`` for an event (one C-level attrgetter call)."""
+    if not fields:
+        return lambda event: ()
+    if len(fields) == 1:
+        get = attrgetter(fields[0])
+        return lambda event: (bool(get(event)),)
+    values = attrgetter(*fields)
+    return lambda event: tuple(map(bool, values(event)))

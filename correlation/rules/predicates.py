@@ -13,7 +13,9 @@ A predicate is a mapping; several keys in one mapping must all hold::
 
 Every compiled predicate also carries an *index hint*: the ``source`` values it
 can match and a set of ``(field, value)`` alternatives of which an event must
-have at least one (``rule``, ``tags``, ``resource``, ``subresource``, ``verb``).
+have at least one (``rule``, ``tags``, ``resource``, ``subresource``, ``verb``), and
+the identity fields it *needs* set (``{actor.service_account: {exists: true}}`` inside
+an ``all``), so an ordinary user's request skips the service-account steps unevaluated.
 The engine files each step under those keys, so most noise events are rejected
 by one or two dict lookups without calling any closure.
 
@@ -47,6 +49,7 @@ Pred = Callable[[Event, Context], bool]
 Alts = frozenset[tuple[str, str]]
 # Lower rank = more selective; an ``all`` indexes on its most selective child.
 INDEX_RANK: Final = {"rule": 0, "tags": 0, "subresource": 1, "resource": 2, "verb": 3}
+NO_NEEDS: Final[frozenset[str]] = frozenset()
 STRING_OPS: Final = ("startswith", "endswith", "contains")
 # evaluation order inside an ``all`` (lower first); unranked closures count as "other"
 RANK: Final = {
@@ -72,6 +75,7 @@ class Compiled:
     pred: Pred
     sources: frozenset[str] | None = None
     alts: Alts | None = None
+    needs: frozenset[str] = frozenset()  # identity fields that must be set (non-empty)
 
 
 def _true(event: Event, ctx: Context) -> bool:
@@ -191,7 +195,8 @@ class PredicateCompiler:
         if op == "exists":
             if not isinstance(arg, bool):
                 return self._fail(doc, where, op, "'exists' takes true or false")
-            return Compiled(_ranked(lambda event, ctx: bool(get(event)) is arg, "exists"))
+            test = _ranked(lambda event, ctx: bool(get(event)) is arg, "exists")
+            return Compiled(test, needs=_needs(name) if arg else NO_NEEDS)
         return self._fail(doc, where, op, f"unknown operator {op!r}")
 
 
@@ -249,6 +254,13 @@ def _alts(name: str, wanted: frozenset[Any]) -> Alts | None:
     return frozenset((name, str(v)) for v in wanted)
 
 
+def _needs(name: str) -> frozenset[str]:
+    """``{actor.x: {exists: true}}``: the index may skip events where the field is empty."""
+    if name.partition(".")[0] not in ("actor", "target") or name in TUPLE_FIELDS:
+        return NO_NEEDS
+    return frozenset({name})
+
+
 def _rank(alts: Alts | None) -> tuple[int, int]:
     if alts is None:
         return (99, 0)
@@ -264,9 +276,11 @@ def _all(parts: list[Compiled]) -> Compiled:
         if part.sources is not None:
             sources = part.sources if sources is None else sources & part.sources
     alts = min((p.alts for p in parts), key=_rank)
+    needs = frozenset().union(*(p.needs for p in parts))
     if len(preds) == 2:
         first, second = preds
-        return Compiled(lambda event, ctx: first(event, ctx) and second(event, ctx), sources, alts)
+        both: Pred = lambda event, ctx: first(event, ctx) and second(event, ctx)  # noqa: E731
+        return Compiled(both, sources, alts, needs)
 
     def every(event: Event, ctx: Context) -> bool:
         # a plain loop: measurably faster than all() over a generator
@@ -276,7 +290,7 @@ def _all(parts: list[Compiled]) -> Compiled:
         return True
 
     every.parts = preds  # type: ignore[attr-defined]
-    return Compiled(every, sources, alts)
+    return Compiled(every, sources, alts, needs)
 
 
 def _flatten(parts: list[Compiled]) -> tuple[Pred, ...]:
@@ -295,6 +309,7 @@ def _any(parts: list[Compiled]) -> Compiled:
     alts = None
     if all(p.alts is not None for p in parts):
         alts = frozenset().union(*(p.alts or () for p in parts))
+    needs = frozenset.intersection(*(p.needs for p in parts))
 
     def some(event: Event, ctx: Context) -> bool:
         for pred in preds:
@@ -302,7 +317,7 @@ def _any(parts: list[Compiled]) -> Compiled:
                 return True
         return False
 
-    return Compiled(some, sources, alts)
+    return Compiled(some, sources, alts, needs)
 
 
 ALWAYS: Final = Compiled(_true)
