@@ -9,21 +9,22 @@ configuration path a DaemonSet sidecar uses.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 
-from correlation.engine import Engine, EngineConfig
-from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
 from detector.commands.run import serve
 from detector.metrics import Metrics
-from tests.integration.run.test_service import free_port, wait_ready
+from tests.integration.support import (
+    shipped_engine,
+    spawn_run,
+    stop_in_process,
+    wait_ready,
+)
 
 TOKEN = "relay-test-token"  # noqa: S105 - a test credential on loopback
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -46,14 +47,12 @@ def correlator_config(port: int, tmp_path: Path) -> cfg.Config:
 async def correlator(port: int, tmp_path: Path) -> AsyncIterator[Metrics]:
     """A correlating service until the block ends; then SIGTERM and wait for its exit."""
     metrics = Metrics()
-    engine = Engine(load_rules(builtin_rules_paths()), EngineConfig(lateness_ns=60 * 10**9))
-    service = asyncio.create_task(serve(correlator_config(port, tmp_path), engine, metrics))
+    config = correlator_config(port, tmp_path)
+    service = asyncio.create_task(serve(config, shipped_engine(), metrics))
     try:
         await wait_ready(f"http://127.0.0.1:{port}")
         yield metrics
-        os.kill(os.getpid(), signal.SIGTERM)  # the service's own handler: graceful stop
-        async with asyncio.timeout(15):
-            await service
+        await stop_in_process(service)
     finally:
         service.cancel()
         await asyncio.gather(service, return_exceptions=True)
@@ -62,7 +61,6 @@ async def correlator(port: int, tmp_path: Path) -> AsyncIterator[Metrics]:
 @asynccontextmanager
 async def relay(port: int, correlator_port: int, **env: str) -> AsyncIterator[str]:
     """``detector run`` in relay mode forwarding to the correlator; yields its URL."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DETECTOR_")}
     settings = {
         "DETECTOR_MODE": "relay",
         "DETECTOR_HTTP__LISTEN": f"127.0.0.1:{port}",
@@ -75,11 +73,7 @@ async def relay(port: int, correlator_port: int, **env: str) -> AsyncIterator[st
         "DETECTOR_SHUTDOWN_GRACE_S": "5",
         **env,
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "detector.cli", "run",
-        env={**clean, **settings},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    process = await spawn_run(env=settings, stdout=asyncio.subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url)
@@ -108,4 +102,4 @@ async def metric(url: str, name: str) -> float:
     return total
 
 
-__all__ = ["AUTH", "TOKEN", "correlator", "free_port", "metric", "relay"]
+__all__ = ["AUTH", "TOKEN", "correlator", "metric", "relay"]

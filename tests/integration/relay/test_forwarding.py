@@ -25,7 +25,7 @@ from detector.relay.forward import HttpForwarder
 from detector.relay.worker import Relay
 from tests.integration.http.harness import falco_alert
 from tests.integration.relay.test_events_endpoint import event
-from tests.integration.run.test_service import free_port, wait_ready
+from tests.integration.support import free_port, wait_ready
 
 Answer = Callable[[list[str]], web.Response]
 

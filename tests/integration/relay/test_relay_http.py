@@ -15,9 +15,9 @@ import aiohttp
 import orjson
 
 from detector.metrics import Metrics
-from tests.integration.relay.nodes import AUTH, correlator, free_port, metric, relay
+from tests.integration.relay.nodes import AUTH, correlator, metric, relay
 from tests.integration.run import scenario
-from tests.integration.run.test_service import JSON, chains
+from tests.integration.support import JSON, chains, free_port
 
 
 async def _post_alerts(relay_url: str) -> None:

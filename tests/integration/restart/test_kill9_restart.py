@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 from correlation.engine import Engine, EngineConfig
 from correlation.rules import builtin_rules_paths, load_rules
 from detector.parse import parse_document
+from tests.integration.support import free_port
 
 JSON = {"Content-Type": "application/json"}
 POD, HOME, OTHER = "scanner-7d9f-abcde", "shop", "billing"
@@ -59,17 +59,11 @@ def _uninterrupted_ids() -> list[str]:
     return [c.id for c in chains if c.rule == "recon-token-pivot"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Service:
     """``detector run`` as a child process with a checkpoint file (config by environment)."""
 
     def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.checkpoint = tmp / "engine.ckpt"
         self.output = tmp / "chains.jsonl"

@@ -9,23 +9,25 @@ actor's home namespace with the ``events/v1`` schema header. A correlating servi
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 from aiokafka import AIOKafkaConsumer
 
-from correlation.engine import Engine, EngineConfig
-from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
 from detector.commands.run import serve
 from detector.metrics import Metrics
 from detector.relay import wire
 from tests.integration.run import scenario
-from tests.integration.run.test_service import JSON, chains, free_port, wait_ready
+from tests.integration.support import (
+    chains,
+    free_port,
+    post_json,
+    shipped_engine,
+    stop_in_process,
+    wait_ready,
+)
 
 
 async def _relay_attack(bootstrap: str, topic: str) -> Metrics:
@@ -46,11 +48,8 @@ async def _relay_attack(bootstrap: str, topic: str) -> Metrics:
         await wait_ready(url)
         async with aiohttp.ClientSession() as session:
             for alert in scenario.falco_alerts():
-                async with session.post(url + "/falco", json=alert) as response:
-                    assert response.status == 200
-            body = orjson.dumps(scenario.event_list())
-            async with session.post(url + "/k8s-audit", data=body, headers=JSON) as response:
-                assert response.status == 200
+                await post_json(session, url + "/falco", alert)
+            await post_json(session, url + "/k8s-audit", scenario.event_list())
         async with asyncio.timeout(30):
             while metrics.value("detector_relay_events_sent_total", {"transport": "kafka"}) < 3:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
@@ -89,16 +88,13 @@ async def _correlate(bootstrap: str, topic: str, tmp_path: Path) -> Metrics:
         },
     )
     metrics = Metrics()
-    engine = Engine(load_rules(builtin_rules_paths()), EngineConfig(lateness_ns=60 * 10**9))
-    service = asyncio.create_task(serve(config, engine, metrics))
+    service = asyncio.create_task(serve(config, shipped_engine(), metrics))
     try:
         await wait_ready(f"http://127.0.0.1:{port}", limit_s=30)
         async with asyncio.timeout(30):
             while metrics.value("detector_events_in_total", {"source": "kafka_events"}) < 3:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGTERM)  # the service's own handler: graceful stop
-        async with asyncio.timeout(15):
-            await service
+        await stop_in_process(service)
     finally:
         service.cancel()
         await asyncio.gather(service, return_exceptions=True)

@@ -1,0 +1,81 @@
+"""What the integration tests that run the service share: ports, readiness, processes.
+
+* :func:`free_port` — a loopback TCP port nobody listens on (yet);
+* :func:`wait_ready` — poll ``/readyz`` until 200 (a deadline, never a fixed sleep);
+* :func:`shipped_engine` — the engine with the built-in rules, as ``detector run`` builds it;
+* :func:`stop_in_process` — SIGTERM to this process, which the in-process service handles;
+* :func:`spawn_run` — ``python -m detector.cli run`` as a child, ``DETECTOR_*`` of the
+  test environment removed so only the test's own settings apply;
+* :func:`post_json` — one POST that must be accepted; :func:`chains` reads a JSONL output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from correlation.engine import Engine, EngineConfig
+from correlation.rules import builtin_rules_paths, load_rules
+
+JSON = {"Content-Type": "application/json"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_ready(url: str, limit_s: float = 20.0) -> None:
+    """Return once ``url/readyz`` answers 200; TimeoutError after ``limit_s``."""
+    async with asyncio.timeout(limit_s), aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url + "/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass  # not listening yet
+            await asyncio.sleep(0.05)
+
+
+def chains(path: Path) -> list[dict[str, Any]]:
+    """The chain records of a JSON-lines output file."""
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def shipped_engine() -> Engine:
+    """The built-in rules with 60 s of lateness (the scenarios arrive out of order)."""
+    return Engine(load_rules(builtin_rules_paths()), EngineConfig(lateness_ns=60 * 10**9))
+
+
+async def stop_in_process(service: asyncio.Task[Any], limit_s: float = 15.0) -> None:
+    """Stop a ``serve()`` task the way an operator would: SIGTERM, then wait for its end."""
+    os.kill(os.getpid(), signal.SIGTERM)  # the service's own handler: graceful stop
+    async with asyncio.timeout(limit_s):
+        await service
+
+
+async def spawn_run(
+    *args: str, env: dict[str, str], stdout: int = asyncio.subprocess.PIPE
+) -> asyncio.subprocess.Process:
+    """``detector run ARGS`` as a child; stderr is piped (read it with ``communicate``)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DETECTOR_")}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "detector.cli", "run", *args,
+        env={**clean, **env}, stdout=stdout, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def post_json(session: aiohttp.ClientSession, url: str, doc: Any) -> None:
+    """POST ``doc`` as JSON; the service must accept it (200)."""
+    async with session.post(url, data=orjson.dumps(doc), headers=JSON) as response:
+        assert response.status == 200, await response.text()
