@@ -116,15 +116,6 @@ class Engine:
             self._count("error")
         return out
 
-    def wants(self, event: Event) -> bool:
-        """Could any rule step take this event? False means processing it only moves time.
-
-        Judged on the event's discriminator (index candidates), so a caller may ask
-        about a *probe* with identity fields marked set (see ``detector/parse/trim.py``).
-        With an allowlist every event counts (suppressions are counted per event).
-        """
-        return self._allowlist is not None or bool(self._index.candidates(event))
-
     def advance(self, watermark_ns: int) -> list[Chain]:
         """Move event time to ``watermark_ns`` with no event (idle sources)."""
         self._max_seen = max(self._max_seen, watermark_ns + self.config.lateness_ns)

@@ -30,7 +30,6 @@ from correlation.event import Event
 from detector.commands._reorder import Reorder
 from detector.errors import ParseError, SkippedInput, UsageError
 from detector.parse import parse_document, parse_line
-from detector.parse.audit import Keep
 from detector.parse.limits import MAX_DOCUMENT_BYTES
 
 REORDER_EVENTS: Final = 10_000
@@ -68,17 +67,10 @@ def merged_events(
 
 
 def merged_batches(
-    paths: list[Path],
-    stats: InputStats,
-    on_bad: OnBad,
-    reorder: int = REORDER_EVENTS,
-    keep: Keep | None = None,
+    paths: list[Path], stats: InputStats, on_bad: OnBad, reorder: int = REORDER_EVENTS
 ) -> Iterator[list[Event]]:
-    """:func:`merged_events` as lists of consecutive events (the replay's fast path).
-
-    ``keep`` trims audit events no consumer wants (``detector/parse/trim.py``).
-    """
-    streams = [_reordered(read_batches(p, stats, on_bad, keep), reorder) for p in paths]
+    """:func:`merged_events` as lists of consecutive events (the replay's fast path)."""
+    streams = [_reordered(read_batches(p, stats, on_bad), reorder) for p in paths]
     if len(streams) == 1:
         return streams[0]
     merged = heapq.merge(*(chain.from_iterable(s) for s in streams), key=_time)
@@ -94,9 +86,7 @@ def read_events(path: Path, stats: InputStats, on_bad: OnBad) -> Iterator[Event]
     return chain.from_iterable(read_batches(path, stats, on_bad))
 
 
-def read_batches(
-    path: Path, stats: InputStats, on_bad: OnBad, keep: Keep | None = None
-) -> Iterator[list[Event]]:
+def read_batches(path: Path, stats: InputStats, on_bad: OnBad) -> Iterator[list[Event]]:
     """:func:`read_events` a block of lines at a time (empty blocks are not yielded)."""
     with _open(path) as handle:
         if path.suffix == ".json":
@@ -106,7 +96,7 @@ def read_batches(
                 return
             handle.seek(0)
         for first, lines in _line_blocks(handle):
-            events = _parse_lines(lines, first, path, stats, on_bad, keep)
+            events = _parse_lines(lines, first, path, stats, on_bad)
             if events:
                 yield events
 
@@ -157,18 +147,13 @@ def _line_blocks(handle: Reader) -> Iterator[tuple[int, list[bytes]]]:
 
 
 def _parse_lines(
-    lines: list[bytes],
-    first: int,
-    path: Path,
-    stats: InputStats,
-    on_bad: OnBad,
-    keep: Keep | None = None,
+    lines: list[bytes], first: int, path: Path, stats: InputStats, on_bad: OnBad
 ) -> list[Event]:
     events: list[Event] = []
     errors: list[ParseError] = []
     for number, line in enumerate(lines, first):
         try:
-            events += parse_line(line, errors, keep)
+            events += parse_line(line, errors)
         except SkippedInput as exc:
             stats.skipped[exc.reason] += 1
         except ParseError as exc:

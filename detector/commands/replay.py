@@ -7,8 +7,7 @@ Reads any mix of Falco alert and audit event files (JSON lines, EventList lines,
 runs, and a summary. Exit 0 on success, 2 on usage or rule errors, 141 (128 + SIGPIPE,
 as a shell reports ``yes | head``) when the reader of the output goes away early.
 
-Speed: input comes in batches (see ``_inputs``); audit requests no rule step can use are
-built trimmed (``detector/parse/trim.py``), and the state built at start-up (rules,
+Speed: input comes in batches (see ``_inputs``), and the state built at start-up (rules,
 compiled predicates, imported modules) is moved out of the cyclic GC's sight with
 ``gc.freeze()``; retained events are ``gc=False`` structs, so the collector has little
 to walk.
@@ -40,7 +39,6 @@ from correlation.rules import builtin_rules_paths, load_rules
 from detector.commands import Command, register
 from detector.commands._inputs import InputStats, check_paths, merged_batches
 from detector.errors import ParseError, UsageError
-from detector.parse.trim import Trimmer
 
 MAX_REPORTED_BAD_LINES: Final = 100  # later ones are counted only, to keep stderr readable
 PROGRESS_EVERY_S: Final = 2.0
@@ -121,8 +119,7 @@ def _replay(engine: Engine, paths: list[Path], out: IO[bytes], report: _Report) 
             out.write(orjson.dumps(to_record(chain)) + b"\n")
 
     process = engine.process
-    keep = Trimmer(engine.wants)  # noise is built trimmed: it only moves event time
-    for batch in merged_batches(paths, report.inputs, report.bad_line, keep=keep):
+    for batch in merged_batches(paths, report.inputs, report.bad_line):
         for event in batch:
             found = process(event)
             if found:

@@ -13,7 +13,7 @@ without its query string (tokens have been seen there); for exec/attach only the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -132,12 +132,8 @@ def parse_audit(doc: Mapping[str, Any]) -> Event:
     return normalize_audit(event)
 
 
-def normalize_audit(event: AuditEvent, keep: Keep | None = None) -> Event:
-    """The decoded audit event as a normalized Event (see ``correlation/event.py``).
-
-    With ``keep`` (see :class:`Trimmer`), an event no consumer can use comes back
-    *trimmed*: time, id and the request's scalars, without actor, target or fields.
-    """
+def normalize_audit(event: AuditEvent) -> Event:
+    """The decoded audit event as a normalized Event (see ``correlation/event.py``)."""
     if event.apiVersion not in API_VERSIONS:
         raise ParseError("unknown_api_version", f"audit: apiVersion {cut(event.apiVersion)!r}")
     if not event.auditID:
@@ -148,8 +144,6 @@ def normalize_audit(event: AuditEvent, keep: Keep | None = None) -> Event:
     if not stamp:
         raise ParseError("missing_field", "audit: no requestReceivedTimestamp/stageTimestamp")
     ref = event.objectRef or _NO_REF
-    if keep is not None and not keep.wants(event, ref):
-        return _trimmed(event, ref, stamp)
     fields = _fields(event, ref)
     target = _target(event, ref, fields)
     actor = _actor(event.user, event.sourceIPs, fields)
@@ -175,25 +169,6 @@ def normalize_audit(event: AuditEvent, keep: Keep | None = None) -> Event:
         actor=actor,
         target=target,
         fields=fields,
-    )
-
-
-class Keep(Protocol):
-    """Decides from the decoded request whether the full Event is worth building."""
-
-    def wants(self, event: AuditEvent, ref: ObjectRef) -> bool: ...
-
-
-def _trimmed(event: AuditEvent, ref: ObjectRef, stamp: str) -> Event:
-    verb, resource, subresource = cut(event.verb), cut(ref.resource), cut(ref.subresource)
-    return Event(
-        time_ns=rfc3339_ns(stamp),
-        source=K8S_AUDIT,
-        id=_short(f"{event.auditID}/{event.stage}"),
-        verb=verb,
-        resource=resource,
-        subresource=subresource,
-        stage=cut(event.stage),
     )
 
 

@@ -24,7 +24,7 @@ import msgspec
 
 from correlation.event import Event
 from detector.errors import ParseError
-from detector.parse.audit import AuditEvent, Keep, normalize_audit
+from detector.parse.audit import AuditEvent, normalize_audit
 from detector.parse.falco import FalcoAlert, FieldValue, normalize_falco
 from detector.parse.limits import MAX_DOCUMENT_BYTES, MAX_ITEMS
 
@@ -73,16 +73,13 @@ def parse_document(
     return _events(_decode(_document_decoder, data), errors)
 
 
-def parse_line(
-    line: bytes, errors: list[ParseError] | None = None, keep: Keep | None = None
-) -> list[Event]:
+def parse_line(line: bytes, errors: list[ParseError] | None = None) -> list[Event]:
     """The events on one line of a JSON-lines file; a blank line holds none.
 
     The document limit applies, not a smaller line limit: a webhook capture holds a whole
     EventList (up to the API server's 10 MiB batch) on one line. This runs once per line
     of a replay, so the decode is inlined and a blank line is recognised only after it
-    failed to decode (no copy of every line to strip it). ``keep`` trims audit events no
-    consumer wants (see ``detector/parse/trim.py``).
+    failed to decode (no copy of every line to strip it).
     """
     if len(line) > MAX_DOCUMENT_BYTES:
         raise ParseError("too_large", f"document of {len(line)} bytes exceeds {MAX_DOCUMENT_BYTES}")
@@ -92,17 +89,15 @@ def parse_line(
         if not line.strip():
             return []
         doc = _decode(_document_decoder, line)  # raises the mapped ParseError
-    return _events(doc, errors, keep)
+    return _events(doc, errors)
 
 
-def _events(
-    doc: _Document, errors: list[ParseError] | None, keep: Keep | None = None
-) -> list[Event]:
+def _events(doc: _Document, errors: list[ParseError] | None) -> list[Event]:
     """Dispatch on the shape that came back (see the module docstring)."""
     if doc.kind == "EventList":
-        return _event_list(doc, errors, keep)
+        return _event_list(doc, errors)
     if doc.auditID or doc.kind == "Event":
-        return [normalize_audit(doc, keep)]
+        return [normalize_audit(doc)]
     if doc.rule or doc.priority or doc.output_fields:
         return [normalize_falco(_falco(doc))]
     return [_envelope(doc)]
@@ -130,7 +125,7 @@ def _validation_error(text: str) -> ParseError:
     return ParseError("bad_type", text)
 
 
-def _event_list(doc: _Document, errors: list[ParseError] | None, keep: Keep | None) -> list[Event]:
+def _event_list(doc: _Document, errors: list[ParseError] | None) -> list[Event]:
     if doc.apiVersion not in ("audit.k8s.io/v1", "audit.k8s.io/v1beta1", ""):
         raise ParseError("unknown_api_version", f"EventList apiVersion {doc.apiVersion[:40]!r}")
     if len(doc.items) > MAX_ITEMS:
@@ -138,7 +133,7 @@ def _event_list(doc: _Document, errors: list[ParseError] | None, keep: Keep | No
     events: list[Event] = []
     for item in doc.items:
         try:
-            events.append(normalize_audit(_decode(_event_decoder, item), keep))
+            events.append(normalize_audit(_decode(_event_decoder, item)))
         except ParseError as exc:
             if errors is None:
                 raise
