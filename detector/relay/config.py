@@ -17,18 +17,14 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from detector.sinks.config import KafkaProducerConfig
+from detector.sinks.config import ConfigStruct, KafkaProducerConfig
 
 
 def _doc(text: str, **constraints: Any) -> msgspec.Meta:
     return msgspec.Meta(description=text, **constraints)
 
 
-class _Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Unknown keys are rejected."""
-
-
-class RelayHttpConfig(_Base):
+class RelayHttpConfig(ConfigStruct):
     """Forward to the correlator's ``POST /events`` (same token/mTLS as its receivers)."""
 
     endpoint: Annotated[
@@ -58,7 +54,7 @@ class RelayKafkaConfig(KafkaProducerConfig):
     topic: Annotated[str, _doc("topic of normalized events", min_length=1)] = "detector-events"
 
 
-class RelayConfig(_Base):
+class RelayConfig(ConfigStruct):
     """Relay mode: batch, forward, retry; the bounded queue is ``buffer.max_events``."""
 
     http: RelayHttpConfig = msgspec.field(default_factory=RelayHttpConfig)

@@ -38,14 +38,14 @@ def _doc(text: str, **constraints: Any) -> msgspec.Meta:
     return msgspec.Meta(description=text, **constraints)
 
 
-class _Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class ConfigStruct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Unknown keys are rejected; secrets are masked in ``repr``."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({masked(self)!r})"
 
 
-class RetryConfig(_Base):
+class RetryConfig(ConfigStruct):
     """Backoff between delivery attempts of one sink (exponential, with jitter)."""
 
     initial_s: Annotated[float, _doc("first wait after a failure", gt=0)] = 1.0
@@ -54,7 +54,7 @@ class RetryConfig(_Base):
     jitter: Annotated[float, _doc("random +/- fraction of each wait", ge=0, le=1)] = 0.2
 
 
-class OutboxConfig(_Base):
+class OutboxConfig(ConfigStruct):
     """The durable local store every chain passes through before delivery."""
 
     path: Annotated[str, _doc("SQLite file (WAL mode); created with its directory")] = (
@@ -79,7 +79,7 @@ RulesInclude = Annotated[list[str], _doc("rule-name globs to deliver (empty = al
 RulesExclude = Annotated[list[str], _doc("rule-name globs never delivered")]
 
 
-class _SinkBase(_Base, tag_field="type"):
+class _SinkBase(ConfigStruct, tag_field="type"):
     """Options every sink shares: its name, record format and routing."""
 
     name: SinkName = ""
@@ -89,7 +89,7 @@ class _SinkBase(_Base, tag_field="type"):
     rules_exclude: RulesExclude = []
 
 
-class KafkaConnectionConfig(_Base):
+class KafkaConnectionConfig(ConfigStruct):
     """Where the Kafka cluster is and how to authenticate: the keys the Kafka sink,
     ``relay.kafka`` and ``sources.kafka_events`` share (see docs/sinks.md, security)."""
 
@@ -179,7 +179,7 @@ class FileSinkConfig(_SinkBase, tag="file"):
 SinkConfig = KafkaSinkConfig | WebhookSinkConfig | SlackSinkConfig | FileSinkConfig
 
 
-class DeliveryConfig(_Base):
+class DeliveryConfig(ConfigStruct):
     """What :class:`detector.delivery.Delivery` needs: the outbox and the sinks."""
 
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
