@@ -89,8 +89,9 @@ class KafkaEventsSource:
 
     async def _consume(self, emit: Emit, backoff: Backoff) -> None:
         consumer = AIOKafkaConsumer(self._config.topic, **self._options)
-        await asyncio.wait_for(consumer.start(), self._config.timeout_s)
         try:
+            # inside the try: a start that fails or times out must still close its connections
+            await asyncio.wait_for(consumer.start(), self._config.timeout_s)
             self._ready = True
             backoff.reset()
             while True:
