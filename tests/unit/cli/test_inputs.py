@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from pathlib import Path
 
 import pytest
 
-from detector.commands._inputs import InputStats, check_paths, merged_events, read_events
+from detector.commands._inputs import (
+    InputStats,
+    _line_blocks,
+    check_paths,
+    merged_events,
+    read_events,
+)
 from detector.errors import ParseError, UsageError
 from tests.unit.parse.test_audit import EVENT
 from tests.unit.parse.test_falco import ALERT
@@ -101,7 +108,8 @@ def test_lines_across_read_blocks_keep_their_numbers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # tiny blocks: every line straddles block boundaries; numbering must not drift
-    monkeypatch.setattr("detector.commands._inputs.BLOCK_BYTES", 7)
+    monkeypatch.setattr("detector.commands._inputs.READ_BYTES", 7)
+    monkeypatch.setattr("detector.commands._inputs.BATCH_BYTES", 20)  # several batches
     path = tmp_path / "a.jsonl"
     path.write_text("\n".join([_alert(1), "{broken", "", _alert(2), "[]"]))  # no final newline
     stats, bad = InputStats(), Bad()
@@ -113,7 +121,7 @@ def test_lines_across_read_blocks_keep_their_numbers(
 def test_over_long_line_is_reported_and_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("detector.commands._inputs.BLOCK_BYTES", 64)
+    monkeypatch.setattr("detector.commands._inputs.READ_BYTES", 64)
     limit = len(_alert(1)) + 10
     monkeypatch.setattr("detector.commands._inputs.MAX_DOCUMENT_BYTES", limit)
     path = tmp_path / "long.jsonl"
@@ -124,3 +132,18 @@ def test_over_long_line_is_reported_and_skipped(
     assert len(events) == 2  # the lines around it survive
     assert [(name, number) for name, number, _ in bad.seen] == [("long.jsonl", 2)]
     assert stats.lines == 3
+
+
+@pytest.mark.parametrize("read_bytes", [1, 3, 16, 1 << 16])
+def test_line_blocks_split_like_bytes_split(
+    read_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # lines shorter than, equal to and spanning many reads; blank lines; no final newline
+    monkeypatch.setattr("detector.commands._inputs.READ_BYTES", read_bytes)
+    monkeypatch.setattr("detector.commands._inputs.BATCH_BYTES", 10)
+    data = b"\n".join([b"a", b"", b"x" * 40, b"bc", b"", b"", b"y" * 17, b"end"])
+    blocks = list(_line_blocks(io.BufferedReader(io.BytesIO(data))))
+    assert [line for _, lines in blocks for line in lines] == data.split(b"\n")
+    numbers = [first for first, _ in blocks]
+    sizes = [len(lines) for _, lines in blocks]
+    assert numbers == [1 + sum(sizes[:i]) for i in range(len(blocks))]
