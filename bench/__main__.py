@@ -29,9 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--rate", type=float, default=250.0)
     gen.add_argument("--out", type=Path, default=None)
     run = sub.add_parser("run", help="measure everything, write the table into bench/README.md")
-    run.add_argument("--sizes", type=_sizes, default=[100_000, 1_000_000, 5_000_000])
-    run.add_argument("--pods", type=_sizes, default=[1_000, 10_000, 100_000])
-    run.add_argument("--repeat", type=int, default=3)
+    run.add_argument("--sizes", type=_sizes, default=[100_000, 1_000_000])
+    run.add_argument("--pods", type=_sizes, default=[1_000, 10_000])
+    run.add_argument("--repeat", type=int, default=3, help="runs per point (median)")
+    run.add_argument(
+        "--point", action="append", default=[], metavar="EVENTSxPODS[xREPEAT]",
+        help="an extra dataset outside the sizes x pods grid, e.g. 5e6x1e5x1 (repeatable)",
+    )  # fmt: skip
     run.add_argument("--no-readme", action="store_true")
     stage = sub.add_parser("stage", help="(internal) run one timed stage, print JSON")
     stage.add_argument("name")
@@ -51,9 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench.measure import run_stage
 
         return run_stage(args.name, args.dataset)
-    from bench.report import run_all
+    from bench.report import parse_point, plan_points, run_all
 
-    return run_all(args.sizes, args.pods, args.repeat, DATA, write_readme=not args.no_readme)
+    try:
+        extra = [parse_point(text) for text in args.point]
+    except ValueError as exc:
+        parser.error(str(exc))
+    points = plan_points(args.sizes, args.pods, args.repeat, extra)
+    return run_all(points, DATA, write_readme=not args.no_readme)
 
 
 if __name__ == "__main__":

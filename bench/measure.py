@@ -114,6 +114,7 @@ def _ours() -> dict[str, Callable[[Path], dict[str, Any]]]:
         "ours_engine": ours.stage_engine,
         "ours_replay": ours.stage_replay,
         "ours_snapshot": ours.stage_snapshot,
+        "ours_partials": ours.stage_partials,
         "ours_steady": ours.stage_steady,
     }
 

@@ -7,7 +7,8 @@
 * ``ours_replay``  (d) the whole ``detector replay``: the CLI's own ``run`` function,
                    in-process, writing chain records to a file that is then scored
 * ``ours_steady``  parse + engine streaming, sampling RSS and live partials every chunk
-                   (RSS over a long run, memory per live partial)
+                   (RSS over a long run)
+* ``ours_partials`` memory per live partial match, measured directly with tracemalloc
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import gc
 import statistics
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +83,9 @@ def stage_parse(dataset: Path) -> dict[str, Any]:
 
 def stage_engine(dataset: Path) -> dict[str, Any]:
     engine = _engine()
-    seconds, events, latencies, found, peak_partials = 0.0, 0, [], [], 0
+    seconds, events, peak_partials = 0.0, 0, 0
+    latencies: list[int] = []
+    found: list[list[Any]] = []
     for chunk in chunks(dataset):
         prepared = _parse_chunk(chunk)
         gc.collect()
@@ -124,7 +128,10 @@ def _percentiles(values: list[int]) -> dict[str, float]:
     if not values:
         return {"n": 0}
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
+
     return {
         "n": len(ordered),
         "p50_ms": pick(0.5),
@@ -188,3 +195,44 @@ def stage_snapshot(dataset: Path) -> dict[str, Any]:
         "live_partials": _partials(engine),
         **_snapshot_cost(engine),
     }
+
+
+PARTIALS_EVENTS = 200_000  # enough for the live state to reach its steady size
+
+
+def stage_partials(dataset: Path) -> dict[str, Any]:
+    """Bytes per live partial match: the same engine full, then emptied, under tracemalloc.
+
+    The engine runs over the first :data:`PARTIALS_EVENTS` events (parsed inside the traced
+    region and dropped, so what stays traced is what the engine retains: partials and the
+    events they hold, the expiry heap, identity bindings, memo caches). ``flush()`` then
+    empties the partials and nothing else, so (held before − held after) / partials is the
+    memory of a live partial match; the whole engine's growth over an empty one, divided
+    by the same count, is given as an upper bound.
+    """
+    engine = _engine()
+    gc.collect()
+    tracemalloc.start()
+    empty = tracemalloc.get_traced_memory()[0]
+    start, events = time.perf_counter(), 0
+    for chunk in chunks(dataset):
+        for event in _parse_chunk(chunk[: PARTIALS_EVENTS - events]):
+            engine.process(event)
+        events += min(len(chunk), PARTIALS_EVENTS - events)
+        del chunk
+        if events >= PARTIALS_EVENTS:
+            break
+    seconds = time.perf_counter() - start
+    live = _partials(engine)
+    gc.collect()
+    full = tracemalloc.get_traced_memory()[0]
+    engine.flush()
+    gc.collect()
+    flushed = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return {
+        "events": events, "seconds": seconds, "live_partials": live,
+        "bytes_per_partial": (full - flushed) / live if live > 0 else None,
+        "bytes_per_partial_upper": (full - empty) / live if live > 0 else None,
+        "engine_bytes": full - empty,
+    }  # fmt: skip

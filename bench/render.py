@@ -19,14 +19,19 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if a and b else "—"
 
 
+def _per_partial(r: dict[str, Any]) -> str:
+    per = r.get("ours_partials", {}).get("bytes_per_partial")
+    return f"{per:.0f}" if per else "—"
+
+
 def table(rows: list[Row], when: str) -> str:
     from bench.report import agreement, score
 
     head = (
         "| events | pods | runs | (a) orjson decode | (b) our parse | (c) our engine | "
         "eql engine 4q | eql engine 3q | (d) our replay | (e) eql pipeline | d/e | c/eql3q | "
-        "d/a | peak RSS (d) | live partials | snapshot | latency p50/p99/max | recall | "
-        "false chains | eql agrees |"
+        "d/a | peak RSS (d) | live partials | B/partial | snapshot | latency p50/p99/max | "
+        "recall | false chains | eql agrees |"
     )
     lines = [f"Run {when}.", "", head, "|" + "---|" * (head.count("|") - 1)]
     notes: list[str] = []
@@ -49,7 +54,7 @@ def table(rows: list[Row], when: str) -> str:
             f"{_k(_rate(r, 'eql_engine3'))} | {_k(d)} | {_k(e)} | {_ratio(d, e)} | "
             f"{_ratio(_rate(r, 'ours_engine'), _rate(r, 'eql_engine3'))} | {_ratio(d, a)} | "
             f"{replay.get('peak_rss_kb', 0) / 1024:.0f} MiB | {engine.get('live_partials', '—')} | "
-            f"{snap} | {lat.get('p50_ms', 0):.3f}/{lat.get('p99_ms', 0):.3f}/"
+            f"{_per_partial(r)} | {snap} | {lat.get('p50_ms', 0):.3f}/{lat.get('p99_ms', 0):.3f}/"
             f"{lat.get('max_ms', 0):.2f} ms | "
             f"{s['found'] if s else '—'}/{len(truth)} | {s['false'] if s else '—'} | "
             f"{'yes' if not diff else 'see notes'} |"
@@ -78,6 +83,15 @@ def _notes(
             f"{steady['samples'][-1]['rss_kb'] // 1024} MiB, second-half spread "
             f"{steady['rss_second_half_spread']:.1%}, "
             f"≤{per or 0:.0f} B per live partial (RSS delta)"
+        )
+    partials = r.get("ours_partials", {})
+    if partials.get("bytes_per_partial"):
+        out.append(
+            f"- {tag}: tracemalloc over the first {partials['events']:,} events: "
+            f"{partials['live_partials']} live partials, {partials['bytes_per_partial']:.0f} B "
+            f"each (engine full − same engine flushed), whole engine "
+            f"{partials['engine_bytes'] / 2**20:.1f} MiB = "
+            f"{partials['bytes_per_partial_upper']:.0f} B per partial"
         )
     if r.get("cli_seconds"):
         out.append(

@@ -68,8 +68,9 @@ def measure(dataset: Path, repeat: int) -> dict[str, Any]:
         for name in RATE_STAGES:
             print(f"  {dataset.name}: {name}", file=sys.stderr)
             runs.setdefault(name, []).append(stage(name, dataset))
-    results = {name: _median_run(found) for name, found in runs.items()}
+    results: dict[str, Any] = {name: _median_run(found) for name, found in runs.items()}
     results["ours_steady"] = stage("ours_steady", dataset)
+    results["ours_partials"] = stage("ours_partials", dataset)
     results["cli_seconds"] = cli_seconds(dataset)
     results["truth"] = json.loads((dataset / TRUTH).read_text())
     return results
@@ -111,15 +112,37 @@ def agreement(
     return out
 
 
-def run_all(sizes: list[int], pods: list[int], repeat: int, data: Path, write_readme: bool) -> int:
-    plan = [(size, pods[0]) for size in sizes]
-    # Live state grows with pods: the pod sweep uses the smallest size to stay affordable.
-    plan += [(sizes[0], p) for p in pods[1:]]
-    plan.sort()  # cheapest first; the table is rewritten after every dataset
+Point = tuple[int, int, int]  # events, pods, repeat
+
+
+def plan_points(sizes: list[int], pods: list[int], repeat: int, extra: list[Point]) -> list[Point]:
+    """Every size with every pod count at ``repeat`` runs, plus the ``extra`` points.
+
+    Cheapest first: the table is rewritten after every dataset, so a run cut short still
+    leaves complete rows for what it finished.
+    """
+    points = {(size, count): repeat for size in sizes for count in pods}
+    for size, count, reps in extra:
+        points[(size, count)] = reps
+    return sorted((size, count, reps) for (size, count), reps in points.items())
+
+
+def parse_point(text: str) -> Point:
+    """``5e6x1e5x1`` → (events, pods, repeat); the repeat defaults to 1."""
+    try:
+        parts = [int(float(part)) for part in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (2, 3) or min(parts) < 1:
+        raise ValueError(f"bad point {text!r} (use EVENTSxPODS or EVENTSxPODSxREPEAT)")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else 1
+
+
+def run_all(points: list[Point], data: Path, write_readme: bool) -> int:
     rows = []
-    for events, pod_count in plan:
+    text = ""
+    for events, pod_count, reps in points:
         dataset = ensure(data, events, pod_count)
-        reps = repeat if events <= 100_000 else max(1, repeat // 3)
         rows.append((events, pod_count, reps, measure(dataset, reps)))
         text = render(rows)
         (data / "last-run.json").write_text(json.dumps([r[3] for r in rows], default=str))
@@ -137,7 +160,20 @@ def render(rows: list[tuple[int, int, int, dict[str, Any]]]) -> str:
     from bench.render import table
 
     when = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return table(rows, when)
+    return table(rows, f"{when} at commit {_commit()}")
+
+
+def _commit() -> str:
+    """The code measured: HEAD, marked ``+dirty`` if tracked files differ from it."""
+    root = Path(__file__).parent.parent
+    head = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    dirty = subprocess.run(
+        ["git", "-C", str(root), "diff", "--quiet", "HEAD", "--", "."], check=False
+    ).returncode
+    return (head.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
 
 
 def _write_readme(text: str) -> None:
@@ -147,4 +183,4 @@ def _write_readme(text: str) -> None:
     README.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
 
 
-__all__ = ["agreement", "run_all", "score", "statistics"]
+__all__ = ["agreement", "parse_point", "plan_points", "run_all", "score", "statistics"]
