@@ -7,6 +7,7 @@ If it cannot start, every test that uses it fails with the broker's own reason.
 from __future__ import annotations
 
 import importlib.util
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +15,19 @@ from typing import Any
 
 import pytest
 
+_MODULE_NAME = "kafka_test_broker"
 _BROKER_PY = Path(__file__).resolve().parents[3] / "scripts" / "kafka" / "broker.py"
 
 
 def _load_broker_module() -> Any:
-    spec = importlib.util.spec_from_file_location("kafka_test_broker", _BROKER_PY)
+    """scripts/kafka/broker.py as a module (loaded once: registered in sys.modules, which
+    its dataclasses need to resolve their annotations)."""
+    if _MODULE_NAME in sys.modules:
+        return sys.modules[_MODULE_NAME]
+    spec = importlib.util.spec_from_file_location(_MODULE_NAME, _BROKER_PY)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[_MODULE_NAME] = module
     spec.loader.exec_module(module)
     return module
 
