@@ -9,6 +9,13 @@ an aiokafka producer whose broker vanished can keep stale connections and sequen
 numbers. Every delivery has a deadline (``timeout_s``); a broker that is down makes
 deliveries fail transiently, so the outbox stalls and retries: nothing is lost. Errors a
 retry cannot fix (message too large, bad topic, not authorized) are permanent.
+
+A producer that cannot start says only "Unable to bootstrap" (aiokafka keeps the cause in
+its own log). :class:`LazyProducer` then probes the bootstrap servers once to name it -
+wrong SASL credentials, an untrusted broker certificate, a refused client certificate - and
+raises :class:`KafkaConnectFailed` with that reason. Wrong credentials stay *transient*:
+the records wait in the outbox until someone fixes the secret, rather than being
+dead-lettered by a typo. No message ever contains a password.
 """
 
 from __future__ import annotations
@@ -18,12 +25,17 @@ import ssl
 from typing import Any, Final
 
 import orjson
+import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.conn import create_conn
 from aiokafka.errors import (
     InvalidTopicError,
+    KafkaConnectionError,
     KafkaError,
     MessageSizeTooLargeError,
+    SaslAuthenticationFailed,
     TopicAuthorizationFailedError,
+    UnsupportedSaslMechanismError,
 )
 
 from detector.sinks.base import PermanentDeliveryError, TransientDeliveryError
@@ -37,6 +49,21 @@ from detector.sinks.formats import Formatter, schema_of
 
 _PERMANENT: Final = (MessageSizeTooLargeError, InvalidTopicError, TopicAuthorizationFailedError)
 _STOP_TIMEOUT_S: Final = 5.0
+_PROBE_TIMEOUT_S: Final = 10.0
+# The options create_conn shares with the producer (the probe must connect the same way).
+_PROBE_KEYS: Final = (
+    "client_id",
+    "security_protocol",
+    "ssl_context",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "sasl_plain_password",
+)
+log = structlog.get_logger(__name__)
+
+
+class KafkaConnectFailed(KafkaConnectionError):  # type: ignore[misc]  # aiokafka is untyped
+    """No bootstrap server could be used; the message names why (never a secret)."""
 
 
 def producer_options(config: KafkaProducerConfig) -> dict[str, Any]:
@@ -105,7 +132,9 @@ class KafkaSink:
             raise PermanentDeliveryError(f"kafka refused the record: {exc!r}") from None
         except (KafkaError, TimeoutError, OSError) as exc:
             await self._producer.discard()
-            raise TransientDeliveryError(f"kafka unavailable: {type(exc).__name__}") from None
+            # only our own connect failure is worded by us; others may quote a payload
+            detail = str(exc) if isinstance(exc, KafkaConnectFailed) else type(exc).__name__
+            raise TransientDeliveryError(f"kafka unavailable: {detail}") from None
 
     def _headers(self, record: dict[str, Any]) -> list[tuple[str, bytes]]:
         return [
@@ -138,6 +167,12 @@ class LazyProducer:
             producer = AIOKafkaProducer(**self._options)
             try:
                 await asyncio.wait_for(producer.start(), self._timeout_s)
+            except KafkaConnectionError:
+                await stop_quietly(producer)
+                reason = await probe(self._options, min(self._timeout_s, _PROBE_TIMEOUT_S))
+                servers = ",".join(self._options["bootstrap_servers"])
+                log.error("kafka_connect_failed", servers=servers, reason=reason)
+                raise KafkaConnectFailed(f"cannot connect to {servers}: {reason}") from None
             except BaseException:
                 await stop_quietly(producer)  # a half-started producer holds sockets
                 raise
@@ -149,6 +184,39 @@ class LazyProducer:
         producer, self._producer = self._producer, None
         if producer is not None:
             await stop_quietly(producer)
+
+
+async def probe(options: dict[str, Any], timeout_s: float) -> str:
+    """Why the bootstrap servers in ``options`` refuse a client: the first one's error."""
+    connect = {key: options[key] for key in _PROBE_KEYS if key in options}
+    for server in options["bootstrap_servers"]:
+        host, _, port = server.rpartition(":")
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(host.strip("[]"), int(port), **connect), timeout_s
+            )
+        except (KafkaError, OSError, TimeoutError, ValueError) as exc:
+            return explain(exc, options)
+        conn.close()
+    return "the servers accept connections but returned no usable cluster metadata"
+
+
+def explain(exc: BaseException, options: dict[str, Any]) -> str:
+    """A connect error in an operator's words, with the config key to check."""
+    mechanism, user = options.get("sasl_mechanism"), options.get("sasl_plain_username")
+    if isinstance(exc, SaslAuthenticationFailed):
+        return f"SASL {mechanism} authentication as {user!r} failed (check sasl_password)"
+    if isinstance(exc, UnsupportedSaslMechanismError):
+        return f"the broker does not enable SASL mechanism {mechanism} (check sasl_mechanism)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"broker certificate not trusted: {exc.verify_message} (check tls_ca_file)"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    if options.get("ssl_context") is not None and "closed" in str(exc):
+        # Kafka closes a TLS connection without an alert when a client certificate is
+        # missing or untrusted, so this is the only symptom the client sees.
+        return "the broker closed the TLS connection (client certificate required or refused?)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
