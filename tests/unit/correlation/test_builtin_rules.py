@@ -114,6 +114,10 @@ def test_stolen_token_replay_near_miss_own_ip() -> None:
             falco_event("Custom", 0, target_ips=("fd00:ec2::254",), port=80),
             falco_event("Read environment variable from /proc files", 590),
         ),
+        (
+            falco_event("Custom", 0, target_ips=("168.63.129.16",), port=80),
+            falco_event("LMD Service Account Token Read", 30, tags=("T1528",)),
+        ),
     ],
 )
 def test_imds_credential_theft_any_order(imds: Event, other: Event) -> None:
@@ -130,8 +134,13 @@ def test_imds_near_misses() -> None:
         falco_event("LMD Cloud Metadata Service Contacted", 0, tags=("T1552.005",)),
         falco_event("LMD Service Account Token Read", 30, tags=("T1528",), pod="web-2"),
     ]
+    azure_dns = [  # the wireserver also answers DNS: port 53 is not metadata access
+        falco_event("Custom", 0, target_ips=("168.63.129.16",), port=53),
+        falco_event("LMD Service Account Token Read", 30, tags=("T1528",)),
+    ]
     assert "imds-credential-theft" not in fired(two_imds)
     assert "imds-credential-theft" not in fired(other_pod)
+    assert "imds-credential-theft" not in fired(azure_dns)
 
 
 # --- workload-pivot ---------------------------------------------------------------
