@@ -15,11 +15,27 @@ Threading: one worker thread owns the connection; the event loop only awaits it.
 :meth:`Outbox.add` group-commits: concurrent callers are written in one transaction by a
 writer task the outbox owns, and each caller returns once its row is committed. At most
 ``max_pending_submits`` callers wait, so a slow disk pushes back on the producer.
+The writer task belongs to the outbox: :meth:`Outbox.close` refuses new submits, waits
+until every submit that began before it is committed, and only then closes the store;
+cancelled, it cancels the writer and fails its waiting callers, so no task outlives it.
+
+Dead letters are pruned to ``max_dead_letters`` (oldest first); the pruned ids go to
+``on_expired`` with reason ``dead_letter_cap``, like every other expiry.
+
+Files: the database and its ``-wal``/``-shm`` side files hold full chain records, so
+the database is created (or tightened) to mode 0o600 before SQLite opens it; SQLite
+gives the side files the database file's mode.
+
+Exceptions::
+
+    OutboxClosedError (RuntimeError)   add() after close() began, or close() was cancelled
+                                       before the submit was committed
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +65,10 @@ _DELETE_ORPHANS = (
 )
 
 
+class OutboxClosedError(RuntimeError):
+    """The outbox is closing or closed: the record was not stored."""
+
+
 class Row(NamedTuple):
     """One record a sink still owes: outbox order, chain id, JSON body, attempts so far."""
 
@@ -73,7 +93,7 @@ class _Store:
 
     def __init__(self, config: OutboxConfig) -> None:
         self._config = config
-        Path(config.path).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(config.path))
         self._db = sqlite3.connect(config.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -140,8 +160,8 @@ class _Store:
                 (error[:500], sink, seq),
             )
 
-    def dead_letter(self, sink: str, seq: int, reason: str, now: float) -> None:
-        """Move ``sink``'s copy of a record to the dead-letter table (pruned to its cap)."""
+    def dead_letter(self, sink: str, seq: int, reason: str, now: float) -> list[str]:
+        """Move ``sink``'s copy of a record to the dead-letter table; returns ids pruned."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO dead_letters (sink, id, body, reason, failed_at) "
@@ -150,10 +170,12 @@ class _Store:
             )
             db.execute("DELETE FROM pending WHERE sink = ? AND seq = ?", (sink, seq))
             self._delete_orphans(db)
-            db.execute(
-                "DELETE FROM dead_letters WHERE n <= (SELECT MAX(n) FROM dead_letters) - ?",
+            pruned = db.execute(
+                "DELETE FROM dead_letters WHERE n <= (SELECT MAX(n) FROM dead_letters) - ? "
+                "RETURNING id",
                 (self._config.max_dead_letters,),
-            )
+            ).fetchall()
+            return [record_id for (record_id,) in pruned]
 
     def forget_sinks_except(self, sinks: Sequence[str]) -> int:
         """Drop rows owed to sinks no longer configured; returns how many."""
@@ -202,23 +224,46 @@ class Outbox:
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._store: _Store | None = None
+        self._opening = asyncio.Lock()  # two first add()s must not open two connections
         self._slots = asyncio.Semaphore(config.max_pending_submits)
         self._queue: list[tuple[str, bytes, Sequence[str], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._closing = False  # close() began: add() refuses new records
+        self._closed = False  # the writer is stopped: nothing more is queued
+        self._submitting = 0  # add() calls between their start and their commit
+        self._idle = asyncio.Event()
 
     async def open(self) -> None:
         """Create or open the database (idempotent)."""
-        if self._store is None:
-            self._store = await self._run(_Store, self._config)
+        async with self._opening:
+            if self._closed:
+                raise OutboxClosedError("the outbox is closed")
+            if self._store is None:
+                self._store = await self._run(_Store, self._config)
 
     async def add(self, record_id: str, body: bytes, sinks: Sequence[str]) -> None:
         """Store one record owed to ``sinks``; return once it is committed."""
+        if self._closing:
+            raise OutboxClosedError("the outbox is closed: record not stored")
+        self._submitting += 1
+        self._idle.clear()
+        try:
+            await self._submit(record_id, body, sinks)
+        finally:
+            self._submitting -= 1
+            if not self._submitting:
+                self._idle.set()
+
+    async def _submit(self, record_id: str, body: bytes, sinks: Sequence[str]) -> None:
         await self.open()
         await self._slots.acquire()
+        if self._closed:  # close() was cancelled while this submit waited for a slot
+            self._slots.release()
+            raise OutboxClosedError("the outbox closed before the record was stored")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((record_id, body, sinks, done))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.ensure_future(self._write_batches())
+            self._writer = asyncio.get_running_loop().create_task(self._write_batches())
         await done
 
     async def _write_batches(self) -> None:
@@ -228,6 +273,10 @@ class Outbox:
             try:
                 items = [(rid, body, sinks) for rid, body, sinks, _ in batch]
                 expired = await self._run(self._db().insert, items, self._clock())
+            except asyncio.CancelledError:  # close() gave up: nobody may wait forever
+                batch, self._queue = batch + self._queue, []
+                _settle(batch, OutboxClosedError("closed before the commit was confirmed"))
+                raise
             except Exception as exc:  # every waiting caller learns of the failed commit
                 _settle(batch, exc)
             else:
@@ -258,7 +307,9 @@ class Outbox:
 
     async def dead_letter(self, sink: str, seq: int, reason: str) -> None:
         """``sink`` refused the record for good: keep it in the dead-letter table."""
-        await self._run(self._db().dead_letter, sink, seq, reason, self._clock())
+        pruned = await self._run(self._db().dead_letter, sink, seq, reason, self._clock())
+        if pruned:
+            self._on_expired(pruned, "dead_letter_cap")
 
     async def forget_sinks_except(self, sinks: Sequence[str]) -> int:
         """Drop what is owed to sinks that are no longer configured."""
@@ -273,12 +324,30 @@ class Outbox:
         return await self._run(self._db().dead_letters)
 
     async def close(self) -> None:
-        """Finish queued commits, close the database and stop the worker thread."""
-        if self._writer is not None:
-            await self._writer
-        if self._store is not None:
-            await self._run(self._store.close)
-            self._store = None
+        """Refuse new submits, commit those already begun, then close store and thread."""
+        self._closing = True
+        try:
+            if self._submitting:
+                await self._idle.wait()
+            if self._writer is not None:
+                await self._writer
+        finally:
+            await self._stop_writer()
+            await self._close_store()
+
+    async def _stop_writer(self) -> None:
+        """Cancel + drain: reached with a live writer only when close() was cancelled."""
+        self._closed = True
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+        self._writer = None
+
+    async def _close_store(self) -> None:
+        async with self._opening:
+            if self._store is not None:
+                await self._run(self._store.close)
+                self._store = None
         self._executor.shutdown(wait=True)
 
     def _db(self) -> _Store:
@@ -289,6 +358,20 @@ class Outbox:
     async def _run(self, fn: Callable[P, T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` (and its directory) owner-only; tighten it if it exists already."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):  # side files an older version left readable
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.chmod(0o600)
 
 
 def _settle(batch: list[tuple[Any, Any, Any, asyncio.Future[None]]], exc: Exception | None) -> None:
