@@ -226,7 +226,11 @@ def write_atomic(path: Path, blob: bytes) -> None:
     """Replace ``path`` with ``blob`` so that a crash leaves the old or the new file whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temp.open("wb") as handle:
+    # Owner-only: a checkpoint holds full events. fchmod, since O_CREAT keeps the mode
+    # of a temp file a crashed run left behind; os.replace carries the mode over.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as handle:
         handle.write(blob)
         handle.flush()
         os.fsync(handle.fileno())
