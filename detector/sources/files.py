@@ -71,6 +71,11 @@ class FileTailer:
     def ready(self) -> bool:
         return self._started
 
+    @property
+    def offset(self) -> int:
+        """The first byte of the current file not yet handed to ``emit`` (read-only)."""
+        return self._offset
+
     async def run(self, emit: Emit) -> None:
         self._resume()
         self._started = True

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from structlog.testing import capture_logs
 
@@ -27,6 +29,22 @@ def _config(socket_path: Path, **overrides: object) -> FalcoGrpcConfig:
     }
     base.update(overrides)
     return FalcoGrpcConfig(**base)  # type: ignore[arg-type]
+
+
+T = TypeVar("T")
+
+
+async def settled(read: Callable[[], T], quiet_s: float, within: float = 10.0) -> T:
+    """Wait until ``read()`` has not changed for ``quiet_s``; fail after ``within`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    value, since = read(), loop.time()
+    while loop.time() - since < quiet_s:
+        assert loop.time() < deadline, f"still changing after {within} s: {value}"
+        await asyncio.sleep(0.02)
+        if (current := read()) != value:
+            value, since = current, loop.time()
+    return value
 
 
 async def test_alerts_arrive_as_events_in_order(socket_path: Path, consumer: Start) -> None:
@@ -119,9 +137,10 @@ async def test_slow_consumer_stops_requesting(socket_path: Path, consumer: Start
         running = consumer(_config(socket_path))
         running.gate.clear()  # emit blocks: the engine's queue is full
         await eventually(lambda: falco.requests >= 1)
-        await asyncio.sleep(0.5)  # 25 keepalive intervals
-        requests, sent = falco.requests, falco.sent
-        await asyncio.sleep(0.5)
+        # The server writes until the HTTP/2 windows are full, however long a busy
+        # machine takes: wait for its counters to stop, 10 keepalive intervals quiet.
+        requests, sent = await settled(lambda: (falco.requests, falco.sent), quiet_s=0.5)
+        await asyncio.sleep(0.3)  # a negative check: 6 more keepalive intervals
         assert falco.requests == requests  # no new requests while emit is blocked
         assert falco.sent == sent  # and the server stopped writing (flow control)
         assert len(falco.queue) > 1000  # alerts wait in Falco's queue, not in our memory
