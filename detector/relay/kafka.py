@@ -39,7 +39,7 @@ from detector.relay import wire
 from detector.relay.config import RelayKafkaConfig
 from detector.relay.forward import BatchTooLarge
 from detector.sinks.base import PermanentDeliveryError, TransientDeliveryError
-from detector.sinks.kafka import LazyProducer, producer_options
+from detector.sinks.kafka import LazyProducer, producer_options, unavailable
 
 _HEADERS: Final = [("schema", wire.SCHEMA.encode())]
 
@@ -90,10 +90,10 @@ class KafkaForwarder:
             if not exc.retriable:
                 raise PermanentDeliveryError(f"kafka refused the batch: {exc!r}") from None
             await self.close()
-            raise TransientDeliveryError(f"kafka unavailable: {type(exc).__name__}") from None
+            raise TransientDeliveryError(unavailable(exc)) from None
         except (TimeoutError, OSError) as exc:
             await self.close()
-            raise TransientDeliveryError(f"kafka unavailable: {type(exc).__name__}") from None
+            raise TransientDeliveryError(unavailable(exc)) from None
 
     async def close(self) -> None:
         """Drop the producer; the next send starts a fresh one (stale state after outages)."""

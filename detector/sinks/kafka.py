@@ -132,9 +132,7 @@ class KafkaSink:
             raise PermanentDeliveryError(f"kafka refused the record: {exc!r}") from None
         except (KafkaError, TimeoutError, OSError) as exc:
             await self._producer.discard()
-            # only our own connect failure is worded by us; others may quote a payload
-            detail = str(exc) if isinstance(exc, KafkaConnectFailed) else type(exc).__name__
-            raise TransientDeliveryError(f"kafka unavailable: {detail}") from None
+            raise TransientDeliveryError(unavailable(exc)) from None
 
     def _headers(self, record: dict[str, Any]) -> list[tuple[str, bytes]]:
         return [
@@ -184,6 +182,13 @@ class LazyProducer:
         producer, self._producer = self._producer, None
         if producer is not None:
             await stop_quietly(producer)
+
+
+def unavailable(exc: BaseException) -> str:
+    """The retry message for a failed send: our connect diagnosis, else only the error type."""
+    # only our own connect failure is worded by us; other errors may quote a payload
+    detail = str(exc) if isinstance(exc, KafkaConnectFailed) else type(exc).__name__
+    return f"kafka unavailable: {detail}"
 
 
 async def probe(options: dict[str, Any], timeout_s: float) -> str:
