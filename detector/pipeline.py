@@ -8,11 +8,22 @@
     files ──────┘  emit() awaits space (a tailer simply reads later)      ▲
                                            tick: engine.advance(max event time seen)
 
-Event time drives every window: the watermark handed to ``engine.advance`` is the
-largest event time seen so far. The wall clock only decides *when* to call it (every
-``engine.idle_advance_s``), so a quiet stream still expires state and emits chains
-that wait on a window closing. With a :class:`~detector.checkpoint.Checkpointer` the
-engine's state is also written every ``checkpoint.interval_s`` by a task of its own.
+Event time drives every window. While events flow, the engine's watermark is the
+largest event time seen minus ``engine.allowed_lateness_s``; that cannot move without
+events, so a chain whose last step was the last event would wait for the next event.
+Every ``engine.idle_advance_s`` the :class:`IdleClock` therefore lets wall-clock time
+stand in for the missing events, bounded::
+
+    watermark = min(now, max_event_time + idle_elapsed) − lateness
+                     │    └ wall time since the last event *arrived* (monotonic)
+                     └ never past the present
+
+``idle_elapsed`` (not ``now``) is what moves it, so replayed or old data (event time far
+behind ``now``) advance only as fast as time passes after their last arrival, never by a
+jump to ``now``; a source whose events run ``d`` behind real time sees one of them
+counted late only if its delay grows by more than the lateness meanwhile. With a
+:class:`~detector.checkpoint.Checkpointer` the engine's state is also written every
+``checkpoint.interval_s`` by a task of its own.
 
 Shutdown (SIGTERM), within ``shutdown_grace_s``::
 
@@ -28,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from correlation.chain import Chain, to_record
@@ -127,12 +138,57 @@ class EventQueue:
         return self._queue.qsize()
 
 
+class IdleClock:
+    """How far event time may be assumed to have moved while the sources are quiet.
+
+    The rule is in the module docstring; ``wall`` and ``monotonic`` are injectable so a
+    test can step time instead of sleeping.
+    """
+
+    def __init__(
+        self,
+        lateness_ns: int,
+        wall: Callable[[], int] = time.time_ns,
+        monotonic: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self._lateness, self._wall, self._monotonic = lateness_ns, wall, monotonic
+        self.max_event_ns = 0
+        self._arrived_ns = monotonic()
+
+    def saw(self, time_ns: int) -> None:
+        """An event arrived (restarts the idle time)."""
+        self._arrived_ns = self._monotonic()
+        if time_ns > self.max_event_ns:
+            self.max_event_ns = time_ns
+
+    def resume(self, engine_watermark_ns: int) -> None:
+        """Continue from a restored engine: its event time counts as just arrived."""
+        if engine_watermark_ns > 0:
+            self.saw(engine_watermark_ns + self._lateness)
+
+    def watermark(self) -> int | None:
+        """The bounded watermark, or None before any event."""
+        if not self.max_event_ns:
+            return None
+        idle = self._monotonic() - self._arrived_ns
+        return min(self._wall(), self.max_event_ns + idle) - self._lateness
+
+
 class Correlator:
     """The engine task: events in, chains out, watermark on a timer."""
 
-    def __init__(self, engine: EngineLike, queue: EventQueue, output: Output, metrics: Metrics):
+    def __init__(
+        self,
+        engine: EngineLike,
+        queue: EventQueue,
+        output: Output,
+        metrics: Metrics,
+        clock: IdleClock | None = None,
+    ) -> None:
+        """``clock``: the idle rule (default: the engine's lateness, real clocks)."""
         self._engine, self._queue, self._output, self._metrics = engine, queue, output, metrics
-        self.watermark_ns = 0
+        self.clock = clock or IdleClock(_lateness_of(engine))
+        self.clock.resume(engine.watermark)
         self.running = False
         self._seen_stats: dict[str, float] = {}
 
@@ -143,7 +199,7 @@ class Correlator:
             while True:
                 event = await self._queue.get()
                 try:
-                    self.watermark_ns = max(self.watermark_ns, event.time_ns)
+                    self.clock.saw(event.time_ns)
                     await self._publish(self._engine.process(event))
                 finally:
                     self._queue.done()
@@ -160,9 +216,10 @@ class Correlator:
             await self.advance()
 
     async def advance(self) -> None:
-        """Let the engine settle at its own watermark (max event time seen − lateness)."""
-        if self.watermark_ns:
-            watermark = self._engine.watermark
+        """Let the engine settle at the idle rule's watermark (never behind its own)."""
+        idle = self.clock.watermark()
+        if idle is not None:
+            watermark = max(self._engine.watermark, idle)
             self._metrics.watermark.set(max(watermark, 0) / 1e9)
             await self._publish(self._engine.advance(watermark))
         self._refresh_stats()
@@ -200,6 +257,12 @@ def apply_engine_stats(metrics: Metrics, stats: Any, seen: dict[str, float]) -> 
         if totals[name] > seen.get(name, 0.0):
             counter.inc(totals[name] - seen.get(name, 0.0))
     return totals
+
+
+def _lateness_of(engine: EngineLike) -> int:
+    """The engine's allowed lateness (ns); 0 for engines without a config."""
+    config = getattr(engine, "config", None)
+    return int(getattr(config, "lateness_ns", 0))
 
 
 def _as_mapping(stats: Any) -> Mapping[str, Any]:
