@@ -4,8 +4,10 @@
 * :func:`wait_ready` — poll ``/readyz`` until 200 (a deadline, never a fixed sleep);
 * :func:`shipped_engine` — the engine with the built-in rules, as ``detector run`` builds it;
 * :func:`stop_in_process` — SIGTERM to this process, which the in-process service handles;
+* :func:`serving` — ``serve()`` as a task for the length of a block, ready before it runs;
 * :func:`spawn_run` — ``python -m detector.cli run`` as a child, ``DETECTOR_*`` of the
   test environment removed so only the test's own settings apply;
+* :func:`stop_process` — SIGTERM a child, collect its stderr, kill it if it hangs;
 * :func:`post_json` — one POST that must be accepted; :func:`chains` reads a JSONL output.
 """
 
@@ -16,6 +18,8 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,9 @@ import orjson
 
 from correlation.engine import Engine, EngineConfig
 from correlation.rules import builtin_rules_paths, load_rules
+from detector import config as cfg
+from detector.commands.run import serve
+from detector.metrics import Metrics
 
 JSON = {"Content-Type": "application/json"}
 
@@ -64,6 +71,24 @@ async def stop_in_process(service: asyncio.Task[Any], limit_s: float = 15.0) -> 
         await service
 
 
+@asynccontextmanager
+async def serving(
+    config: cfg.Config, engine: Engine | None, metrics: Metrics
+) -> AsyncIterator[str]:
+    """``serve()`` in this loop while the block runs; yields its URL once ready.
+
+    The block's end cancels the service (an abrupt stop, not SIGTERM's graceful one).
+    """
+    service = asyncio.create_task(serve(config, engine, metrics))
+    try:
+        url = f"http://{config.http.listen}"
+        await wait_ready(url)
+        yield url
+    finally:
+        service.cancel()
+        await asyncio.gather(service, return_exceptions=True)
+
+
 async def spawn_run(
     *args: str, env: dict[str, str], stdout: int = asyncio.subprocess.PIPE
 ) -> asyncio.subprocess.Process:
@@ -79,3 +104,17 @@ async def post_json(session: aiohttp.ClientSession, url: str, doc: Any) -> None:
     """POST ``doc`` as JSON; the service must accept it (200)."""
     async with session.post(url, data=orjson.dumps(doc), headers=JSON) as response:
         assert response.status == 200, await response.text()
+
+
+async def stop_process(process: asyncio.subprocess.Process, limit_s: float = 10.0) -> bytes:
+    """SIGTERM ``process`` (if still running) and return its stderr; killed after ``limit_s``."""
+    try:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(limit_s):
+            _, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:  # it ignored SIGTERM: no orphan outlives the test
+            process.kill()
+            await process.wait()
+    return stderr or b""

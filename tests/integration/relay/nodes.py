@@ -9,7 +9,6 @@ configuration path a DaemonSet sidecar uses.
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.integration.support import (
     shipped_engine,
     spawn_run,
     stop_in_process,
+    stop_process,
     wait_ready,
 )
 
@@ -79,15 +79,7 @@ async def relay(port: int, correlator_port: int, **env: str) -> AsyncIterator[st
         await wait_ready(url)
         yield url
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(10):
-                _, stderr = await process.communicate()
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        stderr = await stop_process(process)
     assert process.returncode == 0, stderr.decode()[-2000:]
 
 

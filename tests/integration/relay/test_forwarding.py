@@ -16,7 +16,6 @@ import aiohttp
 from aiohttp import web
 
 from detector import config as cfg
-from detector.commands.run import serve
 from detector.metrics import Metrics
 from detector.pipeline import EventQueue
 from detector.relay import wire
@@ -25,7 +24,7 @@ from detector.relay.forward import HttpForwarder
 from detector.relay.worker import Relay
 from tests.integration.http.harness import falco_alert
 from tests.integration.relay.test_events_endpoint import event
-from tests.integration.support import free_port, wait_ready
+from tests.integration.support import free_port, serving
 
 Answer = Callable[[list[str]], web.Response]
 
@@ -129,19 +128,12 @@ async def test_unreachable_correlator_backpressures_to_falco_with_429() -> None:
         },
     )
     metrics = Metrics()
-    service = asyncio.create_task(serve(config, None, metrics))
     statuses: list[int] = []
-    try:
-        url = f"http://127.0.0.1:{port}"
-        await wait_ready(url)
-        async with aiohttp.ClientSession() as session:
-            for n in range(8):
-                async with session.post(url + "/falco", json=falco_alert(n)) as response:
-                    statuses.append(response.status)
-                await asyncio.sleep(0.05)  # let the relay take its first batch
-    finally:
-        service.cancel()
-        await asyncio.gather(service, return_exceptions=True)
+    async with serving(config, None, metrics) as url, aiohttp.ClientSession() as session:
+        for n in range(8):
+            async with session.post(url + "/falco", json=falco_alert(n)) as response:
+                statuses.append(response.status)
+            await asyncio.sleep(0.05)  # let the relay take its first batch
     # bounded: 2 in the batch being retried + 3 queued; the rest refused, never buffered
     assert statuses.count(200) == 5 and statuses.count(429) == 3, statuses
     assert metrics.value("detector_dropped_events_total", {"reason": "queue_full"}) == 3

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections import deque
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tests.integration.support import (
     shipped_engine,
     spawn_run,
     stop_in_process,
+    stop_process,
     wait_ready,
 )
 
@@ -92,13 +92,8 @@ async def test_subprocess_sigterm_exits_zero_and_flushes_chains(tmp_path: Path) 
             await post_json(session, url + "/k8s-audit", scenario.event_list())
             for alert in scenario.falco_alerts():
                 await post_json(session, url + "/falco", alert)
-        process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(10):
-            _, stderr = await process.communicate()
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        stderr = await stop_process(process)  # SIGTERM: the graceful stop under test
     assert process.returncode == 0, stderr.decode()[-2000:]
     assert [c["rule"] for c in chains(output)].count(scenario.RULE) == 1
     logs = [orjson.loads(line) for line in stderr.splitlines() if line.startswith(b"{")]

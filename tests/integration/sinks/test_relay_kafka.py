@@ -24,6 +24,7 @@ from tests.integration.support import (
     chains,
     free_port,
     post_json,
+    serving,
     shipped_engine,
     stop_in_process,
     wait_ready,
@@ -42,10 +43,7 @@ async def _relay_attack(bootstrap: str, topic: str) -> Metrics:
         },
     )
     metrics = Metrics()
-    service = asyncio.create_task(serve(config, None, metrics))
-    try:
-        url = f"http://127.0.0.1:{port}"
-        await wait_ready(url)
+    async with serving(config, None, metrics) as url:
         async with aiohttp.ClientSession() as session:
             for alert in scenario.falco_alerts():
                 await post_json(session, url + "/falco", alert)
@@ -53,9 +51,6 @@ async def _relay_attack(bootstrap: str, topic: str) -> Metrics:
         async with asyncio.timeout(30):
             while metrics.value("detector_relay_events_sent_total", {"transport": "kafka"}) < 3:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-    finally:
-        service.cancel()
-        await asyncio.gather(service, return_exceptions=True)
     return metrics
 
 
