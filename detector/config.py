@@ -27,6 +27,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 import yaml
 
+from correlation.state import EngineConfig
 from detector.errors import UsageError
 from detector.relay.config import RelayConfig
 from detector.sinks.config import MASK as MASK
@@ -39,6 +40,8 @@ ENV_PREFIX: Final = "DETECTOR_"
 # One list of credential keys for the whole config (kept with the sink structs, whose
 # repr masks them too); printed configs show MASK instead of their values.
 SECRET_KEYS: Final = SECRET_FIELDS
+# The engine's own defaults, so the caps are defined in one place (correlation.state).
+_ENGINE: Final = EngineConfig()
 
 
 class ConfigError(UsageError):
@@ -136,6 +139,21 @@ class EngineSettings(_Base):
     builtin_rules: Annotated[bool, _doc("load the shipped rule files")] = True
     idle_advance_s: Annotated[float, _doc("wall-clock period of watermark advance", gt=0)] = 1.0
     allowed_lateness_s: Annotated[float, _doc("event-time lateness accepted", ge=0)] = 60.0
+    allowlist: Annotated[
+        str, _doc("global allowlist YAML (format of `detector replay --allowlist`); empty = none")
+    ] = ""
+    max_partials_per_key: Annotated[
+        int, _doc("buffered step events per rule, step and join key; oldest evicted", ge=1)
+    ] = _ENGINE.max_partials_per_key
+    max_partials_total: Annotated[
+        int, _doc("buffered step events in all rules; oldest evicted", ge=1)
+    ] = _ENGINE.max_partials_total
+    max_pending: Annotated[
+        int, _doc("container-only Falco alerts held for their pod; oldest released", ge=1)
+    ] = _ENGINE.max_pending
+    max_identities: Annotated[
+        int, _doc("container and IP -> pod bindings kept; oldest forgotten", ge=1)
+    ] = _ENGINE.max_identities
 
 
 class CheckpointConfig(_Base):

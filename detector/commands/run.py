@@ -34,6 +34,7 @@ from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
 from detector.checkpoint import Checkpointer
 from detector.commands import Command, register
+from detector.commands.replay import load_allowlist
 from detector.delivery import Delivery, DeliveryMetrics
 from detector.errors import UsageError
 from detector.logging import configure as configure_logging
@@ -105,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 2
+    engine_config = build_engine_config(config.engine)
     metrics = Metrics()
-    engine_config = EngineConfig(lateness_ns=int(config.engine.allowed_lateness_s * 1e9))
     checkpointer = build_checkpointer(config, metrics)
     if checkpointer is None:
         engine = Engine(rules, engine_config)
@@ -114,6 +115,18 @@ def run(args: argparse.Namespace) -> int:
         engine = checkpointer.restore(rules, engine_config)
     asyncio.run(serve(config, engine, metrics, checkpointer))
     return 0
+
+
+def build_engine_config(settings: cfg.EngineSettings) -> EngineConfig:
+    """The engine's limits from ``engine.*``; a bad allowlist file is a UsageError (exit 2)."""
+    return EngineConfig(
+        lateness_ns=int(settings.allowed_lateness_s * 1e9),
+        max_partials_per_key=settings.max_partials_per_key,
+        max_partials_total=settings.max_partials_total,
+        allowlist=load_allowlist(settings.allowlist or None),  # the loader replay uses
+        max_pending=settings.max_pending,
+        max_identities=settings.max_identities,
+    )
 
 
 def build_checkpointer(config: cfg.Config, metrics: Metrics) -> Checkpointer | None:
