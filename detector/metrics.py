@@ -7,7 +7,8 @@ so tests and embedded pipelines can build as many as they like. ``/metrics`` ren
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -59,10 +60,35 @@ class Metrics:
             "detector_engine_partial_matches", "Open partial matches in the engine", registry=reg
         )
         self.evictions = Counter(
-            "detector_engine_evictions", "Partial matches evicted by caps", registry=reg
+            "detector_engine_evictions",
+            "Engine state evicted by a cap, by reason (key_cap, total_cap, pending_cap, ...)",
+            ["reason"],
+            registry=reg,
+        )
+        self.engine_errors = Counter(
+            "detector_engine_errors",
+            "Events the engine failed on internally (skipped, stream goes on)",
+            registry=reg,
         )
         self.late_events = Counter(
-            "detector_engine_late_events", "Events older than the watermark", registry=reg
+            "detector_engine_late_events",
+            "Events older than the watermark, by source (not correlated)",
+            ["source"],
+            registry=reg,
+        )
+        self.suppressed = Counter(
+            "detector_engine_suppressed", "Events suppressed by an allowlist", registry=reg
+        )
+        self.absorbed = Counter(
+            "detector_engine_absorbed",
+            "Anchors absorbed into a chain already emitted (one chain, not two)",
+            registry=reg,
+        )
+        self.pending = Gauge(
+            "detector_engine_pending", "Container-only alerts held for their pod", registry=reg
+        )
+        self.identity_bindings = Gauge(
+            "detector_engine_identity_bindings", "Container and IP -> pod bindings", registry=reg
         )
         self.reconnects = Counter(
             "detector_source_reconnects", "Source reconnects, by source", ["source"], registry=reg
@@ -116,3 +142,58 @@ class Metrics:
         """Current value of one sample (0.0 when absent); handy in tests and logs."""
         found = self.registry.get_sample_value(name, labels or {})
         return 0.0 if found is None else found
+
+
+class EngineExport:
+    """Copies ``EngineStats`` into :class:`Metrics`: gauges as they are, counters by delta.
+
+    The baseline is the stats at construction, so a restored engine's totals from before
+    a restart are not replayed as one jump. The engine counts an internal exception as
+    eviction reason ``error``; that is exported as ``detector_engine_errors_total``, not
+    as an eviction.
+    """
+
+    def __init__(self, metrics: Metrics, baseline: Any = None) -> None:
+        self._metrics = metrics
+        self._seen: dict[tuple[str, str], float] = {}
+        if baseline is not None:
+            self._seen = dict(self._counters(baseline))
+
+    def apply(self, stats: Any) -> None:
+        values = _as_mapping(stats)
+        self._metrics.partial_matches.set(float(values.get("partials", 0)))
+        self._metrics.pending.set(float(values.get("pending", 0)))
+        self._metrics.identity_bindings.set(float(values.get("identity_bindings", 0)))
+        for key, total in self._counters(stats):
+            grown = total - self._seen.get(key, 0.0)
+            if grown > 0:
+                self._counter(key).inc(grown)
+            self._seen[key] = max(total, self._seen.get(key, 0.0))
+
+    @staticmethod
+    def _counters(stats: Any) -> list[tuple[tuple[str, str], float]]:
+        values = _as_mapping(stats)
+        found = [(("suppressed", ""), float(values.get("suppressed", 0)))]
+        found.append((("absorbed", ""), float(values.get("absorbed", 0))))
+        for reason, count in dict(values.get("evictions") or {}).items():
+            kind = "errors" if reason == "error" else "evictions"
+            found.append(((kind, str(reason)), float(count)))
+        return found
+
+    def _counter(self, key: tuple[str, str]) -> Any:
+        kind, reason = key
+        if kind == "evictions":
+            return self._metrics.evictions.labels(reason=reason)
+        return {
+            "errors": self._metrics.engine_errors,
+            "suppressed": self._metrics.suppressed,
+            "absorbed": self._metrics.absorbed,
+        }[kind]
+
+
+def _as_mapping(stats: Any) -> Mapping[str, Any]:
+    """An EngineStats struct (or a plain mapping, or any object) as a mapping."""
+    if isinstance(stats, Mapping):
+        return stats
+    fields: tuple[str, ...] = tuple(getattr(stats, "__struct_fields__", ()))
+    return {name: getattr(stats, name) for name in fields or tuple(vars(stats))}

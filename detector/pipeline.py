@@ -39,14 +39,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from correlation.chain import Chain, to_record
 from correlation.event import Event
 from detector.checkpoint import Checkpointer, Snapshotable
 from detector.logging import get_logger
-from detector.metrics import Metrics
+from detector.metrics import EngineExport, Metrics
 from detector.sources.base import Emit, Source
 
 log = get_logger("detector.pipeline")
@@ -190,7 +190,10 @@ class Correlator:
         self.clock = clock or IdleClock(_lateness_of(engine))
         self.clock.resume(engine.watermark)
         self.running = False
-        self._seen_stats: dict[str, float] = {}
+        stats = getattr(engine, "stats", None)
+        self._export = EngineExport(metrics, stats() if stats is not None else None)
+        if getattr(engine, "on_late", False) is None:
+            engine.on_late = self._late  # type: ignore[attr-defined]  # the real Engine
 
     async def run(self) -> None:
         self.running = True
@@ -239,35 +242,17 @@ class Correlator:
     def _refresh_stats(self) -> None:
         stats = getattr(self._engine, "stats", None)
         if stats is not None:
-            self._seen_stats = apply_engine_stats(self._metrics, stats(), self._seen_stats)
+            self._export.apply(stats())
 
-
-def apply_engine_stats(metrics: Metrics, stats: Any, seen: dict[str, float]) -> dict[str, float]:
-    """Copy the engine's totals into the metrics; counters grow by the delta since ``seen``."""
-    values: Mapping[str, Any] = stats if isinstance(stats, Mapping) else _as_mapping(stats)
-    metrics.partial_matches.set(float(values.get("partials", 0)))
-    evictions = values.get("evictions", {})
-    current = {
-        "evictions": float(sum(evictions.values()) if isinstance(evictions, Mapping) else 0),
-        "late": float(values.get("late", 0)),
-    }
-    totals = {}
-    for name, counter in (("evictions", metrics.evictions), ("late", metrics.late_events)):
-        totals[name] = current[name]
-        if totals[name] > seen.get(name, 0.0):
-            counter.inc(totals[name] - seen.get(name, 0.0))
-    return totals
+    def _late(self, event: Event) -> None:
+        """The engine's late path: counted by source (the event is not correlated)."""
+        self._metrics.late_events.labels(source=event.source).inc()
 
 
 def _lateness_of(engine: EngineLike) -> int:
     """The engine's allowed lateness (ns); 0 for engines without a config."""
     config = getattr(engine, "config", None)
     return int(getattr(config, "lateness_ns", 0))
-
-
-def _as_mapping(stats: Any) -> Mapping[str, Any]:
-    fields: tuple[str, ...] = tuple(getattr(stats, "__struct_fields__", ()))
-    return {name: getattr(stats, name) for name in fields or tuple(vars(stats))}
 
 
 class Supervisor:
