@@ -43,9 +43,15 @@ class Metrics:
             ["endpoint", "status"],
             registry=reg,
         )
+        self.http_refused = Counter(
+            "detector_http_refused",
+            "POSTs answered 429/503 + Retry-After (nothing kept; the sender should retry)",
+            ["endpoint", "reason"],
+            registry=reg,
+        )
         self.drops = Counter(
             "detector_dropped_events",
-            "Events not processed, by reason",
+            "Events accepted or read but not processed, by reason",
             ["reason"],
             registry=reg,
         )

@@ -12,6 +12,10 @@ this module does everything they share, in this order, cheapest refusal first::
     offer to queue   -> 429 + Retry-After       (full: enqueue-or-refuse, never wait)
     else             -> 200 {"accepted": n}
 
+429 and 503 keep nothing and ask the sender to retry: they are counted as
+``detector_http_refused_total{endpoint,reason}``, not as dropped events (the
+``detector_dropped_events_total`` counter is for events this process had and lost).
+
 aiohttp inflates ``Content-Encoding: gzip`` bodies itself and de-chunks chunked
 transfers, so the cap applies to the inflated size (a small gzip bomb gets 413 too).
 
@@ -169,8 +173,13 @@ class HttpServer:
         body = await _read_capped(request, receiver.max_body_bytes)
         events = receiver.decode(body)
         if not self._offer(receiver.name, events):
+            # Not a drop: nothing was accepted, and the sender is told to retry. Whether
+            # it does (the API server does, Falco's http_output does not) is its business.
             self._count(receiver, 429)
-            self._metrics.drops.labels(reason="queue_full").inc(len(events))
+            self._refused(receiver, "queue_full")
+            log.warning(
+                "http_refused", endpoint=receiver.path, reason="queue_full", events=len(events)
+            )
             return _json(429, {"error": "queue_full", "detail": "retry later"}, retry)
         return _json(200, {"accepted": len(events)})
 
@@ -192,6 +201,8 @@ class HttpServer:
         if exc.status == 400:
             self._metrics.parse_errors.labels(source=receiver.name, reason=exc.reason).inc()
         headers = {"Retry-After": str(self._config.retry_after_s)} if exc.status == 503 else {}
+        if exc.status == 503:
+            self._refused(receiver, exc.reason)
         if exc.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         log.warning(
@@ -206,6 +217,9 @@ class HttpServer:
 
     def _count(self, receiver: Receiver, status: int) -> None:
         self._metrics.http_rejects.labels(endpoint=receiver.path, status=str(status)).inc()
+
+    def _refused(self, receiver: Receiver, reason: str) -> None:
+        self._metrics.http_refused.labels(endpoint=receiver.path, reason=reason).inc()
 
 
 async def _read_capped(request: web.Request, cap: int) -> bytes:

@@ -36,7 +36,9 @@ async def test_overload_answers_429_and_the_queue_stays_bounded() -> None:
         assert statuses.count(429) == 350
         assert {after for status, after in answers if status == 429} == {"1"}
         assert len(h.queue) == 50
-        assert h.metrics.value("detector_dropped_events_total", {"reason": "queue_full"}) == 350
+        refused = {"endpoint": "/falco", "reason": "queue_full"}
+        assert h.metrics.value("detector_http_refused_total", refused) == 350
+        assert h.metrics.value("detector_dropped_events_total", {"reason": "queue_full"}) == 0
         assert peak < 64 << 20  # 400 requests in flight, memory stays small
 
 

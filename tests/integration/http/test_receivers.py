@@ -194,3 +194,5 @@ async def test_draining_server_answers_503_with_retry_after() -> None:
             assert response.status == 503
             assert response.headers["Retry-After"] == "1"
             assert (await response.json())["error"] == "shutting_down"
+        refused = {"endpoint": "/falco", "reason": "shutting_down"}
+        assert h.metrics.value("detector_http_refused_total", refused) == 1

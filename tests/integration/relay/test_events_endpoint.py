@@ -103,4 +103,5 @@ async def test_token_content_type_and_queue_full() -> None:
         assert (await post(harness.url, body))[0] == 200
         status, answer = await post(harness.url, body)  # 3 more do not fit in 4
         assert (status, answer["error"]) == (429, "queue_full")
-        assert harness.metrics.value("detector_dropped_events_total", {"reason": "queue_full"}) == 3
+        refused = {"endpoint": "/events", "reason": "queue_full"}
+        assert harness.metrics.value("detector_http_refused_total", refused) == 1

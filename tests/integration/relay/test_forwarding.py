@@ -136,5 +136,8 @@ async def test_unreachable_correlator_backpressures_to_falco_with_429() -> None:
             await asyncio.sleep(0.05)  # let the relay take its first batch
     # bounded: 2 in the batch being retried + 3 queued; the rest refused, never buffered
     assert statuses.count(200) == 5 and statuses.count(429) == 3, statuses
-    assert metrics.value("detector_dropped_events_total", {"reason": "queue_full"}) == 3
+    assert (
+        metrics.value("detector_http_refused_total", {"endpoint": "/falco", "reason": "queue_full"})
+        == 3
+    )
     assert metrics.value("detector_relay_retries_total", {"transport": "http"}) >= 1
