@@ -77,6 +77,14 @@ class HttpConfig(_Base):
     bearer_token: Annotated[str, _doc("required `Authorization: Bearer` on POSTs; secret")] = ""
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
     retry_after_s: Annotated[int, _doc("Retry-After sent with 429/503", ge=1)] = 1
+    max_inflight_bytes: Annotated[
+        int,
+        _doc(
+            "request body bytes being read or decoded at once, all POSTs; beyond it 503 "
+            "over_budget + Retry-After. At least every receiver's max_body_bytes",
+            ge=1024,
+        ),
+    ] = 64 << 20
 
     def __post_init__(self) -> None:
         if self.listen:
@@ -203,6 +211,16 @@ class Config(_Base):
             raise ValueError("mode relay needs relay.http.endpoint or relay.kafka")
         if self.relay.http.endpoint and self.relay.kafka is not None:
             raise ValueError("relay: give relay.http.endpoint or relay.kafka, not both")
+        biggest = max(r.max_body_bytes for r in self._receivers())
+        if self.http.max_inflight_bytes < biggest:
+            raise ValueError(
+                f"http.max_inflight_bytes ({self.http.max_inflight_bytes}) must be at least "
+                f"the largest enabled max_body_bytes ({biggest})"
+            )
+
+    def _receivers(self) -> list[ReceiverConfig]:
+        found = [self.sources.falco_http, self.sources.k8s_audit, self.sources.events]
+        return [r for r in found if r.enabled] or [ReceiverConfig(max_body_bytes=1024)]
 
 
 # CLI flag -> config key. Flags are aliases only; the config key is the truth.

@@ -49,6 +49,11 @@ class Metrics:
             ["endpoint", "reason"],
             registry=reg,
         )
+        self.http_inflight_bytes = Gauge(
+            "detector_http_inflight_bytes",
+            "Request body bytes being read or decoded (bounded by http.max_inflight_bytes)",
+            registry=reg,
+        )
         self.drops = Counter(
             "detector_dropped_events",
             "Events accepted or read but not processed, by reason",

@@ -7,6 +7,7 @@ this module does everything they share, in this order, cheapest refusal first::
     bearer token     -> 401                     (constant-time compare)
     Content-Type     -> 415                     (only application/json)
     Content-Length   -> 413, body never read    (over the receiver's cap)
+    in-flight budget -> 503 + Retry-After       (over_budget: Content-Length reserved first)
     read body        -> 413 as soon as the cap is passed (chunked / gzip-inflated)
     decode           -> 400 {"error": reason}   (receiver's parser)
     offer to queue   -> 429 + Retry-After       (full: enqueue-or-refuse, never wait)
@@ -18,6 +19,12 @@ this module does everything they share, in this order, cheapest refusal first::
 
 aiohttp inflates ``Content-Encoding: gzip`` bodies itself and de-chunks chunked
 transfers, so the cap applies to the inflated size (a small gzip bomb gets 413 too).
+
+The per-request cap alone still lets N senders hold N × 16 MiB at once, before the queue
+limit can say no. :class:`InflightBudget` bounds the body bytes of all requests being
+read or decoded (``http.max_inflight_bytes``): a request reserves its Content-Length
+before reading (chunked or inflated bodies are charged as they grow) and gives it back
+when answered. Decoded events cost a multiple of their bytes, so this bounds that too.
 
 Exceptions::
 
@@ -45,6 +52,40 @@ log = get_logger("detector.http")
 Offer = Callable[[str, Sequence[Event]], bool]
 JSON_TYPES: Final = ("application/json",)
 _READ_CHUNK: Final = 64 * 1024
+
+
+class InflightBudget:
+    """Body bytes reserved by the requests in progress; refuses beyond ``limit``."""
+
+    def __init__(self, limit: int, metrics: Metrics) -> None:
+        self.limit, self.used, self._metrics = limit, 0, metrics
+
+    def take(self, size: int) -> None:
+        """Reserve ``size`` bytes more, or raise 503 ``over_budget``."""
+        if self.used + size > self.limit:
+            raise RequestRejected(503, "over_budget", "too many request bytes in flight")
+        self.used += size
+        self._metrics.http_inflight_bytes.set(self.used)
+
+    def give(self, size: int) -> None:
+        self.used -= size
+        self._metrics.http_inflight_bytes.set(self.used)
+
+
+class _Held:
+    """One request's share of the budget (given back in ``finally``)."""
+
+    def __init__(self, budget: InflightBudget) -> None:
+        self.budget, self.size = budget, 0
+
+    def grow_to(self, size: int) -> None:
+        if size > self.size:
+            self.budget.take(size - self.size)
+            self.size = size
+
+    def release(self) -> None:
+        self.budget.give(self.size)
+        self.size = 0
 
 
 class RequestRejected(Exception):
@@ -101,6 +142,7 @@ class HttpServer:
         self._config, self._offer, self._metrics = config, offer, metrics
         self._receivers = list(receivers)
         self._readiness = readiness
+        self.budget = InflightBudget(config.max_inflight_bytes, metrics)
         self._listening = False
         self._draining = False
         self.port = 0  # the bound port, known once listening (useful with port 0)
@@ -164,13 +206,19 @@ class HttpServer:
         return handle
 
     async def _receive(self, receiver: Receiver, request: web.Request) -> web.Response:
-        retry = {"Retry-After": str(self._config.retry_after_s)}
         if self._draining:
             raise RequestRejected(503, "shutting_down", "the detector is stopping")
         self._authorize(request)
         if request.content_type not in JSON_TYPES:
             raise RequestRejected(415, "unsupported_media_type", "send application/json")
-        body = await _read_capped(request, receiver.max_body_bytes)
+        held = _Held(self.budget)
+        try:
+            return self._enqueue(receiver, await _read_capped(request, receiver, held))
+        finally:
+            held.release()
+
+    def _enqueue(self, receiver: Receiver, body: bytes) -> web.Response:
+        retry = {"Retry-After": str(self._config.retry_after_s)}
         events = receiver.decode(body)
         if not self._offer(receiver.name, events):
             # Not a drop: nothing was accepted, and the sender is told to retry. Whether
@@ -222,16 +270,20 @@ class HttpServer:
         self._metrics.http_refused.labels(endpoint=receiver.path, reason=reason).inc()
 
 
-async def _read_capped(request: web.Request, cap: int) -> bytes:
-    """The body, refusing with 413 before reading when Content-Length says it is too big."""
+async def _read_capped(request: web.Request, receiver: Receiver, held: _Held) -> bytes:
+    """The body, refusing with 413 before reading when Content-Length says it is too big,
+    and with 503 when the in-flight budget cannot take it."""
+    cap = receiver.max_body_bytes
     if request.content_length is not None and request.content_length > cap:
         raise RequestRejected(413, "body_too_large", f"limit is {cap} bytes")
+    held.grow_to(request.content_length or 0)
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(_READ_CHUNK):
         size += len(chunk)
         if size > cap:
             raise RequestRejected(413, "body_too_large", f"limit is {cap} bytes")
+        held.grow_to(size)  # chunked or gzip-inflated: charged as it grows
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from detector.config import HttpConfig
@@ -25,6 +26,10 @@ class Harness:
     metrics: Metrics
     scheme: str = "http"
 
+    def budget_used(self) -> int:
+        """Body bytes the server holds reserved right now."""
+        return self.server.budget.used
+
     @property
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.server.port}"
@@ -36,12 +41,7 @@ async def receivers(
 ) -> AsyncIterator[Harness]:
     """Serve /falco and /k8s-audit on 127.0.0.1, an ephemeral port; stop on exit."""
     config = http or HttpConfig()
-    config = HttpConfig(
-        listen="127.0.0.1:0",
-        bearer_token=config.bearer_token,
-        tls=config.tls,
-        retry_after_s=config.retry_after_s,
-    )
+    config = msgspec.structs.replace(config, listen="127.0.0.1:0")
     metrics = Metrics()
     queue = EventQueue(max_events, metrics)
     found = [FalcoHttpReceiver(cap, metrics), K8sAuditReceiver(cap, metrics)]
