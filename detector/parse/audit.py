@@ -6,7 +6,9 @@ decoded (into names, nothing else) for workload creations. Bodies of secrets, co
 token reviews and token requests are therefore never decoded, stored or printed: the
 Event keeps the fields extracted here and nothing of the body. ``requestURI`` is kept
 without its query string (tokens have been seen there); for exec/attach only the
-``command`` and ``container`` parameters are extracted. ``summary`` is left empty:
+``command`` and ``container`` parameters are extracted. The path and the exec command
+pass through :func:`detector.parse.redact.redact` (``sh -c "curl -H 'Authorization:
+Bearer ...'"`` typed through ``kubectl exec``). ``summary`` is left empty:
 :func:`correlation.event.describe` builds it from these fields for evidence only.
 """
 
@@ -21,6 +23,7 @@ import msgspec
 from correlation.event import EMPTY_IDENTITY, K8S_AUDIT, Event, Identity
 from detector.errors import ParseError
 from detector.parse.limits import MAX_FIELD_CHARS, MAX_LIST, cut
+from detector.parse.redact import redact
 from detector.parse.timestamps import rfc3339_ns
 
 API_VERSIONS: Final = frozenset(("audit.k8s.io/v1", "audit.k8s.io/v1beta1", ""))
@@ -222,6 +225,7 @@ def _fields(event: AuditEvent, ref: ObjectRef) -> dict[str, str]:
     fields: dict[str, str] = {}
     path, agent = event.requestURI.partition("?")[0], event.userAgent
     if path:
+        path = redact(path)  # a proxy path can be anything; a plain API path costs ~0.3 µs
         fields["request_uri"] = path if len(path) <= MAX_FIELD_CHARS else cut(path)
     if agent:
         fields["user_agent"] = agent if len(agent) <= MAX_FIELD_CHARS else cut(agent)
@@ -240,7 +244,7 @@ def _exec_fields(uri: str, fields: dict[str, str]) -> None:
     command = " ".join(value for key, value in params if key == "command")
     container = next((value for key, value in params if key == "container"), "")
     if command:
-        fields["exec.command"] = cut(command)
+        fields["exec.command"] = cut(redact(command))
     if container:
         fields["exec.container"] = cut(container)
 

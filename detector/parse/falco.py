@@ -8,6 +8,12 @@ only those, so msgspec skips ``output`` and anything else without building objec
 http_output and as strings from gRPC. Both are normalized to the same strings (``null``
 and Falco's ``<NA>`` mean "missing" and are dropped), and the derived id hashes that
 normalized content, so the same alert gets the same id whichever way it was delivered.
+
+Credentials typed on command lines (``proc.cmdline``, ``proc.args``, ``proc.env``,
+``fd.name``, plugin fields such as ``ka.uri`` ...) are replaced by ``[REDACTED]``
+(:func:`detector.parse.redact.redact`) before anything else sees the fields: the id, the
+summary, the Event's ``fields``. Only identity fields set by Falco's metadata (``k8s.*``,
+``container.*``, ``user.*``, ``group.*``) skip that scan.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import msgspec
 from correlation.event import EMPTY_IDENTITY, FALCO, Event, Identity
 from detector.errors import ParseError, SkippedInput
 from detector.parse.limits import MAX_LIST, MAX_OUTPUT_FIELDS, cut
+from detector.parse.redact import redact
 from detector.parse.timestamps import rfc3339_ns
 
 FieldValue = str | int | float | bool | None
@@ -30,6 +37,8 @@ PRIORITIES: Final = frozenset(
 )
 _PRIORITY_ALIASES: Final = {"info": "informational"}
 _MISSING: Final = frozenset(("<NA>", ""))
+# Metadata Falco fills in itself, never a command line: skips the credential scan.
+_NOT_FREE_TEXT: Final = ("k8s.", "container.", "user.", "group.")
 
 
 class FalcoAlert(msgspec.Struct, gc=False):
@@ -102,7 +111,8 @@ def _string_fields(raw: dict[str, FieldValue]) -> dict[str, str]:
         if isinstance(value, str):
             if value in _MISSING:
                 continue
-            fields[cut(key)] = cut(value)
+            # Redact before cutting: a cut could leave a secret too short to recognize.
+            fields[cut(key)] = cut(value if key.startswith(_NOT_FREE_TEXT) else redact(value))
         elif isinstance(value, bool):  # before int: bool is an int subclass
             fields[cut(key)] = "true" if value else "false"
         else:
