@@ -2,10 +2,14 @@
 
 :func:`configure` sets up one JSON line per event on stderr. :func:`redact_secrets` is a
 structlog processor that runs before the renderer and replaces the value of any key that
-looks like a credential (``authorization``, ``token``, ``password``, ``key`` material,
-``cookie``) — at any depth, so a logged headers mapping is covered too — and scrubs
-``Bearer ...`` strings that slipped into free text. File *paths* of keys are not secret
-and are kept (``key_file``, ``cert_file``).
+looks like a credential (:func:`is_secret_name`: ``authorization``, ``token``,
+``password``, ``*_key``, ``cookie``, ``signature`` ...) — at any depth, so a logged headers
+mapping is covered too — and passes free text through the parsers' credential scrubber
+(:func:`detector.parse.redact.redact`: ``Bearer ...``, ``token=...``, JWTs ...). File
+*paths* of keys are not secret and are kept (``key_file``, ``cert_file``).
+
+:func:`is_secret_name` is the one name rule: the sinks' configuration uses it to mask
+webhook ``headers`` values when a config is printed.
 """
 
 from __future__ import annotations
@@ -18,26 +22,30 @@ from typing import Any, Final
 
 import structlog
 
+from detector.parse.redact import redact
+
 REDACTED: Final = "[redacted]"
 _SECRET_NAME = re.compile(
-    r"(authorization|token|password|passwd|secret|cookie|api[_-]?key|private[_-]?key|webhook_url)",
+    r"authorization|token|password|passwd|secret|cookie|signature|webhook_url|apikey"
+    # "key" as a word of the name (x-api-key, access_key), not inside one (monkey, keyboard)
+    r"|(?:^|[-_. ])key(?:s|$|[-_. ])",
     re.IGNORECASE,
 )
 # Names that contain a secret word but hold something harmless (a path, a count).
 _HARMLESS_SUFFIXES: Final = ("_file", "_path", "_len", "_set")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 
 
-def _is_secret(name: str) -> bool:
+def is_secret_name(name: str) -> bool:
+    """Whether a key or header called ``name`` holds a credential (not a path to one)."""
     lowered = name.lower()
     return bool(_SECRET_NAME.search(lowered)) and not lowered.endswith(_HARMLESS_SUFFIXES)
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return _BEARER.sub(r"\1 " + REDACTED, value)
+        return redact(value)
     if isinstance(value, MutableMapping) or isinstance(value, dict):
-        return {k: REDACTED if _is_secret(str(k)) else _scrub(v) for k, v in value.items()}
+        return {k: REDACTED if is_secret_name(str(k)) else _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     return value
@@ -49,7 +57,7 @@ def redact_secrets(
     """structlog processor: credentials never reach the renderer."""
     for key in list(event_dict):
         value = event_dict[key]
-        event_dict[key] = REDACTED if _is_secret(key) else _scrub(value)
+        event_dict[key] = REDACTED if is_secret_name(key) else _scrub(value)
     return event_dict
 
 

@@ -12,8 +12,10 @@ Every struct rejects unknown keys and is validated once, at start; a failure nam
 Secrets (``secret``, ``sasl_password``, Slack's ``webhook_url``) may be given inline, as
 ``<name>_file`` (a file's content, trailing newline stripped) or ``<name>_env`` (an
 environment variable's name). :func:`masked` and every struct's ``repr`` print them as
-:data:`MASK`. The ``detector run`` flags map onto these keys through :func:`add_arguments`
-and :func:`apply_arguments`.
+:data:`MASK`, and so are the values of webhook ``headers`` whose name looks like a
+credential (``Authorization``, ``X-Api-Key``, ``*token*``, ``Cookie``, ``*signature*``:
+:func:`detector.logging.is_secret_name`, the same rule the logs use). The ``detector run``
+flags map onto these keys through :func:`add_arguments` and :func:`apply_arguments`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 import msgspec
+
+from detector.logging import is_secret_name
 
 MASK: Final = "********"
 # Every credential key of the configuration (sinks, receivers, relay): masked when printed.
@@ -238,10 +242,19 @@ def masked(config: msgspec.Struct) -> dict[str, Any]:
 
 def _mask(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: MASK if k in SECRET_FIELDS and v else _mask(v) for k, v in node.items()}
+        return {k: _mask_value(k, v) for k, v in node.items()}
     if isinstance(node, list):
         return [_mask(v) for v in node]
     return node
+
+
+def _mask_value(key: str, value: Any) -> Any:
+    if key in SECRET_FIELDS and value:
+        return MASK
+    if key == "headers" and isinstance(value, dict):
+        # Header names are the user's choice, so they are judged by name, not listed.
+        return {name: MASK if is_secret_name(name) and v else v for name, v in value.items()}
+    return _mask(value)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
