@@ -29,6 +29,15 @@ Saves, failures, size and duration are exported as ``detector_checkpoint_*`` met
 The engine is not thread-safe, so ``snapshot()`` runs on the event loop between two
 ``process()`` calls; only the file write goes to a worker thread.
 
+Source positions follow the checkpoint (:class:`Follower`): a file tailer's offset is
+captured with the snapshot — the position of the last line whose events the engine has
+processed — and written only after that checkpoint is on disk. After ``kill -9`` the
+tailer resumes at the checkpointed position, never past it: lines read after the last
+checkpoint are read again (at-least-once). The engine drops a re-read event that is still
+buffered (same id in the same step and key), and a re-read anchor inside a chain already
+emitted is absorbed, so a re-read does not emit a chain twice; a chain whose decision
+happened after the checkpoint is decided again with the same id (consumers deduplicate).
+
 Exceptions::
 
     DetectorError
@@ -70,6 +79,17 @@ class Snapshotable(Protocol):
     def snapshot(self) -> bytes: ...
 
 
+class Follower(Protocol):
+    """A source position that must not run ahead of the checkpoint (a file offset).
+
+    ``capture`` runs with the snapshot (same event-loop step, so it covers exactly the
+    events the snapshot holds); ``commit`` runs once that checkpoint is durably written.
+    """
+
+    def capture(self) -> Any: ...
+    def commit(self, captured: Any) -> None: ...
+
+
 @dataclass
 class CheckpointStats:
     """What the last save cost, and how many saves and failures there were."""
@@ -95,6 +115,7 @@ class Checkpointer:
         # A cancelled run() cannot stop its write thread; the shutdown save waits for it
         # here instead of racing it on the same temp file (and then writes the newer state).
         self._write_lock = threading.Lock()
+        self.followers: list[Follower] = []
 
     # --- load ----------------------------------------------------------------------------
     def read(self) -> bytes | None:
@@ -146,8 +167,9 @@ class Checkpointer:
     # --- save ----------------------------------------------------------------------------
     def save(self, engine: Snapshotable) -> int:
         """Snapshot ``engine`` and store it durably now; returns the payload size."""
-        data = self._snapshot(engine)
+        data, marks = self._snapshot(engine), self._capture()
         self._timed_write(data)
+        self._commit(marks)
         return len(data)
 
     def try_save(self, engine: Snapshotable) -> bool:
@@ -165,11 +187,24 @@ class Checkpointer:
         retried at the next interval, never fatal."""
         while True:
             await asyncio.sleep(self.interval_s)
-            data = self._snapshot(engine)
+            data, marks = self._snapshot(engine), self._capture()
             try:
                 await asyncio.to_thread(self._timed_write, data)
             except OSError as exc:
                 self._write_failed(exc)
+                continue
+            self._commit(marks)
+
+    def _capture(self) -> list[Any]:
+        return [follower.capture() for follower in self.followers]
+
+    def _commit(self, marks: list[Any]) -> None:
+        """Positions follow the checkpoint only once it is on disk."""
+        for follower, mark in zip(self.followers, marks, strict=True):
+            try:
+                follower.commit(mark)
+            except OSError as exc:  # the next checkpoint commits again; a restart re-reads
+                log.error("checkpoint_commit_failed", error=exc.strerror)
 
     def _write_failed(self, exc: OSError) -> None:
         self.stats.failures += 1

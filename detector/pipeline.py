@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -89,9 +90,13 @@ class EventQueue:
     """The one bounded queue between every source and the engine."""
 
     def __init__(self, max_events: int, metrics: Metrics) -> None:
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=max_events)
+        self._queue: asyncio.Queue[tuple[str, Event]] = asyncio.Queue(maxsize=max_events)
         self._metrics = metrics
         self._closed = False
+        # Sources of events taken but not yet done (FIFO, at most max_events) and how many
+        # each source had done: a file tailer's offset may only be committed that far.
+        self._taken: deque[str] = deque()
+        self._done: dict[str, int] = {}
         metrics.queue_capacity.set(max_events)
 
     def offer(self, source: str, events: Sequence[Event]) -> bool:
@@ -99,7 +104,7 @@ class EventQueue:
         if self._closed or self._queue.maxsize - self._queue.qsize() < len(events):
             return False
         for event in events:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait((source, event))
         self._accepted(source, len(events))
         return True
 
@@ -107,7 +112,7 @@ class EventQueue:
         """The ``emit`` handed to a source: waits for space (backpressure to the reader)."""
 
         async def emit(event: Event) -> None:
-            await self._queue.put(event)
+            await self._queue.put((source, event))
             self._accepted(source, 1)
 
         return emit
@@ -121,15 +126,26 @@ class EventQueue:
         self._closed = True
 
     async def get(self) -> Event:
-        return await self._queue.get()
+        return self._took(await self._queue.get())
 
     def get_nowait(self) -> Event:
         """The next event without waiting; ``asyncio.QueueEmpty`` when there is none."""
-        return self._queue.get_nowait()
+        return self._took(self._queue.get_nowait())
+
+    def _took(self, item: tuple[str, Event]) -> Event:
+        self._taken.append(item[0])
+        return item[1]
 
     def done(self) -> None:
+        """The oldest taken event is finished (processed by the engine, or relayed)."""
+        source = self._taken.popleft()
+        self._done[source] = self._done.get(source, 0) + 1
         self._queue.task_done()
         self._metrics.queue_depth.set(self._queue.qsize())
+
+    def processed(self, source: str) -> int:
+        """How many events of ``source`` are done, since start."""
+        return self._done.get(source, 0)
 
     async def drained(self) -> None:
         await self._queue.join()

@@ -161,6 +161,8 @@ async def serve(
         None if checkpointer is None or engine is None else (checkpointer, engine),
     )
     holder.append(supervisor)
+    if checkpointer is not None:
+        checkpointer.followers.extend(s for s in sources if isinstance(s, FileTailer))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, supervisor.stop.set)
@@ -215,7 +217,12 @@ def _file(name: str) -> Builder:
         config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Callable[[], bool]
     ) -> Source | None:
         file_config: cfg.FileConfig = getattr(config.sources, name)
-        return FileTailer(name, file_config, metrics) if file_config.path else None
+        if not file_config.path:
+            return None
+        # with engine checkpoints the offset follows them (see detector.sources.files)
+        follow = bool(config.checkpoint.path) and config.mode == "correlate"
+        processed = (lambda: queue.processed(name)) if follow else None
+        return FileTailer(name, file_config, metrics, processed=processed)
 
     return build
 

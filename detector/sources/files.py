@@ -12,8 +12,20 @@ Follows both rotation styles and resumes after a restart from a saved offset::
 The offset is the first byte not yet handed to ``emit``; it only ever covers complete
 lines (a half-written last line waits for its newline). ``emit`` waits while the queue
 is full, so a slow engine just makes the tailer read later. The state file is written
-atomically (temp file + ``os.replace``) after each batch and when the task is cancelled,
-so a graceful restart loses and repeats nothing. Lines written between copy and
+atomically (temp file + ``os.replace``).
+
+When is it written? Without engine checkpoints, after each batch and when the task is
+cancelled. With them (``processed`` given), the saved offset must not run ahead of the
+engine state that covers it, or a ``kill -9`` between checkpoints would lose the lines
+in between. So the tailer only *records* ``(events emitted so far, offset)`` after each
+batch; as a :class:`~detector.checkpoint.Follower` it hands the checkpointer the offset
+whose events the engine has processed (``processed()`` counts them) and writes it once
+the checkpoint is on disk::
+
+    emitted:   10        25        40     (recorded after each batch)
+    offset:    4096      9120      15000
+    processed = 30 at the snapshot   ->  commit offset 9120 (events 26..30 re-read)
+ Lines written between copy and
 truncate by copytruncate are lost by design of copytruncate itself.
 
 Reads are plain blocking file reads of at most ``_CHUNK`` bytes per step: local files,
@@ -24,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Final
@@ -58,8 +71,15 @@ class FileTailer:
         config: FileConfig,
         metrics: Metrics,
         parse: Callable[[bytes], list[Event]] = parse_line,
+        processed: Callable[[], int] | None = None,
     ) -> None:
+        """``processed``: events of this source the engine is done with (follow mode)."""
         self.name, self._config, self._metrics, self._parse = name, config, metrics, parse
+        self._processed = processed
+        self._emitted = 0
+        # (emitted count, offset) after each batch not yet covered by a checkpoint; one
+        # entry per batch with events, so no longer than the queue (+1)
+        self._marks: deque[tuple[int, Offset]] = deque()
         self._path = Path(config.path)
         self._state_path = Path(config.state_file or f"{config.path}.offset")
         self._file: IO[bytes] | None = None
@@ -86,8 +106,34 @@ class FileTailer:
                 await self._follow(emit)
                 await asyncio.sleep(self._config.poll_interval_s)
         finally:
-            self._save()
+            if self._processed is None:
+                self._save()  # with checkpoints, the checkpointer commits instead
             self._close()
+
+    # -- following the checkpoint ------------------------------------------------------
+
+    def capture(self) -> Offset | None:
+        """The offset whose lines the engine has fully processed (None: nothing new)."""
+        done = self._processed() if self._processed is not None else self._emitted
+        found = None
+        while self._marks and self._marks[0][0] <= done:
+            found = self._marks.popleft()[1]
+        return found
+
+    def commit(self, captured: Offset | None) -> None:
+        if captured is not None:
+            self._write_state(captured)
+
+    def _mark(self) -> None:
+        """A batch is complete: remember its offset, or save it (no checkpoints)."""
+        if self._processed is None:
+            self._save()
+            return
+        mark = (self._emitted, Offset(self._inode, self._offset))
+        if self._marks and self._marks[-1][0] == self._emitted:
+            self._marks[-1] = mark  # no event since: the newer offset covers as much
+        else:
+            self._marks.append(mark)
 
     # -- starting point ------------------------------------------------------------
 
@@ -116,11 +162,13 @@ class FileTailer:
             return None
 
     def _save(self) -> None:
-        if not self._inode:
-            return
+        if self._inode:
+            self._write_state(Offset(self._inode, self._offset))
+
+    def _write_state(self, offset: Offset) -> None:
         tmp = self._state_path.with_name(self._state_path.name + ".tmp")
         with open(tmp, "wb") as handle:
-            handle.write(msgspec.json.encode(Offset(self._inode, self._offset)))
+            handle.write(msgspec.json.encode(offset))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self._state_path)  # atomic: a crash leaves the old or the new state
@@ -159,7 +207,7 @@ class FileTailer:
             await self._line(emit, line, start)
             start += len(line) + 1
         self._offset += end
-        self._save()
+        self._mark()
         return len(data) == _CHUNK
 
     def _maybe_skip_long(self, pending: int) -> None:
@@ -168,7 +216,7 @@ class FileTailer:
             self._skipping = True
             self._offset += pending
             self._file.seek(self._offset)
-            self._save()
+            self._mark()
 
     async def _line(self, emit: Emit, line: bytes, offset: int) -> None:
         if self._skipping:
@@ -190,6 +238,7 @@ class FileTailer:
             return
         for event in events:
             await emit(event)
+            self._emitted += 1
 
     def _bad(self, offset: int, reason: str, detail: str) -> None:
         self._metrics.parse_errors.labels(source=self.name, reason=reason).inc()
@@ -208,12 +257,12 @@ class FileTailer:
             await self._finish_old(emit)
             log.info("file_rotated", source=self.name, file=str(self._path), style="rename")
             self._open(self._path, 0)
-            self._save()
+            self._mark()
             self._metrics.reconnects.labels(source=self.name).inc()
         elif current.st_size < self._offset:
             log.info("file_rotated", source=self.name, file=str(self._path), style="truncate")
             self._open(self._path, 0)
-            self._save()
+            self._mark()
 
     async def _finish_old(self, emit: Emit) -> None:
         """The old file is complete: emit everything, a last line without newline too."""
