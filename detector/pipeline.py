@@ -28,7 +28,7 @@ counted late only if its delay grows by more than the lateness meanwhile. With a
 Shutdown (SIGTERM), within ``shutdown_grace_s``::
 
     readyz → 503, POSTs → 503   (stop_accepting)
-    cancel sources              (tailers save their offsets)
+    cancel sources              (tailers: offsets follow the checkpoint below)
     drain the queue             (every accepted event is correlated)
     checkpointer.try_save()     (before flush: flush clears the partial matches)
     engine.flush()              (chains still pending)
