@@ -27,7 +27,7 @@ import msgspec
 from correlation.event import EMPTY_IDENTITY, FALCO, Event, Identity
 from detector.errors import ParseError, SkippedInput
 from detector.parse.limits import MAX_LIST, MAX_OUTPUT_FIELDS, cut
-from detector.parse.redact import redact
+from detector.parse.redact import redact, redact_args
 from detector.parse.timestamps import rfc3339_ns
 
 FieldValue = str | int | float | bool | None
@@ -83,6 +83,8 @@ def normalize_falco(alert: FalcoAlert) -> Event:
         raise ParseError("too_large", "Falco alert: too many output_fields or tags")
     time_ns = rfc3339_ns(alert.time)
     fields = _string_fields(alert.output_fields)
+    if "proc.args" in fields:  # argv without argv[0]: redact again knowing the tool
+        fields["proc.args"] = redact_args(fields.get("proc.name", ""), fields["proc.args"])
     if alert.source:
         fields["falco.source"] = cut(alert.source)
     tags = tuple(sorted(cut(t) for t in alert.tags))

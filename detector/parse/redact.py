@@ -116,6 +116,16 @@ def redact(text: str) -> str:
     return _SECRET.sub(_replace, text)
 
 
+def redact_args(command: str, args: str) -> str:
+    """:func:`redact` for an argument list without its command (Falco's ``proc.args``):
+    the command (``proc.name``) is put back in front so tool-specific flags are judged."""
+    if not command or " " in command:
+        return redact(args)
+    prefix = command + " "
+    joined = redact(prefix + args)
+    return joined[len(prefix) :] if joined.startswith(prefix) else redact(args)
+
+
 def _has_keyword(lowered: str) -> bool:
     for match in _KEYWORD.finditer(lowered):
         if match.lastgroup != "word" or _AFTER_WORD.match(lowered, match.end()):
