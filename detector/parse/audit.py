@@ -225,7 +225,8 @@ def _fields(event: AuditEvent, ref: ObjectRef) -> dict[str, str]:
     fields: dict[str, str] = {}
     path, agent = event.requestURI.partition("?")[0], event.userAgent
     if path:
-        path = redact(path)  # a proxy path can be anything; a plain API path costs ~0.3 µs
+        if "/proxy" in path:  # only a proxy path carries client text; API paths are names
+            path = redact(path)
         fields["request_uri"] = path if len(path) <= MAX_FIELD_CHARS else cut(path)
     if agent:
         fields["user_agent"] = agent if len(agent) <= MAX_FIELD_CHARS else cut(agent)

@@ -204,3 +204,26 @@ def test_replay_end_to_end_keeps_the_token_out_of_records_and_stderr(
     assert record["rule"] == "internal-fanout"
     assert JWT not in text and JWT not in capsys.readouterr().err
     assert all("Bearer [REDACTED]" in step["summary"] for step in record["steps"])
+
+
+def test_a_proxy_path_is_redacted_and_a_plain_api_path_kept() -> None:
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    proxied = f"/api/v1/namespaces/pay/services/api:80/proxy/login/token={jwt}"
+    plain = "/api/v1/namespaces/pay/secrets/db-token"
+    for uri, kept in ((proxied, False), (plain, True)):
+        event = parse_audit(
+            {
+                "kind": "Event",
+                "apiVersion": "audit.k8s.io/v1",
+                "auditID": "a-2",
+                "stage": "ResponseComplete",
+                "requestURI": uri,
+                "verb": "get",
+                "user": {"username": "system:serviceaccount:shop:frontend"},
+                "sourceIPs": ["10.0.1.7"],
+                "responseStatus": {"code": 200},
+                "requestReceivedTimestamp": "2026-11-27T01:02:03.000001Z",
+            }
+        )
+        assert (event.fields["request_uri"] == uri) is kept
+        assert jwt not in msgspec.json.encode(event).decode()
