@@ -14,6 +14,7 @@ import pytest
 
 from correlation.rules import ChainRule, builtin_rules_paths, load_rules
 from detector.parse import parse_falco
+from detector.parse.redact import redact
 from falco_rules.tooling.events import alert
 from tests.unit.falco_rules.helpers import Case, cases, rules
 
@@ -86,7 +87,8 @@ def test_alert_parses_with_pod_namespace_and_container(name: str) -> None:
     assert event.actor.container_id == case.event["container.id"]
     assert event.actor.image == case.event["container.image.repository"]
     assert event.actor.ips == (case.event["k8s.pod.ip"],)
-    assert event.fields["proc.cmdline"] == case.event["proc.cmdline"]
+    # credentials typed on the command line are redacted at parse time, the rest is kept
+    assert event.fields["proc.cmdline"] == redact(str(case.event["proc.cmdline"]))
     if "fd.sip" in event.fields:
         assert event.target.ips == (case.event["fd.sip"],)
         assert event.target.port == int(str(case.event["fd.sport"]))
