@@ -8,6 +8,7 @@ so tests and embedded pipelines can build as many as they like. ``/metrics`` ren
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -22,128 +23,191 @@ LATENCY_BUCKETS: Final = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800)
 CHECKPOINT_BUCKETS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5)
 
 
+Kind = type[Counter] | type[Gauge] | type[Histogram]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One exported metric: the :class:`Metrics` attribute and how it is declared."""
+
+    attr: str
+    name: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] | None = None
+
+    def build(self, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
+        extra: dict[str, Any] = {} if self.buckets is None else {"buckets": self.buckets}
+        return self.kind(self.name, self.help, self.labels, registry=registry, **extra)
+
+
+C, G, H = Counter, Gauge, Histogram
+# Registration order is exposition order; docs/operations.md lists every name and label
+# (counters gain ``_total`` in the exposition), and the alert rules there depend on them.
+SPECS: Final = (
+    Spec("events_in", "detector_events_in", C, "Events accepted, by source", ("source",)),
+    Spec(
+        "parse_errors",
+        "detector_parse_errors",
+        C,
+        "Inputs rejected as unparseable, by source and reason",
+        ("source", "reason"),
+    ),
+    Spec(
+        "http_rejects",
+        "detector_http_rejects",
+        C,
+        "HTTP requests answered 4xx/5xx, by endpoint and status",
+        ("endpoint", "status"),
+    ),
+    Spec(
+        "http_refused",
+        "detector_http_refused",
+        C,
+        "POSTs answered 429/503 + Retry-After (nothing kept; the sender should retry)",
+        ("endpoint", "reason"),
+    ),
+    Spec(
+        "http_inflight_bytes",
+        "detector_http_inflight_bytes",
+        G,
+        "Request body bytes being read or decoded (bounded by http.max_inflight_bytes)",
+    ),
+    Spec(
+        "drops",
+        "detector_dropped_events",
+        C,
+        "Events accepted or read but not processed, by reason",
+        ("reason",),
+    ),
+    Spec("queue_depth", "detector_queue_depth", G, "Events waiting for the engine"),
+    Spec("queue_capacity", "detector_queue_capacity", G, "buffer.max_events"),
+    Spec("chains", "detector_chains_emitted", C, "Confirmed chains, by rule", ("rule",)),
+    Spec(
+        "partial_matches",
+        "detector_engine_partial_matches",
+        G,
+        "Open partial matches in the engine",
+    ),
+    Spec(
+        "evictions",
+        "detector_engine_evictions",
+        C,
+        "Engine state evicted by a cap, by reason (key_cap, total_cap, pending_cap, ...)",
+        ("reason",),
+    ),
+    Spec(
+        "engine_errors",
+        "detector_engine_errors",
+        C,
+        "Events the engine failed on internally (skipped, stream goes on)",
+    ),
+    Spec(
+        "late_events",
+        "detector_engine_late_events",
+        C,
+        "Events older than the watermark, by source (not correlated)",
+        ("source",),
+    ),
+    Spec("suppressed", "detector_engine_suppressed", C, "Events suppressed by an allowlist"),
+    Spec(
+        "absorbed",
+        "detector_engine_absorbed",
+        C,
+        "Anchors absorbed into a chain already emitted (one chain, not two)",
+    ),
+    Spec("pending", "detector_engine_pending", G, "Container-only alerts held for their pod"),
+    Spec(
+        "identity_bindings",
+        "detector_engine_identity_bindings",
+        G,
+        "Container and IP -> pod bindings",
+    ),
+    Spec(
+        "reconnects", "detector_source_reconnects", C, "Source reconnects, by source", ("source",)
+    ),
+    Spec("watermark", "detector_watermark_seconds", G, "Engine watermark (event time, epoch s)"),
+    Spec(
+        "latency",
+        "detector_chain_latency_seconds",
+        H,
+        "Event time of the last evidence to chain emission",
+        buckets=LATENCY_BUCKETS,
+    ),
+    Spec(
+        "relay_sent",
+        "detector_relay_events_sent",
+        C,
+        "Events a relay delivered to the correlator, by transport",
+        ("transport",),
+    ),
+    Spec(
+        "relay_retries",
+        "detector_relay_retries",
+        C,
+        "Relay batch sends that failed transiently and were retried, by transport",
+        ("transport",),
+    ),
+    Spec("checkpoint_saves", "detector_checkpoint_saves", C, "Engine checkpoints written"),
+    Spec(
+        "checkpoint_failures",
+        "detector_checkpoint_failures",
+        C,
+        "Engine checkpoints not written (write) or not usable at start (the file's reason)",
+        ("reason",),
+    ),
+    Spec("checkpoint_bytes", "detector_checkpoint_bytes", G, "Size of the last engine snapshot"),
+    Spec(
+        "checkpoint_duration",
+        "detector_checkpoint_duration_seconds",
+        H,
+        "Time to snapshot the engine and write the checkpoint file",
+        buckets=CHECKPOINT_BUCKETS,
+    ),
+    Spec("ready", "detector_ready", G, "1 when /readyz answers 200"),
+)
+
+
 class Metrics:
-    """Every counter, gauge and histogram the service exports."""
+    """Every counter, gauge and histogram the service exports, one attribute per :data:`SPECS`.
+
+    The annotations below are what callers and mypy see; ``__init__`` fills them from the
+    table, and a unit test keeps the two in step (name, kind and order).
+    """
+
+    events_in: Counter
+    parse_errors: Counter
+    http_rejects: Counter
+    http_refused: Counter
+    http_inflight_bytes: Gauge
+    drops: Counter
+    queue_depth: Gauge
+    queue_capacity: Gauge
+    chains: Counter
+    partial_matches: Gauge
+    evictions: Counter
+    engine_errors: Counter
+    late_events: Counter
+    suppressed: Counter
+    absorbed: Counter
+    pending: Gauge
+    identity_bindings: Gauge
+    reconnects: Counter
+    watermark: Gauge
+    latency: Histogram
+    relay_sent: Counter
+    relay_retries: Counter
+    checkpoint_saves: Counter
+    checkpoint_failures: Counter
+    checkpoint_bytes: Gauge
+    checkpoint_duration: Histogram
+    ready: Gauge
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        reg = self.registry
-        self.events_in = Counter(
-            "detector_events_in", "Events accepted, by source", ["source"], registry=reg
-        )
-        self.parse_errors = Counter(
-            "detector_parse_errors",
-            "Inputs rejected as unparseable, by source and reason",
-            ["source", "reason"],
-            registry=reg,
-        )
-        self.http_rejects = Counter(
-            "detector_http_rejects",
-            "HTTP requests answered 4xx/5xx, by endpoint and status",
-            ["endpoint", "status"],
-            registry=reg,
-        )
-        self.http_refused = Counter(
-            "detector_http_refused",
-            "POSTs answered 429/503 + Retry-After (nothing kept; the sender should retry)",
-            ["endpoint", "reason"],
-            registry=reg,
-        )
-        self.http_inflight_bytes = Gauge(
-            "detector_http_inflight_bytes",
-            "Request body bytes being read or decoded (bounded by http.max_inflight_bytes)",
-            registry=reg,
-        )
-        self.drops = Counter(
-            "detector_dropped_events",
-            "Events accepted or read but not processed, by reason",
-            ["reason"],
-            registry=reg,
-        )
-        self.queue_depth = Gauge(
-            "detector_queue_depth", "Events waiting for the engine", registry=reg
-        )
-        self.queue_capacity = Gauge("detector_queue_capacity", "buffer.max_events", registry=reg)
-        self.chains = Counter(
-            "detector_chains_emitted", "Confirmed chains, by rule", ["rule"], registry=reg
-        )
-        self.partial_matches = Gauge(
-            "detector_engine_partial_matches", "Open partial matches in the engine", registry=reg
-        )
-        self.evictions = Counter(
-            "detector_engine_evictions",
-            "Engine state evicted by a cap, by reason (key_cap, total_cap, pending_cap, ...)",
-            ["reason"],
-            registry=reg,
-        )
-        self.engine_errors = Counter(
-            "detector_engine_errors",
-            "Events the engine failed on internally (skipped, stream goes on)",
-            registry=reg,
-        )
-        self.late_events = Counter(
-            "detector_engine_late_events",
-            "Events older than the watermark, by source (not correlated)",
-            ["source"],
-            registry=reg,
-        )
-        self.suppressed = Counter(
-            "detector_engine_suppressed", "Events suppressed by an allowlist", registry=reg
-        )
-        self.absorbed = Counter(
-            "detector_engine_absorbed",
-            "Anchors absorbed into a chain already emitted (one chain, not two)",
-            registry=reg,
-        )
-        self.pending = Gauge(
-            "detector_engine_pending", "Container-only alerts held for their pod", registry=reg
-        )
-        self.identity_bindings = Gauge(
-            "detector_engine_identity_bindings", "Container and IP -> pod bindings", registry=reg
-        )
-        self.reconnects = Counter(
-            "detector_source_reconnects", "Source reconnects, by source", ["source"], registry=reg
-        )
-        self.watermark = Gauge(
-            "detector_watermark_seconds", "Engine watermark (event time, epoch s)", registry=reg
-        )
-        self.latency = Histogram(
-            "detector_chain_latency_seconds",
-            "Event time of the last evidence to chain emission",
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
-        self.relay_sent = Counter(
-            "detector_relay_events_sent",
-            "Events a relay delivered to the correlator, by transport",
-            ["transport"],
-            registry=reg,
-        )
-        self.relay_retries = Counter(
-            "detector_relay_retries",
-            "Relay batch sends that failed transiently and were retried, by transport",
-            ["transport"],
-            registry=reg,
-        )
-        self.checkpoint_saves = Counter(
-            "detector_checkpoint_saves", "Engine checkpoints written", registry=reg
-        )
-        self.checkpoint_failures = Counter(
-            "detector_checkpoint_failures",
-            "Engine checkpoints not written (write) or not usable at start (the file's reason)",
-            ["reason"],
-            registry=reg,
-        )
-        self.checkpoint_bytes = Gauge(
-            "detector_checkpoint_bytes", "Size of the last engine snapshot", registry=reg
-        )
-        self.checkpoint_duration = Histogram(
-            "detector_checkpoint_duration_seconds",
-            "Time to snapshot the engine and write the checkpoint file",
-            buckets=CHECKPOINT_BUCKETS,
-            registry=reg,
-        )
-        self.ready = Gauge("detector_ready", "1 when /readyz answers 200", registry=reg)
+        for spec in SPECS:
+            setattr(self, spec.attr, spec.build(self.registry))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""

@@ -1,0 +1,211 @@
+"""The exported metrics stay exactly what docs/operations.md and the alert rules name.
+
+``EXPECTED`` was taken from ``Metrics()`` before its declarations became a table: attribute,
+exported name, kind, help text and label names, in registration order. Only public
+prometheus_client API is used to read them back (``collect()`` and ``labels()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+
+from detector.metrics import CHECKPOINT_BUCKETS, LATENCY_BUCKETS, Metrics
+
+EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
+    ("events_in", "detector_events_in", "counter", "Events accepted, by source", ("source",)),
+    (
+        "parse_errors",
+        "detector_parse_errors",
+        "counter",
+        "Inputs rejected as unparseable, by source and reason",
+        ("source", "reason"),
+    ),
+    (
+        "http_rejects",
+        "detector_http_rejects",
+        "counter",
+        "HTTP requests answered 4xx/5xx, by endpoint and status",
+        ("endpoint", "status"),
+    ),
+    (
+        "http_refused",
+        "detector_http_refused",
+        "counter",
+        "POSTs answered 429/503 + Retry-After (nothing kept; the sender should retry)",
+        ("endpoint", "reason"),
+    ),
+    (
+        "http_inflight_bytes",
+        "detector_http_inflight_bytes",
+        "gauge",
+        "Request body bytes being read or decoded (bounded by http.max_inflight_bytes)",
+        (),
+    ),
+    (
+        "drops",
+        "detector_dropped_events",
+        "counter",
+        "Events accepted or read but not processed, by reason",
+        ("reason",),
+    ),
+    ("queue_depth", "detector_queue_depth", "gauge", "Events waiting for the engine", ()),
+    ("queue_capacity", "detector_queue_capacity", "gauge", "buffer.max_events", ()),
+    ("chains", "detector_chains_emitted", "counter", "Confirmed chains, by rule", ("rule",)),
+    (
+        "partial_matches",
+        "detector_engine_partial_matches",
+        "gauge",
+        "Open partial matches in the engine",
+        (),
+    ),
+    (
+        "evictions",
+        "detector_engine_evictions",
+        "counter",
+        "Engine state evicted by a cap, by reason (key_cap, total_cap, pending_cap, ...)",
+        ("reason",),
+    ),
+    (
+        "engine_errors",
+        "detector_engine_errors",
+        "counter",
+        "Events the engine failed on internally (skipped, stream goes on)",
+        (),
+    ),
+    (
+        "late_events",
+        "detector_engine_late_events",
+        "counter",
+        "Events older than the watermark, by source (not correlated)",
+        ("source",),
+    ),
+    (
+        "suppressed",
+        "detector_engine_suppressed",
+        "counter",
+        "Events suppressed by an allowlist",
+        (),
+    ),
+    (
+        "absorbed",
+        "detector_engine_absorbed",
+        "counter",
+        "Anchors absorbed into a chain already emitted (one chain, not two)",
+        (),
+    ),
+    ("pending", "detector_engine_pending", "gauge", "Container-only alerts held for their pod", ()),
+    (
+        "identity_bindings",
+        "detector_engine_identity_bindings",
+        "gauge",
+        "Container and IP -> pod bindings",
+        (),
+    ),
+    (
+        "reconnects",
+        "detector_source_reconnects",
+        "counter",
+        "Source reconnects, by source",
+        ("source",),
+    ),
+    (
+        "watermark",
+        "detector_watermark_seconds",
+        "gauge",
+        "Engine watermark (event time, epoch s)",
+        (),
+    ),
+    (
+        "latency",
+        "detector_chain_latency_seconds",
+        "histogram",
+        "Event time of the last evidence to chain emission",
+        (),
+    ),
+    (
+        "relay_sent",
+        "detector_relay_events_sent",
+        "counter",
+        "Events a relay delivered to the correlator, by transport",
+        ("transport",),
+    ),
+    (
+        "relay_retries",
+        "detector_relay_retries",
+        "counter",
+        "Relay batch sends that failed transiently and were retried, by transport",
+        ("transport",),
+    ),
+    ("checkpoint_saves", "detector_checkpoint_saves", "counter", "Engine checkpoints written", ()),
+    (
+        "checkpoint_failures",
+        "detector_checkpoint_failures",
+        "counter",
+        "Engine checkpoints not written (write) or not usable at start (the file's reason)",
+        ("reason",),
+    ),
+    (
+        "checkpoint_bytes",
+        "detector_checkpoint_bytes",
+        "gauge",
+        "Size of the last engine snapshot",
+        (),
+    ),
+    (
+        "checkpoint_duration",
+        "detector_checkpoint_duration_seconds",
+        "histogram",
+        "Time to snapshot the engine and write the checkpoint file",
+        (),
+    ),
+    ("ready", "detector_ready", "gauge", "1 when /readyz answers 200", ()),
+]
+# sha256 of the exposition below (every labelled metric labelled once, ``_created`` lines
+# dropped: they carry the wall clock), taken before the table refactor.
+EXPOSITION_SHA256 = "c1feb914c0ab87c3bbd00fb677da57b31834b62936d2e2f5a28a66062a4bfcf3"
+
+
+def _labelled(metrics: Metrics) -> Metrics:
+    """Give every labelled metric one child so its samples (and label names) show."""
+    for attr, *_, labels in EXPECTED:
+        if labels:
+            getattr(metrics, attr).labels(**{label: "x" for label in labels}).inc()
+    return metrics
+
+
+def _family_labels(samples: list[typing.Any]) -> set[tuple[str, ...]]:
+    return {tuple(k for k in sample.labels if k != "le") for sample in samples}
+
+
+def test_families_are_the_documented_names_kinds_help_and_labels() -> None:
+    families = list(_labelled(Metrics()).registry.collect())
+    seen = [(f.name, f.type, f.documentation, _family_labels(f.samples)) for f in families]
+    want = [(name, kind, help_, {labels}) for _, name, kind, help_, labels in EXPECTED]
+    assert seen == want
+
+
+def test_every_metric_is_a_typed_attribute() -> None:
+    metrics = Metrics()
+    hints = typing.get_type_hints(Metrics)
+    assert list(hints) == [attr for attr, *_ in EXPECTED]
+    for attr, _, kind, *_ in EXPECTED:
+        assert type(getattr(metrics, attr)).__name__.lower() == kind, attr
+        assert hints[attr].__name__.lower() == kind, attr
+
+
+def test_histogram_buckets_are_unchanged() -> None:
+    families = {f.name: f for f in Metrics().registry.collect()}
+
+    def bounds(name: str) -> list[float]:
+        samples = families[name].samples
+        return [float(s.labels["le"]) for s in samples if s.name.endswith("_bucket")]
+
+    assert bounds("detector_chain_latency_seconds") == [*LATENCY_BUCKETS, float("inf")]
+    assert bounds("detector_checkpoint_duration_seconds") == [*CHECKPOINT_BUCKETS, float("inf")]
+
+
+def test_exposition_bytes_are_unchanged() -> None:
+    text = _labelled(Metrics()).render().decode()
+    kept = "".join(line + "\n" for line in text.splitlines() if "_created" not in line)
+    assert hashlib.sha256(kept.encode()).hexdigest() == EXPOSITION_SHA256
