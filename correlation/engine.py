@@ -46,11 +46,13 @@ import msgspec
 from correlation import snapshots
 from correlation.buffers import RuleBuffers
 from correlation.chain import Chain, ChainStep
+from correlation.compact import Compactor
 from correlation.event import Event
 from correlation.held import HeldAlerts, must_hold
 from correlation.identity import Resolver
 from correlation.incidents import Incidents, entities_of, short_hash
 from correlation.index import StepIndex
+from correlation.keys import fields_read
 from correlation.matcher import NEVER, Picked, find_match, sort_key
 from correlation.rules.model import ChainRule, Step
 from correlation.state import EngineConfig, EngineStats, Entry, Snapshot
@@ -97,6 +99,10 @@ class Engine:
         self._wakeups: list[tuple[int, int, int, Key]] = []
         self._wake_at: dict[tuple[int, Key], int] = {}
         self._held = HeldAlerts(self.config.max_pending, self.config.lateness_ns)
+        # buffered events are compact copies: fields no later reader wants are dropped
+        self._compactor = Compactor(
+            f for r in self.rules for s in r.steps if s.distinct for f in fields_read(s.distinct)
+        )
         # precomputed once: the noise path must not re-derive these per event
         self._lateness = self.config.lateness_ns
         self._allowlist = self.config.allowlist if self.config.allowlist else None
@@ -137,6 +143,7 @@ class Engine:
         self._expiry.clear()
         self._wakeups.clear()
         self._wake_at.clear()
+        self._compactor.clear()
         self._live = 0
         self._settled = self.watermark
         return out
@@ -199,6 +206,7 @@ class Engine:
     def _offer(self, event: Event, out: list[Chain]) -> None:
         """Insert the event under every step it matches, then re-decide those keys."""
         resolver = self._resolver
+        kept: Event | None = None  # the compact copy, made once for all steps and keys
         for ref in self._index.candidates(event):
             pred, suppress, step = self._plans[ref]
             if not pred(event, resolver):
@@ -208,7 +216,9 @@ class Engine:
                 continue
             rule_no, step_no = ref
             for key in _keys(step, event):
-                if self._insert(rule_no, step_no, key, event):
+                if kept is None:
+                    kept = self._compactor.compact(event)
+                if self._insert(rule_no, step_no, key, kept):
                     self._evaluate(rule_no, key, out)
 
     def _insert(self, rule_no: int, step_no: int, key: Key, event: Event) -> bool:
@@ -397,12 +407,12 @@ class Engine:
                 self._count("restore_unknown_rule")
                 continue
             state = self._states[rule_no]
-            insort(state.steps[entry.step].setdefault(entry.key, []), entry.event, key=sort_key)
+            event = self._compactor.compact(entry.event)
+            insort(state.steps[entry.step].setdefault(entry.key, []), event, key=sort_key)
             self._live += 1
-            expire_at = entry.event.time_ns + state.rule.within_ns
+            expire_at = event.time_ns + state.rule.within_ns
             heapq.heappush(
-                self._expiry,
-                (expire_at, next(self._seq), rule_no, entry.step, entry.key, entry.event),
+                self._expiry, (expire_at, next(self._seq), rule_no, entry.step, entry.key, event)
             )
             if entry.step in state.rule.stages[0]:
                 self._wake(-NEVER, rule_no, entry.key)

@@ -67,6 +67,19 @@ SPECIAL: Final[dict[str, KeyFn]] = {
 }
 
 
+# ``fields`` keys a special key function reads (a buffered event keeps them; compact.py)
+SPECIAL_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "target.workload": ("workload.name", "workload.generate_name"),
+}
+
+
+def fields_read(name: str) -> tuple[str, ...]:
+    """The ``fields`` keys the key function of ``name`` reads (often none)."""
+    if name.startswith("fields."):
+        return (name[len("fields.") :],)
+    return SPECIAL_FIELDS.get(name, ())
+
+
 def key_error(name: str) -> str | None:
     """Why ``name`` cannot be a join key, or ``None``."""
     if name in SPECIAL:

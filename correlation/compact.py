@@ -1,0 +1,128 @@
+"""The copy of an event a rule buffer keeps: only what is read later, values shared.
+
+A buffered event waits up to a rule's window (minutes) and a live partial match is
+mostly its event, so the engine stores a compact copy, made once when the event first
+enters a buffer; the ~97% of a stream no step wants never pays for it::
+
+    offered event ──► predicates, join keys (read everything, once)
+                 └──► compact copy ──► buffers ──► matcher, chain record, entities
+
+* **Slim.** ``fields`` (Falco's ``output_fields``: ~20 strings, ~2.5 KB) is read by
+  predicates and join keys at offer time only. Afterwards two readers remain: a rule's
+  ``count.distinct`` (a ``fields.<key>``, or a key function that reads fields — see
+  :func:`~correlation.keys.fields_read`) and :func:`~correlation.event.describe`, which
+  falls back to ``request_uri`` for an audit event without a resource. The copy keeps
+  exactly those keys; every other attribute is kept.
+* **Shared.** msgspec decodes fresh strings for every line, yet verbs, resources, rule
+  names, tag tuples, namespaces, pods, nodes, users and whole actor/target identities
+  repeat across events. The copy takes each value from a table holding one instance per
+  value, so buffered events share them. Event ids and times are unique and not shared.
+
+The table belongs to one engine (no global state), holds at most ``max_entries`` values
+and is cleared when full (shared values stay shared; new ones refill it). Interning
+never changes a value, so snapshots and chain records are the same with or without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final, TypeVar
+
+from correlation.event import EMPTY_IDENTITY, K8S_AUDIT, Event, Identity
+
+__all__ = ["MAX_ENTRIES", "Compactor"]
+
+MAX_ENTRIES: Final = 65_536
+DESCRIBE_FIELDS: Final = frozenset({"request_uri"})  # describe() of a resource-less audit event
+T = TypeVar("T")
+
+
+class Compactor:
+    """Makes compact copies of events for one engine (see the module docstring)."""
+
+    __slots__ = ("_table", "_max", "_keep", "_keep_audit")
+
+    def __init__(self, keep_fields: Iterable[str] = (), max_entries: int = MAX_ENTRIES) -> None:
+        self._table: dict[Any, Any] = {}
+        self._max = max_entries
+        self._keep = frozenset(keep_fields)
+        self._keep_audit = self._keep | DESCRIBE_FIELDS
+
+    @property
+    def size(self) -> int:
+        """Values in the table."""
+        return len(self._table)
+
+    def clear(self) -> None:
+        self._table.clear()
+
+    def compact(self, event: Event) -> Event:
+        """A copy of ``event`` with ``fields`` slimmed and repeated values shared."""
+        share = self._share
+        return Event(
+            time_ns=event.time_ns,
+            source=share(event.source),
+            id=event.id,
+            summary=share(event.summary),
+            rule=share(event.rule),
+            priority=share(event.priority),
+            tags=self._strings(event.tags),
+            verb=share(event.verb),
+            resource=share(event.resource),
+            subresource=share(event.subresource),
+            name=share(event.name),
+            response_code=event.response_code,
+            decision=share(event.decision),
+            stage=share(event.stage),
+            actor=self._identity(event.actor),
+            target=self._identity(event.target),
+            fields=self._fields(event),
+        )
+
+    def _share(self, value: T) -> T:
+        """The table's instance equal to ``value`` (``value`` itself when new)."""
+        table = self._table
+        found = table.get(value)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        if len(table) >= self._max:
+            table.clear()  # bounded; the working set refills quickly
+        table[value] = value
+        return value
+
+    def _strings(self, values: tuple[str, ...]) -> tuple[str, ...]:
+        if not values:
+            return ()
+        found = self._table.get(values)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        return self._share(tuple(self._share(v) for v in values))
+
+    def _identity(self, identity: Identity) -> Identity:
+        if identity == EMPTY_IDENTITY:
+            return EMPTY_IDENTITY
+        found = self._table.get(identity)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        share = self._share
+        copy = Identity(
+            cluster=share(identity.cluster),
+            namespace=share(identity.namespace),
+            pod=share(identity.pod),
+            pod_uid=share(identity.pod_uid),
+            container_id=share(identity.container_id),
+            service_account=share(identity.service_account),
+            node=share(identity.node),
+            user=share(identity.user),
+            image=share(identity.image),
+            ips=self._strings(identity.ips),
+            port=identity.port,
+        )
+        return share(copy)
+
+    def _fields(self, event: Event) -> dict[str, str]:
+        keep = self._keep_audit if event.source == K8S_AUDIT and not event.resource else self._keep
+        if not keep or not event.fields:
+            return {}
+        share = self._share
+        return {k: share(v) for k, v in event.fields.items() if k in keep}
