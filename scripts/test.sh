@@ -4,7 +4,7 @@
 # is started and stopped by the test fixtures), then lint, types and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-venv.sh dev
+scripts/setup-venv.sh dev,bench   # bench: eql (AGPL) for the benchmark tests only, never at runtime
 scripts/ensure-sysdig.sh
 scripts/kafka/fetch.sh
 .venv/bin/ruff check .
