@@ -218,6 +218,7 @@ class Engine:
             for key in _keys(step, event):
                 if kept is None:
                     kept = self._compactor.compact(event)
+                key = self._compactor.share(key)  # buckets, heap entries and windows share it
                 if self._insert(rule_no, step_no, key, kept):
                     self._evaluate(rule_no, key, out)
 

@@ -131,8 +131,13 @@ def _flags(fields: list[str]) -> Callable[[Event], tuple[bool, ...]]:
     """The "is set" flags of ``fields`` for an event (one C-level attrgetter call)."""
     if not fields:
         return lambda event: ()
+    # runs for every event: one getter per field and ``not not`` (an opcode, not a call)
+    # cost half of ``tuple(map(bool, attrgetter(*fields)(event)))``
     if len(fields) == 1:
         get = attrgetter(fields[0])
-        return lambda event: (bool(get(event)),)
+        return lambda event: (not not get(event),)
+    if len(fields) == 2:
+        first, second = attrgetter(fields[0]), attrgetter(fields[1])
+        return lambda event: (not not first(event), not not second(event))
     values = attrgetter(*fields)
     return lambda event: tuple(map(bool, values(event)))
