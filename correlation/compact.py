@@ -17,10 +17,15 @@ enters a buffer; the ~97% of a stream no step wants never pays for it::
   names, tag tuples, namespaces, pods, nodes, users and whole actor/target identities
   repeat across events. The copy takes each value from a table holding one instance per
   value, so buffered events share them. Event ids and times are unique and not shared.
+  The engine also passes join keys through :meth:`Compactor.share`, so a bucket, its
+  expiry-heap entries and its windows hold one key tuple.
 
 The table belongs to one engine (no global state), holds at most ``max_entries`` values
-and is cleared when full (shared values stay shared; new ones refill it). Interning
-never changes a value, so snapshots and chain records are the same with or without it.
+and is cleared when full (shared values stay shared; new ones refill it) and by
+``Engine.flush``. Values whose events have expired stay until then: over the 1e6-event
+bench stream the table reached ~9k values, ~0.4 MB beyond what live events reference.
+Interning never changes a value, so snapshots and chain records are the same with or
+without it (the snapshot does not carry the table).
 """
 
 from __future__ import annotations

@@ -28,9 +28,11 @@ in total evict the oldest, counted by reason. Candidate steps are found through
 never serves two steps of one chain (the matcher also excludes reuse).
 
 Neighbours: the per-rule buffers live in ``buffers.py``, container-only alerts waiting
-for their pod in ``held.py``, snapshot bytes in ``snapshots.py``. On the noise path (an
-event no step wants) the engine does one index lookup and, unless the watermark passed
-a due time, no heap work: :meth:`Engine._process` inlines that check.
+for their pod in ``held.py``, snapshot bytes in ``snapshots.py``; buffers hold the
+compact copy of an event and shared join keys (``compact.py``), made once per event.
+On the noise path (an event no step wants) the engine does one index lookup and,
+unless the watermark passed a due time, no heap work: :meth:`Engine._process` inlines
+that check.
 """
 
 from __future__ import annotations
