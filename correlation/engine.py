@@ -411,14 +411,15 @@ class Engine:
                 continue
             state = self._states[rule_no]
             event = self._compactor.compact(entry.event)
-            insort(state.steps[entry.step].setdefault(entry.key, []), event, key=sort_key)
+            key = self._compactor.share(entry.key)
+            insort(state.steps[entry.step].setdefault(key, []), event, key=sort_key)
             self._live += 1
             expire_at = event.time_ns + state.rule.within_ns
             heapq.heappush(
-                self._expiry, (expire_at, next(self._seq), rule_no, entry.step, entry.key, event)
+                self._expiry, (expire_at, next(self._seq), rule_no, entry.step, key, event)
             )
             if entry.step in state.rule.stages[0]:
-                self._wake(-NEVER, rule_no, entry.key)
+                self._wake(-NEVER, rule_no, key)
 
 
 def _keys(step: Step, event: Event) -> Iterable[Key]:
