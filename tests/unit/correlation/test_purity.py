@@ -55,7 +55,7 @@ def problems(path: Path, rel: str = "") -> list[str]:
         for name in names:
             allowed = rel in LOADER_FILES and name in LOADER_ONLY
             if name in FORBIDDEN_MODULES or (name in LOADER_ONLY and not allowed):
-                found.append(f"{rel}:{node.lineno}: imports {name}")
+                found.append(f"{rel}:{getattr(node, 'lineno', 0)}: imports {name}")
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Attribute) and func.attr in FORBIDDEN_CALLS:
