@@ -83,11 +83,17 @@ def webhook_delivery(tmp_path: Path, url: str) -> Delivery:
     return Delivery(decode({"outbox": outbox, "sinks": [sink]}))
 
 
-async def drain(delivery: Delivery, until: Callable[[], bool], timeout_s: float = 20) -> None:
+async def drain(
+    delivery: Delivery, until: Callable[[], bool], timeout_s: float = 20, acked: bool = False
+) -> None:
+    """Run delivery until ``until()``; with ``acked``, also until the outbox recorded the ack
+    (the receiver sees a record before the sink's acknowledgement reaches the outbox)."""
     task = asyncio.create_task(delivery.run())
     try:
         async with asyncio.timeout(timeout_s):
             while not until():  # noqa: ASYNC110 - polls test state, nothing to await
+                await asyncio.sleep(0.02)
+            while acked and await delivery.outbox.pending_counts():  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
     finally:
         task.cancel()
@@ -102,7 +108,7 @@ async def test_recovers_from_500_timeout_and_429(tmp_path: Path) -> None:
         delivery = webhook_delivery(tmp_path, url)
         await delivery.submit(record)
         started = asyncio.get_running_loop().time()
-        await drain(delivery, lambda: bool(receiver.accepted))
+        await drain(delivery, lambda: bool(receiver.accepted), acked=True)
         elapsed = asyncio.get_running_loop().time() - started
         assert await delivery.outbox.pending_counts() == {}
         await delivery.close(grace_s=1)
