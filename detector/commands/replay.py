@@ -27,15 +27,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Final
 
-import msgspec
 import orjson
-import yaml
 
-from correlation.allowlist import EMPTY_ALLOWLIST, Allowlist
 from correlation.chain import Chain, to_record
 from correlation.engine import Engine, EngineConfig
 from correlation.errors import RuleError
 from correlation.rules import builtin_rules_paths, load_rules
+from detector.allowlist import load_allowlist
 from detector.commands import Command, register
 from detector.commands._inputs import InputStats, check_paths, merged_batches
 from detector.errors import ParseError, UsageError
@@ -69,19 +67,6 @@ def parse_duration_ns(text: str) -> int:
     if not match:
         raise UsageError(f"bad duration {text!r} (use e.g. 500ms, 60s, 5m, 1h)")
     return int(match.group(1)) * _UNIT_NS[match.group(2)]
-
-
-def load_allowlist(path: str | None) -> Allowlist:
-    """The global allowlist from a YAML mapping; unknown keys are a usage error."""
-    if path is None:
-        return EMPTY_ALLOWLIST
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        return msgspec.convert(data or {}, Allowlist)
-    except OSError as exc:
-        raise UsageError(f"cannot read allowlist {path}: {exc.strerror}") from None
-    except (yaml.YAMLError, msgspec.ValidationError) as exc:
-        raise UsageError(f"bad allowlist {path}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,9 +32,9 @@ from correlation.engine import Engine, EngineConfig
 from correlation.errors import RuleError
 from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
+from detector.allowlist import load_allowlist
 from detector.checkpoint import Checkpointer
 from detector.commands import Command, register
-from detector.commands.replay import load_allowlist
 from detector.delivery import Delivery, DeliveryMetrics
 from detector.errors import UsageError
 from detector.logging import configure as configure_logging
