@@ -31,7 +31,7 @@ from correlation.state import EngineConfig
 from detector.errors import UsageError
 from detector.relay.config import RelayConfig
 from detector.sinks.config import MASK as MASK
-from detector.sinks.config import SECRET_FIELDS, OutboxConfig, SinkConfig
+from detector.sinks.config import SECRET_FIELDS, ConfigStruct, OutboxConfig, SinkConfig, doc
 from detector.sinks.config import masked as _masked
 from detector.sources.falco_grpc import FalcoGrpcConfig
 from detector.sources.kafka_events import KafkaEventsConfig
@@ -48,20 +48,12 @@ class ConfigError(UsageError):
     """The configuration cannot be used; the message names the key and why."""
 
 
-def _doc(text: str, **constraints: Any) -> msgspec.Meta:
-    return msgspec.Meta(description=text, **constraints)
-
-
-class _Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Every config struct rejects unknown keys."""
-
-
-class TlsConfig(_Base):
+class TlsConfig(ConfigStruct):
     """Server-side TLS for the HTTP receivers (all three empty = plain HTTP)."""
 
-    cert_file: Annotated[str, _doc("PEM server certificate; enables TLS")] = ""
-    key_file: Annotated[str, _doc("PEM private key of cert_file")] = ""
-    client_ca_file: Annotated[str, _doc("PEM CA; when set, clients must present a cert")] = ""
+    cert_file: Annotated[str, doc("PEM server certificate; enables TLS")] = ""
+    key_file: Annotated[str, doc("PEM private key of cert_file")] = ""
+    client_ca_file: Annotated[str, doc("PEM CA; when set, clients must present a cert")] = ""
 
     def __post_init__(self) -> None:
         if bool(self.cert_file) != bool(self.key_file):
@@ -70,16 +62,16 @@ class TlsConfig(_Base):
             raise ValueError("client_ca_file (mTLS) needs cert_file and key_file")
 
 
-class HttpConfig(_Base):
+class HttpConfig(ConfigStruct):
     """The one HTTP port: receivers, health, readiness and metrics."""
 
-    listen: Annotated[str, _doc("HOST:PORT for the receivers; empty = no HTTP server")] = ""
-    bearer_token: Annotated[str, _doc("required `Authorization: Bearer` on POSTs; secret")] = ""
+    listen: Annotated[str, doc("HOST:PORT for the receivers; empty = no HTTP server")] = ""
+    bearer_token: Annotated[str, doc("required `Authorization: Bearer` on POSTs; secret")] = ""
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
-    retry_after_s: Annotated[int, _doc("Retry-After sent with 429/503", ge=1)] = 1
+    retry_after_s: Annotated[int, doc("Retry-After sent with 429/503", ge=1)] = 1
     max_inflight_bytes: Annotated[
         int,
-        _doc(
+        doc(
             "request body bytes being read or decoded at once, all POSTs; beyond it 503 "
             "over_budget + Retry-After. At least every receiver's max_body_bytes",
             ge=1024,
@@ -91,38 +83,38 @@ class HttpConfig(_Base):
             split_listen(self.listen)
 
 
-class ReceiverConfig(_Base):
+class ReceiverConfig(ConfigStruct):
     """One POST endpoint."""
 
-    enabled: Annotated[bool, _doc("serve this endpoint")] = True
-    max_body_bytes: Annotated[int, _doc("bigger bodies get 413, unread", ge=1024)] = 1 << 20
+    enabled: Annotated[bool, doc("serve this endpoint")] = True
+    max_body_bytes: Annotated[int, doc("bigger bodies get 413, unread", ge=1024)] = 1 << 20
 
 
 class AuditReceiverConfig(ReceiverConfig):
     """The API server's audit webhook; batches of up to 400 events."""
 
-    max_body_bytes: Annotated[int, _doc("bigger bodies get 413, unread", ge=1024)] = 16 << 20
+    max_body_bytes: Annotated[int, doc("bigger bodies get 413, unread", ge=1024)] = 16 << 20
 
 
 class EventsReceiverConfig(AuditReceiverConfig):
     """``POST /events``: normalized event batches from relay-mode sidecars."""
 
 
-class FileConfig(_Base):
+class FileConfig(ConfigStruct):
     """A tailed JSON-lines file (Falco file_output or the API server's audit log)."""
 
-    path: Annotated[str, _doc("file to tail; empty = off")] = ""
-    state_file: Annotated[str, _doc("where the read offset is kept; default PATH.offset")] = ""
-    poll_interval_s: Annotated[float, _doc("how often to look for new lines", gt=0)] = 0.5
-    start_at: Annotated[str, _doc("without saved state: `beginning` or `end`")] = "beginning"
-    max_line_bytes: Annotated[int, _doc("longer lines are skipped and counted", ge=1024)] = 1 << 20
+    path: Annotated[str, doc("file to tail; empty = off")] = ""
+    state_file: Annotated[str, doc("where the read offset is kept; default PATH.offset")] = ""
+    poll_interval_s: Annotated[float, doc("how often to look for new lines", gt=0)] = 0.5
+    start_at: Annotated[str, doc("without saved state: `beginning` or `end`")] = "beginning"
+    max_line_bytes: Annotated[int, doc("longer lines are skipped and counted", ge=1024)] = 1 << 20
 
     def __post_init__(self) -> None:
         if self.start_at not in ("beginning", "end"):
             raise ValueError("start_at must be `beginning` or `end`")
 
 
-class SourcesConfig(_Base):
+class SourcesConfig(ConfigStruct):
     """Where events come from."""
 
     falco_http: ReceiverConfig = msgspec.field(default_factory=ReceiverConfig)
@@ -134,61 +126,61 @@ class SourcesConfig(_Base):
     kafka_events: KafkaEventsConfig | None = None
 
 
-class BufferConfig(_Base):
+class BufferConfig(ConfigStruct):
     """The bounded queue between all sources and the engine."""
 
-    max_events: Annotated[int, _doc("queue capacity in events; full = 429", ge=1)] = 10_000
+    max_events: Annotated[int, doc("queue capacity in events; full = 429", ge=1)] = 10_000
 
 
-class EngineSettings(_Base):
+class EngineSettings(ConfigStruct):
     """Rules and the event-time clock."""
 
-    rules: Annotated[list[str], _doc("extra rule files or directories")] = []
-    builtin_rules: Annotated[bool, _doc("load the shipped rule files")] = True
-    idle_advance_s: Annotated[float, _doc("wall-clock period of watermark advance", gt=0)] = 1.0
-    allowed_lateness_s: Annotated[float, _doc("event-time lateness accepted", ge=0)] = 60.0
+    rules: Annotated[list[str], doc("extra rule files or directories")] = []
+    builtin_rules: Annotated[bool, doc("load the shipped rule files")] = True
+    idle_advance_s: Annotated[float, doc("wall-clock period of watermark advance", gt=0)] = 1.0
+    allowed_lateness_s: Annotated[float, doc("event-time lateness accepted", ge=0)] = 60.0
     allowlist: Annotated[
-        str, _doc("global allowlist YAML (format of `detector replay --allowlist`); empty = none")
+        str, doc("global allowlist YAML (format of `detector replay --allowlist`); empty = none")
     ] = ""
     max_partials_per_key: Annotated[
-        int, _doc("buffered step events per rule, step and join key; oldest evicted", ge=1)
+        int, doc("buffered step events per rule, step and join key; oldest evicted", ge=1)
     ] = _ENGINE.max_partials_per_key
     max_partials_total: Annotated[
-        int, _doc("buffered step events in all rules; oldest evicted", ge=1)
+        int, doc("buffered step events in all rules; oldest evicted", ge=1)
     ] = _ENGINE.max_partials_total
     max_pending: Annotated[
-        int, _doc("container-only Falco alerts held for their pod; oldest released", ge=1)
+        int, doc("container-only Falco alerts held for their pod; oldest released", ge=1)
     ] = _ENGINE.max_pending
     max_identities: Annotated[
-        int, _doc("container and IP -> pod bindings kept; oldest forgotten", ge=1)
+        int, doc("container and IP -> pod bindings kept; oldest forgotten", ge=1)
     ] = _ENGINE.max_identities
 
 
-class CheckpointConfig(_Base):
+class CheckpointConfig(ConfigStruct):
     """Engine state snapshots that survive restarts (``mode: correlate`` only)."""
 
     # On by default, next to the outbox: a restart that silently forgets every open
     # partial match would miss the chains spanning it.
-    path: Annotated[str, _doc("checkpoint file; empty = off")] = "var/engine.ckpt"
-    interval_s: Annotated[float, _doc("seconds between checkpoints", gt=0)] = 30.0
+    path: Annotated[str, doc("checkpoint file; empty = off")] = "var/engine.ckpt"
+    interval_s: Annotated[float, doc("seconds between checkpoints", gt=0)] = 30.0
 
 
-class LogConfig(_Base):
+class LogConfig(ConfigStruct):
     """Structured JSON logs on stderr."""
 
-    level: Annotated[str, _doc("debug, info, warning or error")] = "info"
+    level: Annotated[str, doc("debug, info, warning or error")] = "info"
 
     def __post_init__(self) -> None:
         if self.level not in ("debug", "info", "warning", "error"):
             raise ValueError("level must be debug, info, warning or error")
 
 
-class Config(_Base):
+class Config(ConfigStruct):
     """Everything ``detector run`` needs."""
 
     mode: Annotated[
         Literal["correlate", "relay"],
-        _doc("`correlate` here, or `relay` normalized events to a correlator (see `relay`)"),
+        doc("`correlate` here, or `relay` normalized events to a correlator (see `relay`)"),
     ] = "correlate"
     relay: RelayConfig = msgspec.field(default_factory=RelayConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
@@ -197,14 +189,14 @@ class Config(_Base):
     engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
     checkpoint: CheckpointConfig = msgspec.field(default_factory=CheckpointConfig)
     output: Annotated[
-        str, _doc("chains as JSON lines when `sinks` is empty: `-` = stdout, or a file path")
+        str, doc("chains as JSON lines when `sinks` is empty: `-` = stdout, or a file path")
     ] = "-"
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
     sinks: Annotated[
-        list[SinkConfig], _doc("Kafka/webhook/Slack/file sinks, see docs/sinks.md")
+        list[SinkConfig], doc("Kafka/webhook/Slack/file sinks, see docs/sinks.md")
     ] = []
     log: LogConfig = msgspec.field(default_factory=LogConfig)
-    shutdown_grace_s: Annotated[float, _doc("SIGTERM: time to drain and flush", gt=0)] = 10.0
+    shutdown_grace_s: Annotated[float, doc("SIGTERM: time to drain and flush", gt=0)] = 10.0
 
     def __post_init__(self) -> None:
         if self.mode == "relay" and not self.relay.transport:

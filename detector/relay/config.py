@@ -13,28 +13,24 @@ identity (:func:`detector.relay.kafka.identity_key`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
 
-from detector.sinks.config import ConfigStruct, KafkaProducerConfig
-
-
-def _doc(text: str, **constraints: Any) -> msgspec.Meta:
-    return msgspec.Meta(description=text, **constraints)
+from detector.sinks.config import ConfigStruct, KafkaProducerConfig, doc
 
 
 class RelayHttpConfig(ConfigStruct):
     """Forward to the correlator's ``POST /events`` (same token/mTLS as its receivers)."""
 
     endpoint: Annotated[
-        str, _doc("correlator URL, e.g. https://detector-audit:8443/events; empty = off")
+        str, doc("correlator URL, e.g. https://detector-audit:8443/events; empty = off")
     ] = ""
-    bearer_token: Annotated[str, _doc("sent as `Authorization: Bearer`; secret")] = ""
-    ca_file: Annotated[str, _doc("PEM CA of the correlator's certificate")] = ""
-    cert_file: Annotated[str, _doc("PEM client certificate (mTLS)")] = ""
-    key_file: Annotated[str, _doc("PEM key of cert_file")] = ""
-    timeout_s: Annotated[float, _doc("one request's deadline", gt=0)] = 10.0
+    bearer_token: Annotated[str, doc("sent as `Authorization: Bearer`; secret")] = ""
+    ca_file: Annotated[str, doc("PEM CA of the correlator's certificate")] = ""
+    cert_file: Annotated[str, doc("PEM client certificate (mTLS)")] = ""
+    key_file: Annotated[str, doc("PEM key of cert_file")] = ""
+    timeout_s: Annotated[float, doc("one request's deadline", gt=0)] = 10.0
 
     def __post_init__(self) -> None:
         if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
@@ -48,10 +44,10 @@ class RelayKafkaConfig(KafkaProducerConfig):
 
     role: ClassVar[str] = "relay.kafka"
 
-    client_id: Annotated[str, _doc("client id the brokers log and apply quotas to")] = (
+    client_id: Annotated[str, doc("client id the brokers log and apply quotas to")] = (
         "lateral-chain-detector-relay"
     )
-    topic: Annotated[str, _doc("topic of normalized events", min_length=1)] = "detector-events"
+    topic: Annotated[str, doc("topic of normalized events", min_length=1)] = "detector-events"
 
 
 class RelayConfig(ConfigStruct):
@@ -59,13 +55,13 @@ class RelayConfig(ConfigStruct):
 
     http: RelayHttpConfig = msgspec.field(default_factory=RelayHttpConfig)
     kafka: RelayKafkaConfig | None = None
-    max_batch_events: Annotated[int, _doc("events per batch at most", ge=1)] = 500
-    max_batch_bytes: Annotated[int, _doc("encoded batch size at most (split above)", ge=1024)] = (
+    max_batch_events: Annotated[int, doc("events per batch at most", ge=1)] = 500
+    max_batch_bytes: Annotated[int, doc("encoded batch size at most (split above)", ge=1024)] = (
         4 << 20
     )
-    linger_s: Annotated[float, _doc("wait this long for a batch to fill", ge=0)] = 0.2
-    backoff_initial_s: Annotated[float, _doc("first retry delay (jittered, doubles)", gt=0)] = 0.5
-    backoff_max_s: Annotated[float, _doc("longest retry delay; caps Retry-After too", gt=0)] = 30.0
+    linger_s: Annotated[float, doc("wait this long for a batch to fill", ge=0)] = 0.2
+    backoff_initial_s: Annotated[float, doc("first retry delay (jittered, doubles)", gt=0)] = 0.5
+    backoff_max_s: Annotated[float, doc("longest retry delay; caps Retry-After too", gt=0)] = 30.0
 
     def __post_init__(self) -> None:
         if self.backoff_max_s < self.backoff_initial_s:

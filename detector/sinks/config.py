@@ -38,7 +38,8 @@ Severity = Literal["info", "low", "medium", "high", "critical"]
 Format = Literal["chain-v1", "ocsf"]
 
 
-def _doc(text: str, **constraints: Any) -> msgspec.Meta:
+def doc(text: str, **constraints: Any) -> msgspec.Meta:
+    """A field's description (shown in the generated key table) and its constraints."""
     return msgspec.Meta(description=text, **constraints)
 
 
@@ -52,35 +53,35 @@ class ConfigStruct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class RetryConfig(ConfigStruct):
     """Backoff between delivery attempts of one sink (exponential, with jitter)."""
 
-    initial_s: Annotated[float, _doc("first wait after a failure", gt=0)] = 1.0
-    max_s: Annotated[float, _doc("longest wait between attempts", gt=0)] = 300.0
-    multiplier: Annotated[float, _doc("growth factor per consecutive failure", ge=1)] = 2.0
-    jitter: Annotated[float, _doc("random +/- fraction of each wait", ge=0, le=1)] = 0.2
+    initial_s: Annotated[float, doc("first wait after a failure", gt=0)] = 1.0
+    max_s: Annotated[float, doc("longest wait between attempts", gt=0)] = 300.0
+    multiplier: Annotated[float, doc("growth factor per consecutive failure", ge=1)] = 2.0
+    jitter: Annotated[float, doc("random +/- fraction of each wait", ge=0, le=1)] = 0.2
 
 
 class OutboxConfig(ConfigStruct):
     """The durable local store every chain passes through before delivery."""
 
-    path: Annotated[str, _doc("SQLite file (WAL mode); created with its directory")] = (
+    path: Annotated[str, doc("SQLite file (WAL mode); created with its directory")] = (
         "var/outbox.sqlite3"
     )
-    max_records: Annotated[int, _doc("oldest records expire beyond this count", gt=0)] = 100_000
-    max_age_s: Annotated[float, _doc("undelivered records expire after this age", gt=0)] = (
+    max_records: Annotated[int, doc("oldest records expire beyond this count", gt=0)] = 100_000
+    max_age_s: Annotated[float, doc("undelivered records expire after this age", gt=0)] = (
         7 * 86400.0
     )
-    max_dead_letters: Annotated[int, _doc("dead-letter rows kept (oldest pruned)", gt=0)] = 10_000
-    max_pending_submits: Annotated[int, _doc("submits waiting for a commit", gt=0)] = 1024
-    batch_size: Annotated[int, _doc("records read per delivery round", gt=0)] = 100
+    max_dead_letters: Annotated[int, doc("dead-letter rows kept (oldest pruned)", gt=0)] = 10_000
+    max_pending_submits: Annotated[int, doc("submits waiting for a commit", gt=0)] = 1024
+    batch_size: Annotated[int, doc("records read per delivery round", gt=0)] = 100
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
 
 
 # Shared by _SinkBase and KafkaSinkConfig (which cannot inherit both bases: msgspec
 # Structs are slotted, and two bases with fields have conflicting layouts).
-SinkName = Annotated[str, _doc("unique sink name (outbox state is keyed by it)")]
-SinkFormat = Annotated[Format, _doc("record format: chain-v1 or ocsf")]
-MinSeverity = Annotated[Severity, _doc("deliver only chains at or above")]
-RulesInclude = Annotated[list[str], _doc("rule-name globs to deliver (empty = all)")]
-RulesExclude = Annotated[list[str], _doc("rule-name globs never delivered")]
+SinkName = Annotated[str, doc("unique sink name (outbox state is keyed by it)")]
+SinkFormat = Annotated[Format, doc("record format: chain-v1 or ocsf")]
+MinSeverity = Annotated[Severity, doc("deliver only chains at or above")]
+RulesInclude = Annotated[list[str], doc("rule-name globs to deliver (empty = all)")]
+RulesExclude = Annotated[list[str], doc("rule-name globs never delivered")]
 
 
 class _SinkBase(ConfigStruct, tag_field="type"):
@@ -100,24 +101,24 @@ class KafkaConnectionConfig(ConfigStruct):
     # Names the struct in validation errors ("kafka sink needs bootstrap_servers").
     role: ClassVar[str] = "kafka"
 
-    bootstrap_servers: Annotated[list[str], _doc("HOST:PORT list")] = []
-    client_id: Annotated[str, _doc("client id the brokers log and apply quotas to")] = (
+    bootstrap_servers: Annotated[list[str], doc("HOST:PORT list")] = []
+    client_id: Annotated[str, doc("client id the brokers log and apply quotas to")] = (
         "lateral-chain-detector"
     )
     security_protocol: Annotated[
-        Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], _doc("listener protocol")
+        Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], doc("listener protocol")
     ] = "PLAINTEXT"
     sasl_mechanism: Annotated[
-        Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], _doc("with SASL_* protocols")
+        Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"], doc("with SASL_* protocols")
     ] = ""
-    sasl_username: Annotated[str, _doc("SASL user")] = ""
-    sasl_password: Annotated[str, _doc("SASL password (prefer _file / _env); secret")] = ""
-    sasl_password_file: Annotated[str, _doc("file holding the SASL password")] = ""
-    sasl_password_env: Annotated[str, _doc("environment variable holding it")] = ""
-    tls_ca_file: Annotated[str, _doc("PEM CA bundle (default: system CAs)")] = ""
-    tls_cert_file: Annotated[str, _doc("PEM client certificate (mTLS)")] = ""
-    tls_key_file: Annotated[str, _doc("PEM key of tls_cert_file")] = ""
-    timeout_s: Annotated[float, _doc("deadline of a connect or one send", gt=0)] = 30.0
+    sasl_username: Annotated[str, doc("SASL user")] = ""
+    sasl_password: Annotated[str, doc("SASL password (prefer _file / _env); secret")] = ""
+    sasl_password_file: Annotated[str, doc("file holding the SASL password")] = ""
+    sasl_password_env: Annotated[str, doc("environment variable holding it")] = ""
+    tls_ca_file: Annotated[str, doc("PEM CA bundle (default: system CAs)")] = ""
+    tls_cert_file: Annotated[str, doc("PEM client certificate (mTLS)")] = ""
+    tls_key_file: Annotated[str, doc("PEM key of tls_cert_file")] = ""
+    timeout_s: Annotated[float, doc("deadline of a connect or one send", gt=0)] = 30.0
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -132,7 +133,7 @@ class KafkaConnectionConfig(ConfigStruct):
 class KafkaProducerConfig(KafkaConnectionConfig):
     """The connection plus what only a producer needs (the sink and ``relay.kafka``)."""
 
-    compression: Annotated[Literal["none", "gzip"], _doc("batch compression")] = "none"
+    compression: Annotated[Literal["none", "gzip"], doc("batch compression")] = "none"
 
 
 class KafkaSinkConfig(KafkaProducerConfig, tag_field="type", tag="kafka"):
@@ -145,39 +146,39 @@ class KafkaSinkConfig(KafkaProducerConfig, tag_field="type", tag="kafka"):
     min_severity: MinSeverity = "info"
     rules_include: RulesInclude = []
     rules_exclude: RulesExclude = []
-    topic: Annotated[str, _doc("topic name", min_length=1)] = "lateral-movement-chains"
-    key: Annotated[Literal["id", "incident"], _doc("message key: chain id or incident")] = "id"
+    topic: Annotated[str, doc("topic name", min_length=1)] = "lateral-movement-chains"
+    key: Annotated[Literal["id", "incident"], doc("message key: chain id or incident")] = "id"
 
 
 class WebhookSinkConfig(_SinkBase, tag="webhook"):
     """JSON POST of each record, signed with HMAC-SHA256 when a secret is set."""
 
-    url: Annotated[str, _doc("http(s) URL", pattern="^https?://")] = "http://localhost/"
+    url: Annotated[str, doc("http(s) URL", pattern="^https?://")] = "http://localhost/"
     method: Literal["POST", "PUT"] = "POST"
-    headers: Annotated[dict[str, str], _doc("extra request headers")] = {}
-    timeout_s: Annotated[float, _doc("one request's deadline", gt=0)] = 10.0
-    secret: Annotated[str, _doc("HMAC key (prefer secret_file / secret_env)")] = ""
+    headers: Annotated[dict[str, str], doc("extra request headers")] = {}
+    timeout_s: Annotated[float, doc("one request's deadline", gt=0)] = 10.0
+    secret: Annotated[str, doc("HMAC key (prefer secret_file / secret_env)")] = ""
     secret_file: str = ""
     secret_env: str = ""
-    tls_ca_file: Annotated[str, _doc("PEM CA bundle for https (default: system CAs)")] = ""
+    tls_ca_file: Annotated[str, doc("PEM CA bundle for https (default: system CAs)")] = ""
 
 
 class SlackSinkConfig(_SinkBase, tag="slack"):
     """Slack incoming webhook: Block Kit message with a plain-text fallback."""
 
-    webhook_url: Annotated[str, _doc("incoming-webhook URL (a secret)")] = ""
+    webhook_url: Annotated[str, doc("incoming-webhook URL (a secret)")] = ""
     webhook_url_file: str = ""
     webhook_url_env: str = ""
-    link_template: Annotated[str, _doc("SIEM link; {id} and {incident} are filled in")] = ""
-    min_interval_s: Annotated[float, _doc("at most one post per interval", ge=0)] = 1.0
-    timeout_s: Annotated[float, _doc("one request's deadline", gt=0)] = 10.0
+    link_template: Annotated[str, doc("SIEM link; {id} and {incident} are filled in")] = ""
+    min_interval_s: Annotated[float, doc("at most one post per interval", ge=0)] = 1.0
+    timeout_s: Annotated[float, doc("one request's deadline", gt=0)] = 10.0
 
 
 class FileSinkConfig(_SinkBase, tag="file"):
     """JSON lines on stdout (``path: "-"``) or appended to a file."""
 
-    path: Annotated[str, _doc("`-` = stdout, else a file appended to")] = "-"
-    fsync: Annotated[bool, _doc("fsync after every record")] = False
+    path: Annotated[str, doc("`-` = stdout, else a file appended to")] = "-"
+    fsync: Annotated[bool, doc("fsync after every record")] = False
 
 
 SinkConfig = KafkaSinkConfig | WebhookSinkConfig | SlackSinkConfig | FileSinkConfig
