@@ -1,7 +1,8 @@
 # lateral-chain-detector container image.
 #
-# Two stages: the builder turns the project into a wheel, the runtime stage installs that
-# wheel into a virtualenv and nothing else (no compiler, no pip cache, no sources).
+# Two stages: the builder turns the project into a wheel, the runtime stage installs the
+# locked dependencies (requirements/runtime.lock, hash-checked) and that wheel into a
+# virtualenv and nothing else (no compiler, no pip cache, no sources).
 # The runtime runs as an unprivileged user and writes only to /var/lib/detector (outbox)
 # and /tmp, so it works with readOnlyRootFilesystem: true when both are volumes.
 #
@@ -18,11 +19,13 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 WORKDIR /src
+COPY requirements/runtime.lock requirements/
+RUN python -m pip install --no-cache-dir --require-hashes --no-deps -r requirements/runtime.lock
 COPY pyproject.toml README.md ./
 COPY correlation/ correlation/
 COPY detector/ detector/
 COPY falco_rules/ falco_rules/
-RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN python -m pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="lateral-chain-detector" \
@@ -33,9 +36,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     DETECTOR_HTTP__LISTEN=0.0.0.0:8765
 COPY --from=builder /wheels /wheels
+COPY requirements/runtime.lock /tmp/runtime.lock
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl \
-    && rm -rf /wheels \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps -r /tmp/runtime.lock \
+    && /opt/venv/bin/pip install --no-cache-dir --no-deps /wheels/*.whl \
+    && rm -rf /wheels /tmp/runtime.lock \
     && groupadd --system --gid 10001 detector \
     && useradd --system --uid 10001 --gid detector --home-dir /var/lib/detector \
        --shell /usr/sbin/nologin detector \

@@ -1,7 +1,12 @@
-.PHONY: demo test lint bench
-demo:  ## install, then replay the bundled attack scenario and print the confirmed chains
-	scripts/demo.sh
-test:  ## the whole suite: set-up (venv, sysdig, Kafka jars), ruff, mypy, pytest
-	scripts/test.sh
+.PHONY: demo test lint lock drift bench
+# @: make prints no echo of the recipe, so `make demo > chains.jsonl` holds only chains.
+demo:  ## install from the runtime lock, replay the bundled attack scenario, print the chains
+	@scripts/demo.sh
+test:  ## the whole suite: set-up (venv from the lock, sysdig, Kafka jars), ruff, mypy, pytest
+	@scripts/test.sh
 lint:
-	scripts/setup-venv.sh dev && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+	@scripts/setup-venv.sh dev && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+lock:  ## re-resolve requirements/*.lock from pyproject.toml (keeps pins; `make lock ARGS=--upgrade` moves them)
+	@scripts/lock.sh $(ARGS)
+drift:  ## the unit tier on the newest versions pyproject allows (not the lock): drift seen on purpose
+	@scripts/drift.sh

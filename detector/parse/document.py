@@ -110,11 +110,24 @@ def _decode(decoder: msgspec.json.Decoder[T], data: bytes) -> T:
     except msgspec.ValidationError as exc:
         raise _validation_error(str(exc)) from None
     except msgspec.DecodeError as exc:
+        # msgspec < 0.19 let UnicodeDecodeError through; later versions report bad UTF-8 as
+        # a DecodeError whose wording has changed between releases. Asking the bytes
+        # themselves (only on this error path) gives the same answer on every version.
+        if not _is_utf8(data):
+            raise ParseError("bad_encoding", "input is not valid UTF-8") from None
         raise ParseError("malformed_json", str(exc)) from None
     except UnicodeDecodeError:
         raise ParseError("bad_encoding", "input is not valid UTF-8") from None
     except RecursionError:
         raise ParseError("too_deep", "JSON nesting too deep") from None
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _validation_error(text: str) -> ParseError:
