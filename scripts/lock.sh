@@ -17,5 +17,6 @@ compile=("$tools/bin/uv" pip compile --quiet --universal --python-version 3.11 -
   --no-header --annotation-style line "$@")
 "${compile[@]}" pyproject.toml --extra dev --extra bench requirements/build.in -o requirements/dev.lock
 # The runtime lock is the dev lock's subset: same versions, so the demo runs what CI tested.
-"${compile[@]}" pyproject.toml --constraint requirements/dev.lock -o requirements/runtime.lock
+"${compile[@]}" pyproject.toml requirements/build.in --constraint requirements/dev.lock \
+  -o requirements/runtime.lock
 echo "lock.sh: $(grep -c '==' requirements/dev.lock) pins in dev.lock, $(grep -c '==' requirements/runtime.lock) in runtime.lock" >&2

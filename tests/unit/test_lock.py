@@ -61,3 +61,14 @@ def test_the_venv_running_this_suite_is_the_dev_lock() -> None:
         if name in installed and installed[name] != version
     }
     assert drift == {}, f"installed versions differ from requirements/dev.lock: {drift}"
+
+
+@pytest.mark.parametrize("lock", ["runtime.lock", "dev.lock"])
+def test_both_locks_carry_the_build_backend(lock: str) -> None:
+    # Set-up installs the project with --no-build-isolation, so the backend pyproject's
+    # [build-system] names must come from the lock; a venv's bundled setuptools is too old.
+    pins = _pins(lock)
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["build-system"]
+    for req in map(Requirement, build["requires"]):
+        name = canonicalize_name(req.name)
+        assert name in pins and req.specifier.contains(pins[name]), f"{lock}: {req}"
