@@ -241,3 +241,19 @@ def walk(node: Node) -> list[Node]:
 def fields_of(node: Node) -> set[str]:
     """The field names a (macro-expanded) tree reads."""
     return {n.field for n in walk(node) if isinstance(n, Check)}
+
+
+def render(check: Check) -> str:
+    """One check as condition text (quoted values re-quoted), to run it on its own."""
+    if check.values is not None:
+        return f"{check.field} {check.op} ({', '.join(_literal(v) for v in check.values)})"
+    if check.value is not None:
+        return f"{check.field} {check.op} {_literal(check.value)}"
+    return f"{check.field} {check.op}"  # exists
+
+
+def _literal(value: Value) -> str:
+    if not value.quoted:
+        return value.text
+    escaped = value.text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

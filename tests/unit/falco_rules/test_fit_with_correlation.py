@@ -39,6 +39,11 @@ FEEDS: dict[str, set[tuple[str, str]]] = {
         ("recon-token-pivot", "recon"),
         ("internal-fanout", "internal-connections"),
     },
+    "LMD Shell Connected to Cluster Internal Address": {
+        ("recon-token-pivot", "recon"),
+        ("internal-fanout", "internal-connections"),
+        ("exec-pivot", "activity-in-pod"),
+    },
     "LMD Tool Connected to Kubernetes API": {
         ("recon-token-pivot", "recon"),
         ("exec-pivot", "activity-in-pod"),

@@ -22,6 +22,7 @@ FIXED = {
     "LMD Network Scanner Launched in Pod": "T1046",
     "LMD Netcat or Socat Listen or Scan in Pod": "T1046",
     "LMD Tool Connected to Cluster Internal Address": "T1046",
+    "LMD Shell Connected to Cluster Internal Address": "T1046",
     "LMD Tool Connected to Kubernetes API": "T1613",
     "LMD Cloud Metadata Service Contacted": "T1552.005",
     "LMD Service Account Token Read": "T1528",
