@@ -7,12 +7,16 @@ security keys every Kafka client here shares
 (:class:`detector.sinks.config.KafkaConnectionConfig`: ``bootstrap_servers``,
 ``security_protocol``, SASL and TLS, secrets resolved the same way), the producer's
 ``compression`` (:class:`~detector.sinks.config.KafkaProducerConfig`) and its own
-``topic``. There is no ``key`` option: the message key is always the correlation
-identity (:func:`detector.relay.kafka.identity_key`).
+``topic``. There is no ``key`` option: the message keys are the partition keys of
+:func:`detector.relay.route.partition_keys`. ``relay_id`` names this relay as an input
+of every worker's watermark (its events and progress markers carry it); it must be
+unique and stable per relay (the node name for a node relay).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -40,7 +44,7 @@ class RelayHttpConfig(ConfigStruct):
 
 
 class RelayKafkaConfig(KafkaProducerConfig):
-    """Produce event batches to a topic keyed by the actor's home namespace."""
+    """Produce event batches to a topic keyed by namespace (see :mod:`detector.relay.route`)."""
 
     role: ClassVar[str] = "relay.kafka"
 
@@ -48,6 +52,22 @@ class RelayKafkaConfig(KafkaProducerConfig):
         "lateral-chain-detector-relay"
     )
     topic: Annotated[str, doc("topic of normalized events", min_length=1)] = "detector-events"
+    relay_id: Annotated[
+        str, doc("this relay's unique, stable name (node name); empty = $NODE_NAME, else host")
+    ] = ""
+    progress_interval_s: Annotated[
+        float, doc("a progress marker to every partition this often", gt=0)
+    ] = 1.0
+    resolve_hold_s: Annotated[
+        float, doc("a container-only Falco alert waits this long for its pod", ge=0)
+    ] = 2.0
+    max_held: Annotated[int, doc("container-only alerts waiting at most", ge=1)] = 10_000
+    max_bindings: Annotated[int, doc("container/IP -> pod bindings kept", ge=1)] = 100_000
+
+    @property
+    def name(self) -> str:
+        """``relay_id``, else ``$NODE_NAME``, else the host name."""
+        return self.relay_id or os.environ.get("NODE_NAME") or socket.gethostname()
 
 
 class RelayConfig(ConfigStruct):

@@ -42,6 +42,10 @@ class Forwarder(Protocol):
         """Deliver ``events`` as one batch; raise a delivery error when that failed."""
         ...
 
+    async def mark(self, time_ns: int) -> None:
+        """Tell every consumer this relay has delivered its events up to ``time_ns``."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...
@@ -85,6 +89,9 @@ class HttpForwarder:
                 _raise_for(response.status, text, response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientDeliveryError(f"request failed: {type(exc).__name__}") from None
+
+    async def mark(self, time_ns: int) -> None:
+        """Nothing: one correlator behind HTTP sees the events themselves, in order."""
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:

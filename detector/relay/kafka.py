@@ -1,68 +1,54 @@
-"""Relay over Kafka: event batches on a topic keyed by the correlation identity.
+"""Relay over Kafka: event batches on a topic keyed by namespace, and progress markers.
 
-A batch from the queue is split by :func:`identity_key`; each key's events become one
-``events/v1`` message (header ``schema``), all sent with ``acks=all`` and awaited
-together. Correlation workers consume the topic as one consumer group
-(:mod:`detector.sources.kafka_events`): a key always lands on one partition, so one
-worker sees every event of that key, in order.
+A batch from the queue is split by :func:`detector.relay.route.partition_keys` (an
+event reaching into another namespace goes under both keys); each key's events become
+one ``events/v1`` message (headers ``schema`` and ``relay``), all sent with
+``acks=all`` and awaited together. Workers (``detector worker``, one consumer group)
+own one partition each at a time, and every chain's evidence shares one key, so a
+partition alone confirms its chains (docs/scale-out.md).
 
-The key is the actor's *home namespace* — the pod's namespace for a Falco alert, the
-service account's namespace for an audit event — because that is what the join of most
-chains holds constant. What stays within one key and what does not:
-
-* within one key: ``recon-token-pivot``, ``stolen-token-replay`` (pod P and P's service
-  account share P's namespace), ``imds-credential-theft`` and ``internal-fanout`` (one pod);
-* spanning keys: ``workload-pivot`` (P's identity in namespace A creates a workload in B;
-  the Falco step happens in B) and ``exec-pivot`` (exec into Q in namespace B, and the
-  P → Q path back to A) — they are confirmed only when A = B, or with one partition;
-* humans and other non-service-account users have no home namespace: their audit events
-  are keyed by the target namespace; Falco alerts without pod fields (container id only)
-  are keyed by node, so the container → pod resolution learned from that node's other
-  alerts is not guaranteed to be on the same worker.
-
-So partitioning trades the cross-namespace chains for parallelism; docs/architecture.md
-says when to keep one partition (and a single correlation worker with a hot standby).
-Delivery is at-least-once: a batch that fails part-way is resent whole; chain ids are a
-function of the evidence, so a duplicate event cannot produce a second, different chain.
+:meth:`KafkaForwarder.mark` writes a ``progress/v1`` marker to *every* partition: this
+relay has delivered its events up to that event time. A worker's watermark is the
+minimum over the relays it has heard from (``relay`` header = one input of the
+engine), so it moves only with data in the partition and a replay after failover
+makes the same decisions as the first run. Delivery is at-least-once: a batch that
+fails part-way is resent whole; chain ids are a function of the evidence, so a
+duplicate event cannot produce a second, different chain.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from correlation.event import K8S_AUDIT, Event
+from correlation.event import Event
 from detector.relay import wire
 from detector.relay.config import RelayKafkaConfig
 from detector.relay.forward import BatchTooLarge
+from detector.relay.route import partition_keys
 from detector.sinks.base import PermanentDeliveryError, TransientDeliveryError
 from detector.sinks.kafka import LazyProducer, producer_options, unavailable
 
-_HEADERS: Final = [("schema", wire.SCHEMA.encode())]
-
-
-def identity_key(event: Event) -> str:
-    """The partition key: the actor's home namespace, else a documented fallback."""
-    if event.actor.namespace:
-        return event.actor.namespace
-    if event.source == K8S_AUDIT and event.target.namespace:
-        return event.target.namespace
-    return f"node:{event.actor.node}" if event.actor.node else "cluster"
+_EVENTS: Final = ("schema", wire.SCHEMA.encode())
+_PROGRESS: Final = ("schema", wire.PROGRESS_SCHEMA.encode())
+# key, value, partition (None: by key), headers
+_Message = tuple[bytes | None, bytes, int | None, list[tuple[str, bytes]]]
 
 
 def by_key(events: Sequence[Event]) -> dict[str, list[Event]]:
-    """Events grouped by :func:`identity_key`, each group in arrival order."""
+    """Events grouped by every partition key they go under, each group in arrival order."""
     groups: dict[str, list[Event]] = {}
     for event in events:
-        groups.setdefault(identity_key(event), []).append(event)
+        for key in partition_keys(event):
+            groups.setdefault(key, []).append(event)
     return groups
 
 
 class KafkaForwarder:
-    """Produces one message per identity key of each batch."""
+    """Produces one message per partition key of each batch, and progress markers."""
 
     name = "kafka"
 
@@ -71,17 +57,33 @@ class KafkaForwarder:
         options = producer_options(config)  # resolves secrets now: fail at start
         options["max_request_size"] = max(max_batch_bytes, 1 << 20)
         self._producer = LazyProducer(options, config.timeout_s)
+        self.relay_id = config.name
+        self._relay = ("relay", self.relay_id.encode())
 
     async def send(self, events: Sequence[Event]) -> None:
         messages = [(key.encode(), wire.encode(group)) for key, group in by_key(events).items()]
         if any(len(value) > self._max_bytes for _, value in messages):
             raise BatchTooLarge(f"a message is above max_batch_bytes {self._max_bytes}")
+        headers = [_EVENTS, self._relay]
+        await self._produce(lambda _: [(key, value, None, headers) for key, value in messages])
+
+    async def mark(self, time_ns: int) -> None:
+        """A progress marker for ``time_ns`` on every partition of the topic."""
+        value = wire.encode_progress(self.relay_id, time_ns)
+        headers = [_PROGRESS, self._relay]
+        await self._produce(lambda partitions: [(None, value, p, headers) for p in partitions])
+
+    async def _produce(self, messages: Callable[[list[int]], list[_Message]]) -> None:
+        """Send ``messages(partitions of the topic)`` and wait for every acknowledgement;
+        failures map onto the delivery error tree."""
+        topic = self._config.topic
         try:
             producer = await self._producer.get()
             async with asyncio.timeout(self._config.timeout_s):
+                partitions = sorted(await producer.partitions_for(topic))
                 pending = [
-                    await producer.send(self._config.topic, value, key=key, headers=_HEADERS)
-                    for key, value in messages
+                    await producer.send(topic, value, key=key, partition=part, headers=headers)
+                    for key, value, part, headers in messages(partitions)
                 ]
                 await asyncio.gather(*pending)
         except MessageSizeTooLargeError as exc:

@@ -10,6 +10,13 @@ The schema tag lets a correlator refuse batches from a newer sidecar with a clea
 instead of misreading them; unknown *event* fields are ignored, so adding an optional
 field to ``Event`` does not need a new version. Decoding validates the few invariants the
 engine relies on (a known source, an id, a positive event time).
+
+Over Kafka a relay also writes a *progress marker* to every partition
+(``progress/v1``, header ``schema``): the event time up to which it has delivered
+everything it will deliver in order, so a partition's watermark moves as data and a
+replay of the partition decides exactly what the first run decided::
+
+    {"schema": "lateral-chain-detector/progress/v1", "relay": "node-a", "time_ns": 1772…}
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import msgspec
 from correlation.event import SOURCES, Event
 
 SCHEMA: Final = "lateral-chain-detector/events/v1"
+PROGRESS_SCHEMA: Final = "lateral-chain-detector/progress/v1"
 
 
 class WireError(ValueError):
@@ -39,8 +47,17 @@ class EventBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     events: list[Event]
 
 
+class Progress(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A relay's progress marker: it has delivered its events up to ``time_ns``."""
+
+    schema: str
+    relay: str
+    time_ns: int
+
+
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODER: Final = msgspec.json.Decoder(EventBatch)
+_PROGRESS: Final = msgspec.json.Decoder(Progress)
 
 
 def encode(events: Sequence[Event]) -> bytes:
@@ -70,3 +87,23 @@ def _check(index: int, event: Event) -> None:
         raise WireError("bad_event", f"events[{index}].id is empty")
     if event.time_ns <= 0:
         raise WireError("bad_event", f"events[{index}].time_ns must be positive")
+
+
+def encode_progress(relay: str, time_ns: int) -> bytes:
+    """One progress marker as JSON bytes."""
+    return _ENCODER.encode(Progress(schema=PROGRESS_SCHEMA, relay=relay, time_ns=time_ns))
+
+
+def decode_progress(body: bytes) -> Progress:
+    """A progress marker; :class:`WireError` when it is not one."""
+    try:
+        marker = _PROGRESS.decode(body)
+    except msgspec.ValidationError as exc:
+        raise WireError("bad_progress", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise WireError("malformed_json", str(exc)) from None
+    if marker.schema != PROGRESS_SCHEMA:
+        raise WireError("unknown_schema", f"schema {marker.schema!r}; expected {PROGRESS_SCHEMA}")
+    if not marker.relay:
+        raise WireError("bad_progress", "relay is empty")
+    return marker

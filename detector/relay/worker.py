@@ -13,6 +13,15 @@ answer 429 and tailers/gRPC wait in ``emit`` — backpressure reaches the sender
 of memory growing. Events leave the queue's accounting only when delivered, so the
 supervisor's shutdown drain waits for in-flight batches too; whatever is still unsent
 when the grace period ends is counted (`relay_shutdown`), never silently lost.
+
+Over Kafka two more things happen (see :mod:`.route` and :mod:`.kafka`):
+
+* each collected event passes the node's :class:`~.route.ContainerResolver` first; a
+  container-only alert may wait there up to ``resolve_hold_s`` (event time of this
+  relay, or clock time once its input is quiet) for its pod. A held alert has left the
+  queue's accounting; the few still held at shutdown are counted `relay_shutdown`;
+* :meth:`Relay.tick` writes a progress marker every ``progress_interval_s``: the event
+  time up to which everything was delivered (an alert still held holds it back).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from detector.metrics import Metrics
 from detector.pipeline import EventQueue
 from detector.relay.config import RelayConfig
 from detector.relay.forward import BatchTooLarge, Forwarder, HttpForwarder
+from detector.relay.route import ContainerResolver
 from detector.sinks.base import PermanentDeliveryError, TransientDeliveryError
 from detector.sources.backoff import Backoff
 
@@ -50,35 +60,64 @@ class Relay:
     """Takes the correlator's place in the supervisor when ``mode: relay``."""
 
     def __init__(
-        self, queue: EventQueue, forwarder: Forwarder, config: RelayConfig, metrics: Metrics
+        self,
+        queue: EventQueue,
+        forwarder: Forwarder,
+        config: RelayConfig,
+        metrics: Metrics,
+        resolver: ContainerResolver | None = None,
     ):
         self._queue, self._forwarder, self._config = queue, forwarder, config
         self._metrics = metrics
+        self._resolver = resolver
+        self._delivered_ns = 0  # newest event time delivered (progress markers carry it)
+        self._newest_at = 0.0  # loop time at which the resolver's newest event arrived
         self.running = False
 
     async def run(self) -> None:
         self.running = True
         try:
             while True:
-                batch = await self._collect()
+                taken = await self._collect()
                 try:
-                    await self._deliver(batch)
+                    batch = self._resolved(taken)
+                    if batch:
+                        await self._deliver(batch)
                 finally:
-                    for _ in batch:
+                    for _ in taken:
                         self._queue.done()
         finally:
             self.running = False
             await self._forwarder.close()
 
     async def tick(self, period_s: float) -> None:
-        """Nothing in a relay is time-driven apart from the linger inside :meth:`run`."""
-        await asyncio.Event().wait()
+        """Progress markers (a no-op for HTTP), every ``progress_interval_s``."""
+        interval = self._config.kafka.progress_interval_s if self._config.kafka else period_s
+        while True:
+            await asyncio.sleep(interval)
+            if self._delivered_ns:
+                try:
+                    await self._forwarder.mark(self.progress_ns())
+                except (PermanentDeliveryError, TransientDeliveryError) as exc:
+                    log.warning("relay_progress_failed", error=str(exc))  # the next one will do
+
+    def progress_ns(self) -> int:
+        """Event time up to which this relay delivered all it will deliver in order."""
+        held = self._resolver.oldest_held_ns if self._resolver is not None else None
+        return self._delivered_ns if held is None else min(self._delivered_ns, held - 1)
 
     async def flush(self) -> None:
-        """Nothing is held outside the queue once :meth:`run` has stopped."""
+        """Once :meth:`run` has stopped only held alerts remain: counted as not sent."""
+        if self._resolver is not None and (left := self._resolver.drain()):
+            self._dropped(left, "relay_shutdown", RuntimeError("held at shutdown"))
 
     async def _collect(self) -> list[Event]:
-        batch = [await self._queue.get()]
+        """Up to a batch of events from the queue; none when a hold may have ended."""
+        wait = self._hold_wait()
+        try:
+            batch = [await asyncio.wait_for(self._queue.get(), wait)]
+        except TimeoutError:
+            return []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.linger_s
         while len(batch) < self._config.max_batch_events:
@@ -95,6 +134,27 @@ class Relay:
             except TimeoutError:
                 break
         return batch
+
+    def _hold_wait(self) -> float | None:
+        """How long to wait for events before held alerts are looked at again."""
+        if self._resolver is None or not self._resolver.holding:
+            return None
+        return max(self._resolver.hold_s / 4, 0.05)
+
+    def _resolved(self, events: list[Event]) -> list[Event]:
+        """The events to send now: through the node resolver, plus holds that ended."""
+        resolver = self._resolver
+        if resolver is None:
+            return events
+        newest = resolver.newest_ns
+        out = [ready for event in events for ready in resolver.admit(event)]
+        now = asyncio.get_running_loop().time()
+        if resolver.newest_ns > newest:
+            self._newest_at = now
+        # a quiet input: clock time since its newest event stands in for event time
+        quiet_ns = int(max(0.0, now - self._newest_at) * 1e9)
+        out.extend(resolver.expired(resolver.newest_ns + quiet_ns))
+        return out
 
     async def _deliver(self, batch: list[Event]) -> None:
         parts = [batch]
@@ -141,6 +201,7 @@ class Relay:
                 await asyncio.sleep(delay)
                 continue
             self._metrics.relay_sent.labels(transport=name).inc(len(events))
+            self._delivered_ns = max(self._delivered_ns, max(e.time_ns for e in events))
             return
 
     def _delay(self, backoff: Backoff, retry_after: float | None) -> float:
@@ -168,5 +229,10 @@ class NoOutput:
 
 
 def build_relay(config: RelayConfig, queue: EventQueue, metrics: Metrics) -> Relay:
-    """The relay for the configured transport (config validation guarantees there is one)."""
-    return Relay(queue, FORWARDERS[config.transport](config), config, metrics)
+    """The relay for the configured transport (config validation guarantees there is one);
+    over Kafka with the node's container resolver (partitions need the pod's namespace)."""
+    resolver = None
+    if config.kafka is not None:
+        kafka = config.kafka
+        resolver = ContainerResolver(kafka.resolve_hold_s, kafka.max_held, kafka.max_bindings)
+    return Relay(queue, FORWARDERS[config.transport](config), config, metrics, resolver)

@@ -43,6 +43,12 @@ from detector.sources.backoff import Backoff
 from detector.sources.base import Emit
 
 log = get_logger("detector.kafka_events")
+_PROGRESS_HEADER = ("schema", wire.PROGRESS_SCHEMA.encode())
+
+
+def is_progress(message: Any) -> bool:
+    """A relay's progress marker (header ``schema`` = ``progress/v1``), not an event batch."""
+    return _PROGRESS_HEADER in (message.headers or ())
 
 
 class KafkaEventsConfig(KafkaConnectionConfig):
@@ -117,6 +123,8 @@ class KafkaEventsSource:
             await asyncio.shield(stop_quietly(consumer))  # uncommitted offsets are re-read
 
     async def _emit_message(self, message: Any, emit: Emit) -> None:
+        if is_progress(message):
+            return  # a relay's progress marker: for `detector worker`, no events in it
         try:
             events = wire.decode(message.value or b"")
         except wire.WireError as exc:

@@ -1,9 +1,10 @@
 """Scale-out path on the real broker: relays produce keyed event batches, a worker consumes.
 
 A relay-mode service takes the Falco half of an attack on ``/falco`` and the audit half
-on ``/k8s-audit`` and produces them to a topic; the raw messages are keyed by the
-actor's home namespace with the ``events/v1`` schema header. A correlating service with
-``sources.kafka_events`` (consumer group) then confirms the chain.
+on ``/k8s-audit`` and produces them to a topic; the raw messages are keyed by
+namespace with the ``events/v1`` schema header and the relay's id, and every partition
+gets progress markers up to the newest event. A correlating service with
+``sources.kafka_events`` (consumer group, markers skipped) then confirms the chain.
 """
 
 from __future__ import annotations
@@ -38,7 +39,13 @@ async def _relay_attack(bootstrap: str, topic: str) -> Metrics:
         overrides={
             "mode": "relay",
             "http.listen": f"127.0.0.1:{port}",
-            "relay.kafka": {"bootstrap_servers": [bootstrap], "topic": topic, "timeout_s": 10},
+            "relay.kafka": {
+                "bootstrap_servers": [bootstrap],
+                "topic": topic,
+                "timeout_s": 10,
+                "relay_id": "node-a",
+                "progress_interval_s": 0.1,
+            },
             "relay.linger_s": 0.05,
         },
     )
@@ -51,7 +58,12 @@ async def _relay_attack(bootstrap: str, topic: str) -> Metrics:
         async with asyncio.timeout(30):
             while metrics.value("detector_relay_events_sent_total", {"transport": "kafka"}) < 3:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # ten progress intervals: markers for the newest event
     return metrics
+
+
+def _batches(messages: list[Any]) -> list[Any]:
+    return [m for m in messages if dict(m.headers)["schema"] == wire.SCHEMA.encode()]
 
 
 async def _messages(bootstrap: str, topic: str) -> list[Any]:
@@ -62,10 +74,35 @@ async def _messages(bootstrap: str, topic: str) -> list[Any]:
     try:
         found: list[Any] = []
         async with asyncio.timeout(20):
-            while sum(len(wire.decode(m.value)) for m in found) < 3:
+            while sum(len(wire.decode(m.value)) for m in _batches(found)) < 3:
                 for records in (await consumer.getmany(timeout_ms=500)).values():
                     found.extend(records)
         return found
+    finally:
+        await asyncio.wait_for(consumer.stop(), 10)
+
+
+def _newest(batches: list[Any]) -> int:
+    return max(e.time_ns for m in batches for e in wire.decode(m.value))
+
+
+async def _wait_progress(bootstrap: str, topic: str, newest_ns: int) -> None:
+    """Every partition (3, the broker's default) got a marker for the newest event."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    try:
+        marked: set[int] = set()
+        async with asyncio.timeout(20):
+            while len(marked) < 3:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for m in records:
+                        if dict(m.headers)["schema"] == wire.PROGRESS_SCHEMA.encode():
+                            marker = wire.decode_progress(m.value)
+                            assert marker.relay == "node-a"
+                            if marker.time_ns == newest_ns:
+                                marked.add(m.partition)
     finally:
         await asyncio.wait_for(consumer.stop(), 10)
 
@@ -103,8 +140,9 @@ async def test_relay_to_topic_keyed_by_identity_then_worker_confirms(
     assert relay_metrics.value("detector_dropped_events_total", {"reason": "relay_rejected"}) == 0
     messages = await _messages(kafka.bootstrap, topic)
     # pod shop/web-0 and its service account shop:web share the key "shop"
-    assert {m.key for m in messages} == {b"shop"}
-    assert all(dict(m.headers)["schema"] == wire.SCHEMA.encode() for m in messages)
+    assert {m.key for m in _batches(messages)} == {b"shop"}
+    assert all(dict(m.headers)["relay"] == b"node-a" for m in messages)
+    await _wait_progress(kafka.bootstrap, topic, _newest(_batches(messages)))
     metrics = await _correlate(kafka.bootstrap, topic, tmp_path)
     found = [c for c in chains(tmp_path / "chains.jsonl") if c["rule"] == scenario.RULE]
     assert len(found) == 1, found
