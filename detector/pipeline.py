@@ -22,7 +22,7 @@ stand in for the missing events, bounded::
 behind ``now``) advance only as fast as time passes after their last arrival, never by a
 jump to ``now``; a source whose events run ``d`` behind real time sees one of them
 counted late only if its delay grows by more than the lateness meanwhile. With a
-:class:`~detector.checkpoint.Checkpointer` the engine's state is also written every
+:class:`~detector.delivery.checkpoint.Checkpointer` the engine's state is also written every
 ``checkpoint.interval_s`` by a task of its own.
 
 Shutdown (SIGTERM), within ``shutdown_grace_s``::
@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from correlation.chain import Chain, to_record
 from correlation.event import Event
-from detector.checkpoint import Checkpointer, Snapshotable
+from detector.delivery.checkpoint import Checkpointer, Snapshotable
 from detector.logging import get_logger
 from detector.metrics import EngineExport, Metrics
 from detector.sources.base import Emit, Source

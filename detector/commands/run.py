@@ -6,7 +6,7 @@ environment variables, then the flags below, each an alias of one config key (se
 the effective configuration with secrets masked and exits.
 
 In ``mode: correlate`` the engine starts from the checkpoint at ``checkpoint.path`` when
-one exists (see :mod:`detector.checkpoint`), so chains open across a restart or a
+one exists (see :mod:`detector.delivery.checkpoint`), so chains open across a restart or a
 ``kill -9`` are still confirmed, with the same id.
 
 Sources are built through one registry (:data:`SOURCE_BUILDERS`): each builder looks at
@@ -33,9 +33,9 @@ from correlation.errors import RuleError
 from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
 from detector.allowlist import load_allowlist
-from detector.checkpoint import Checkpointer
 from detector.commands import Command, register
-from detector.delivery import Delivery, DeliveryMetrics
+from detector.delivery.checkpoint import Checkpointer
+from detector.delivery.loops import Delivery, DeliveryMetrics
 from detector.errors import UsageError
 from detector.logging import configure as configure_logging
 from detector.logging import get_logger

@@ -185,7 +185,7 @@ SinkConfig = KafkaSinkConfig | WebhookSinkConfig | SlackSinkConfig | FileSinkCon
 
 
 class DeliveryConfig(ConfigStruct):
-    """What :class:`detector.delivery.Delivery` needs: the outbox and the sinks."""
+    """What :class:`detector.delivery.loops.Delivery` needs: the outbox and the sinks."""
 
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
     sinks: list[SinkConfig] = []

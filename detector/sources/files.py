@@ -18,7 +18,7 @@ When is it written? Without engine checkpoints, after each batch and when the ta
 cancelled. With them (``processed`` given), the saved offset must not run ahead of the
 engine state that covers it, or a ``kill -9`` between checkpoints would lose the lines
 in between. So the tailer only *records* ``(events emitted so far, offset)`` after each
-batch; as a :class:`~detector.checkpoint.Follower` it hands the checkpointer the offset
+batch; as a :class:`~detector.delivery.checkpoint.Follower` it hands the checkpointer the offset
 whose events the engine has processed (``processed()`` counts them) and writes it once
 the checkpoint is on disk::
 

@@ -9,13 +9,13 @@ queue is full, so backpressure simply slows the consumer (Kafka keeps the backlo
 Delivery into the engine is at-least-once from the last commit: a crash re-reads the
 uncommitted tail (duplicates produce the same deterministic chain ids). Known gap: the
 commit follows the *queue*, not the engine checkpoint (file tailers follow the
-checkpoint, see :mod:`detector.checkpoint`). After ``kill -9`` the events committed but not
+checkpoint, see :mod:`detector.delivery.checkpoint`). After ``kill -9`` the events committed but not
 yet in a checkpoint — up to ``checkpoint.interval_s`` of traffic plus what sat in the
 queue — are not re-read, and partial matches they opened are lost. The fix has the
 same shape as the file tailer's: record ``(events emitted, {partition: offset + 1})``
 per round, capture it with the snapshot via ``EventQueue.processed``, and
 ``consumer.commit(offsets)`` once the checkpoint is on disk (an async commit, so the
-:class:`~detector.checkpoint.Follower` hook needs an awaitable variant; a rebalance in
+:class:`~detector.delivery.checkpoint.Follower` hook needs an awaitable variant; a rebalance in
 between must drop the marks of revoked partitions). A partition that
 moves to another worker arrives without the previous owner's partial matches; chains
 open across the move may be missed. A message that does not decode is logged with its

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.checkpoint import Checkpointer, write_atomic
+from detector.delivery.checkpoint import Checkpointer, write_atomic
 
 
 class Engine:

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from correlation.engine import Engine, EngineConfig
 from correlation.rules import builtin_rules_paths, load_rules
 from correlation.testing import audit_event, falco_event
-from detector.checkpoint import Checkpointer, CheckpointError, decode, encode
+from detector.delivery.checkpoint import Checkpointer, CheckpointError, decode, encode
 from detector.metrics import Metrics
 
 RULES = load_rules(builtin_rules_paths())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from detector.delivery import Delivery
+from detector.delivery.loops import Delivery
 from detector.sinks.config import decode
 from tests.unit.sinks.records import make_record
 
@@ -34,7 +34,7 @@ async def main(outbox: str, bootstrap: str, topic: str, first: int, last: int, m
 
 
 async def _pending(path: str) -> dict[str, int]:
-    from detector.outbox import Outbox
+    from detector.delivery.outbox import Outbox
     from detector.sinks.config import OutboxConfig
 
     outbox = Outbox(OutboxConfig(path=path))

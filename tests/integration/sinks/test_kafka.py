@@ -13,7 +13,7 @@ import jsonschema
 import orjson
 import pytest
 
-from detector.delivery import Delivery
+from detector.delivery.loops import Delivery
 from detector.sinks.config import decode
 from tests.integration.sinks.kafka_util import consume_until
 from tests.unit.sinks.records import make_record

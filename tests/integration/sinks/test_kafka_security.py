@@ -21,7 +21,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from structlog.testing import capture_logs
 
-from detector.delivery import Delivery
+from detector.delivery.loops import Delivery
 from detector.sinks.config import KafkaConnectionConfig, decode
 from detector.sinks.kafka import connection_options
 from tests.integration.falco_grpc.certs import Pki

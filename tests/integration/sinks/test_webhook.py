@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from detector.delivery import Delivery
+from detector.delivery.loops import Delivery
 from detector.sinks import signing
 from detector.sinks.config import decode
 from tests.unit.sinks.records import make_record

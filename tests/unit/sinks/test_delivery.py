@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from detector.delivery import Delivery, DeliveryMetrics, InvalidRecordError
-from detector.outbox import Outbox
+from detector.delivery.loops import Delivery, DeliveryMetrics, InvalidRecordError
+from detector.delivery.outbox import Outbox
 from detector.sinks.config import OutboxConfig, decode
 from tests.unit.sinks.records import make_record
 

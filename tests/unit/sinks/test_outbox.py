@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from detector.delivery import Delivery, DeliveryMetrics
-from detector.outbox import Outbox, OutboxClosedError
+from detector.delivery.loops import Delivery, DeliveryMetrics
+from detector.delivery.outbox import Outbox, OutboxClosedError
 from detector.sinks.config import OutboxConfig, decode
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from detector.delivery import backoff_s
+from detector.delivery.loops import backoff_s
 from detector.sinks.config import RetryConfig
 from detector.sinks.http import parse_retry_after
 from detector.sinks.signing import sign, verify

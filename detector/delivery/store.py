@@ -1,7 +1,7 @@
 """The outbox's SQLite store: schema, SQL and the rows it hands back.
 
 :class:`Store` is synchronous and not thread-safe on purpose: the async
-:class:`detector.outbox.Outbox` runs every call on its single worker thread, so one
+:class:`detector.delivery.outbox.Outbox` runs every call on its single worker thread, so one
 connection serves all of them and transactions never interleave. Tables::
 
     records       seq (order) · id (unique: the idempotency key) · body (JSON) · created

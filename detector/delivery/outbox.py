@@ -1,7 +1,7 @@
 """The durable outbox: every chain record is stored here before any delivery is tried.
 
 SQLite in WAL mode, ``synchronous=FULL`` (a commit survives a crash and a power cut);
-the tables and their SQL are in :mod:`detector.outbox_store`, whose ``Row`` and
+the tables and their SQL are in :mod:`detector.delivery.store`, whose ``Row`` and
 ``DeadLetter`` are re-exported here.
 
 A record lives while any sink still owes it: :meth:`Outbox.ack` deletes the sink's
@@ -21,7 +21,7 @@ Dead letters are pruned to ``max_dead_letters`` (oldest first); the pruned ids g
 ``on_expired`` with reason ``dead_letter_cap``, like every other expiry.
 
 Files: the database and its side files hold full chain records; the store keeps them
-owner-only (mode 0o600, see :mod:`detector.outbox_store`).
+owner-only (mode 0o600, see :mod:`detector.delivery.store`).
 
 Exceptions::
 
@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from detector.outbox_store import DeadLetter, Row, Store
+from detector.delivery.store import DeadLetter, Row, Store
 from detector.sinks.config import OutboxConfig
 
 __all__ = ["DeadLetter", "ExpiredCallback", "Outbox", "OutboxClosedError", "Row"]

@@ -32,7 +32,7 @@ import orjson
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from detector.outbox import Outbox, Row
+from detector.delivery.outbox import Outbox, Row
 from detector.sinks.base import PermanentDeliveryError, Sink, TransientDeliveryError
 from detector.sinks.config import DeliveryConfig, RetryConfig, SinkConfig
 from detector.sinks.registry import accepts, build_sink
