@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final, TypeVar
 
-from correlation.event import EMPTY_IDENTITY, K8S_AUDIT, Event, Identity
+from correlation.event import EMPTY_IDENTITY, K8S_AUDIT, Event, FieldText, Identity
 
 __all__ = ["MAX_ENTRIES", "Compactor"]
 
@@ -124,7 +124,7 @@ class Compactor:
         )
         return share(copy)
 
-    def _fields(self, event: Event) -> dict[str, str]:
+    def _fields(self, event: Event) -> dict[str, FieldText]:
         keep = self._keep_audit if event.source == K8S_AUDIT and not event.resource else self._keep
         if not keep or not event.fields:
             return {}

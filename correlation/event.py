@@ -12,7 +12,10 @@ Field conventions (every later component relies on them):
 * Falco alerts: ``rule``, ``priority`` (lower case), ``tags``; ``actor`` is the pod the
   process runs in (namespace, pod, container_id, image, user = Linux user name);
   ``target.ips``/``target.port`` the remote end of a network event; ``fields`` keeps the
-  alert's ``output_fields`` as strings (``proc.name``, ``fd.sip``, ``fd.name`` ...).
+  alert's ``output_fields`` as strings (``proc.name``, ``fd.sip``, ``fd.name`` ...), and the
+  list-typed ones Falco writes as JSON arrays (``k8s.pod.labels``, ``container.image.digest``,
+  ``ka.req.pod.containers.image`` ...) as tuples of strings (:data:`FieldText`; predicates
+  match any element, :func:`field_text` joins them for display).
 * Audit events: ``verb``, ``resource``, ``subresource``, ``name`` (objectRef.name),
   ``response_code``, ``decision`` (``allow``/``forbid``/``""``), ``stage``; ``actor`` is the
   requester (user = username, service_account = ``"NS:SA"``, namespace = the SA's home
@@ -26,6 +29,7 @@ Field conventions (every later component relies on them):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 import msgspec
@@ -34,6 +38,8 @@ SUMMARY_MAX: Final = 1024  # the parsers' field limit; longer summaries end in "
 FALCO: Final = "falco"
 K8S_AUDIT: Final = "k8s_audit"
 SOURCES: Final = (FALCO, K8S_AUDIT)
+# A kept field value: a string, or the strings of a list-typed Falco field.
+FieldText = str | tuple[str, ...]
 
 
 class Identity(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
@@ -82,8 +88,14 @@ class Event(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     # who and to what
     actor: Identity = EMPTY_IDENTITY
     target: Identity = EMPTY_IDENTITY
-    # trimmed raw payload: Falco output_fields as strings, selected audit fields
-    fields: dict[str, str] = msgspec.field(default_factory=dict)
+    # trimmed raw payload: Falco output_fields as strings (tuples for lists), selected audit fields
+    # (a Mapping, read-only by contract: parsers build dicts of str or of FieldText alike)
+    fields: Mapping[str, FieldText] = msgspec.field(default_factory=dict)
+
+
+def field_text(value: FieldText) -> str:
+    """A field value as one string: the elements of a list-typed field joined with ``", "``."""
+    return value if isinstance(value, str) else ", ".join(value)
 
 
 def describe(event: Event) -> str:
@@ -99,7 +111,7 @@ def describe(event: Event) -> str:
         resource = f"{resource}/{event.subresource}"
     namespace, name = event.target.namespace, event.target.pod or event.name
     obj = f"{namespace}/{name}" if namespace and name else namespace or name
-    resource = resource or event.fields.get("request_uri", "")
+    resource = resource or field_text(event.fields.get("request_uri", ""))
     what = " ".join([part for part in (event.verb, resource, obj) if part])
     text = f"{event.actor.user or 'anonymous'} {what} -> {event.response_code}"
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from correlation.event import Event
+from correlation.event import Event, field_text
 from correlation.rules.fields import TUPLE_FIELDS, field_error, getter
 
 KeyFn = Callable[[Event], tuple[str, ...]]
@@ -45,9 +45,9 @@ def _actor_workload(event: Event) -> tuple[str, ...]:
 
 def _target_workload(event: Event) -> tuple[str, ...]:
     ns = event.target.namespace
-    name = event.target.pod or event.fields.get("workload.name", "") or event.name
+    name = event.target.pod or field_text(event.fields.get("workload.name", "")) or event.name
     if not name:
-        name = event.fields.get("workload.generate_name", "").rstrip("-")
+        name = field_text(event.fields.get("workload.generate_name", "")).rstrip("-")
     return (f"{ns}/{name}",) if ns and name else ()
 
 
@@ -97,6 +97,8 @@ def key_fn(name: str) -> KeyFn:
 
     def single(event: Event) -> tuple[str, ...]:
         value = get(event)
+        if isinstance(value, tuple):  # a list-typed Falco field: each element is a candidate
+            return tuple(str(v) for v in value if v)
         return (str(value),) if value not in ("", 0, None) else ()
 
     return single

@@ -19,7 +19,7 @@ from typing import Final
 
 from correlation.chain import Chain
 from correlation.engine import Engine
-from correlation.event import FALCO, K8S_AUDIT, Event, Identity
+from correlation.event import FALCO, K8S_AUDIT, Event, FieldText, Identity
 
 T0: Final = 1_780_000_000 * 1_000_000_000  # 2026-05-28T20:26:40Z, a fixed epoch for tests
 SECOND: Final = 1_000_000_000
@@ -47,7 +47,7 @@ def falco_event(
     ips: Iterable[str] = (),
     target_ips: Iterable[str] = (),
     port: int = 0,
-    fields: dict[str, str] | None = None,
+    fields: dict[str, FieldText] | None = None,
     id: str = "",
 ) -> Event:
     """A normalized Falco alert (pod fields present unless ``pod=""``)."""
@@ -84,7 +84,7 @@ def audit_event(
     subresource: str = "",
     code: int = 200,
     decision: str = "allow",
-    fields: dict[str, str] | None = None,
+    fields: dict[str, FieldText] | None = None,
     user: str = "",
     id: str = "",
 ) -> Event:

@@ -6,7 +6,8 @@ A predicate is a mapping; several keys in one mapping must all hold::
     {all: [p, ...]}  {any: [p, ...]}  {not: p}
     {cross_namespace: true}                 actor.namespace set and ≠ target.namespace
     {source_ip_foreign: true}               the request's source IP is not the actor pod's
-    {<field>: value}                        equality            (tuple fields: any element)
+    {<field>: value}                        equality            (tuple fields: any element;
+                                            fields.<key> holding a Falco list: any element)
     {<field>: [v1, v2]}                     in-list
     {<field>: {<op>: value, ...}}           eq, in, not_in, startswith, endswith, contains
                                             (value or list), gte, gt, lte, lt, exists
@@ -51,6 +52,9 @@ Alts = frozenset[tuple[str, str]]
 INDEX_RANK: Final = {"rule": 0, "tags": 0, "subresource": 1, "resource": 2, "verb": 3}
 NO_NEEDS: Final[frozenset[str]] = frozenset()
 STRING_OPS: Final = ("startswith", "endswith", "contains")
+# What a field holds: one value, a tuple (any element matches), or either (a Falco output
+# field is a string, or a tuple for list-typed fields such as k8s.pod.labels).
+ONE, MANY, EITHER = "one", "many", "either"
 # evaluation order inside an ``all`` (lower first); unranked closures count as "other"
 RANK: Final = {
     "cross_namespace": 0,
@@ -172,7 +176,7 @@ class PredicateCompiler:
 
     def _op(self, name: str, op: str, arg: Any, doc: Located, spec: Any, node: Any) -> Compiled:
         get = getter(name)
-        many = name in TUPLE_FIELDS
+        many = MANY if name in TUPLE_FIELDS else EITHER if name.startswith("fields.") else ONE
         where = spec if spec is not node else node
         if op in ("eq", "in", "not_in"):
             values = arg if isinstance(arg, list) else [arg]
@@ -211,13 +215,20 @@ def _norm(name: str, value: str | int | bool) -> str | int:
     return str(value).lower() if isinstance(value, bool) else value
 
 
-def _member(get: Callable[[Event], Any], wanted: frozenset[Any], many: bool) -> Pred:
-    if many:
+def _member(get: Callable[[Event], Any], wanted: frozenset[Any], many: str) -> Pred:
+    if many == MANY:
         return lambda event, ctx: not wanted.isdisjoint(get(event))
+    if many == EITHER:
+
+        def member(event: Event, ctx: Context) -> bool:
+            value = get(event)
+            return value in wanted if isinstance(value, str) else not wanted.isdisjoint(value)
+
+        return member
     return lambda event, ctx: get(event) in wanted
 
 
-def _text(get: Callable[[Event], Any], op: str, words: tuple[str, ...], many: bool) -> Pred:
+def _text(get: Callable[[Event], Any], op: str, words: tuple[str, ...], many: str) -> Pred:
     def one(value: Any) -> bool:
         if not isinstance(value, str):
             return False
@@ -227,8 +238,15 @@ def _text(get: Callable[[Event], Any], op: str, words: tuple[str, ...], many: bo
             return value.endswith(words)
         return any(w in value for w in words)
 
-    if many:
+    if many == MANY:
         return lambda event, ctx: any(one(v) for v in get(event))
+    if many == EITHER:
+
+        def either(event: Event, ctx: Context) -> bool:
+            value = get(event)
+            return one(value) if isinstance(value, str) else any(one(v) for v in value)
+
+        return either
     return lambda event, ctx: one(get(event))
 
 

@@ -23,9 +23,9 @@ from typing import Final, TypeVar
 import msgspec
 
 from correlation.event import Event
-from detector.errors import ParseError
+from detector.errors import ParseError, SkippedInput
 from detector.parse.audit import AuditEvent, normalize_audit
-from detector.parse.falco import FalcoAlert, FieldValue, normalize_falco
+from detector.parse.falco import FalcoAlert, FieldValue, ProtoTime, normalize_falco
 from detector.parse.limits import MAX_DOCUMENT_BYTES, MAX_ITEMS
 
 T = TypeVar("T")
@@ -38,8 +38,8 @@ class _AksProperties(msgspec.Struct, gc=False):
 class _Document(AuditEvent, gc=False):
     """Every top-level field any accepted shape uses (audit fields are inherited)."""
 
-    # Falco alert (``time`` is also the AKS record's time)
-    time: str = ""
+    # Falco alert (``time`` is also the AKS record's time; ProtoTime: protobuf-JSON alerts)
+    time: str | ProtoTime = ""
     rule: str = ""
     priority: str = ""
     output_fields: dict[str, FieldValue] = {}
@@ -155,6 +155,8 @@ def _event_list(doc: _Document, errors: list[ParseError] | None) -> list[Event]:
 
 
 def _falco(doc: _Document) -> FalcoAlert:
+    if doc.rule.startswith("Falco internal:"):  # metrics snapshots carry no time or priority
+        raise SkippedInput("falco_internal", f"Falco internal alert {doc.rule[:80]!r}")
     for name in ("time", "rule", "priority"):
         if not getattr(doc, name):
             raise ParseError("missing_field", f"Falco alert: missing {name!r}")

@@ -8,6 +8,16 @@ only those, so msgspec skips ``output`` and anything else without building objec
 http_output and as strings from gRPC. Both are normalized to the same strings (``null``
 and Falco's ``<NA>`` mean "missing" and are dropped), and the derived id hashes that
 normalized content, so the same alert gets the same id whichever way it was delivered.
+List-typed fields (``k8s.pod.labels``, ``container.image.digest``, upstream k8saudit outputs
+such as ``ka.req.pod.containers.image``) arrive as JSON arrays and are kept as tuples of
+those strings.
+
+``time`` is Falco's RFC 3339 string, or the protobuf-JSON form of the gRPC output's
+``Timestamp`` that falco-exporter-style tools write: ``{"seconds": "1637339716", "nanos":
+490784795}`` (seconds as a string or a number). ``priority`` is matched without case, so
+the gRPC enum names (``NOTICE``) are accepted. The connection's server end comes from
+``fd.sip``/``fd.sport`` or, for upstream rules that output only ``fd.name``, from the tuple
+(:mod:`detector.parse.connection`).
 
 Credentials typed on command lines (``proc.cmdline``, ``proc.args``, ``proc.env``,
 ``fd.name``, plugin fields such as ``ka.uri`` ...) are replaced by ``[REDACTED]``
@@ -24,13 +34,16 @@ from typing import Any, Final
 
 import msgspec
 
-from correlation.event import EMPTY_IDENTITY, FALCO, Event, Identity
+from correlation.event import EMPTY_IDENTITY, FALCO, Event, FieldText, Identity, field_text
 from detector.errors import ParseError, SkippedInput
+from detector.parse.connection import target
 from detector.parse.limits import MAX_LIST, MAX_OUTPUT_FIELDS, cut
 from detector.parse.redact import redact, redact_args
 from detector.parse.timestamps import rfc3339_ns
 
-FieldValue = str | int | float | bool | None
+Scalar = str | int | float | bool | None
+FieldValue = Scalar | list[Scalar]
+_NS_PER_S: Final = 1_000_000_000
 
 PRIORITIES: Final = frozenset(
     ("emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug")
@@ -41,10 +54,17 @@ _MISSING: Final = frozenset(("<NA>", ""))
 _NOT_FREE_TEXT: Final = ("k8s.", "container.", "user.", "group.")
 
 
+class ProtoTime(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """google.protobuf.Timestamp as protobuf JSON without the well-known-type mapping."""
+
+    seconds: str | int
+    nanos: int = 0
+
+
 class FalcoAlert(msgspec.Struct, gc=False):
     """The fields of a Falco alert we read; everything else is skipped while decoding."""
 
-    time: str
+    time: str | ProtoTime
     rule: str
     priority: str
     output_fields: dict[str, FieldValue] = {}
@@ -81,10 +101,11 @@ def normalize_falco(alert: FalcoAlert) -> Event:
         raise ParseError("bad_priority", f"Falco alert: unknown priority {cut(alert.priority)!r}")
     if len(alert.output_fields) > MAX_OUTPUT_FIELDS or len(alert.tags) > MAX_LIST:
         raise ParseError("too_large", "Falco alert: too many output_fields or tags")
-    time_ns = rfc3339_ns(alert.time)
+    time_ns = alert_time_ns(alert.time)
     fields = _string_fields(alert.output_fields)
-    if "proc.args" in fields:  # argv without argv[0]: redact again knowing the tool
-        fields["proc.args"] = redact_args(fields.get("proc.name", ""), fields["proc.args"])
+    args = fields.get("proc.args")
+    if isinstance(args, str):  # argv without argv[0]: redact again knowing the tool
+        fields["proc.args"] = redact_args(field_text(fields.get("proc.name", "")), args)
     if alert.source:
         fields["falco.source"] = cut(alert.source)
     tags = tuple(sorted(cut(t) for t in alert.tags))
@@ -99,31 +120,64 @@ def normalize_falco(alert: FalcoAlert) -> Event:
         priority=priority,
         tags=tags,
         actor=actor,
-        target=_target(fields),
+        target=target(fields),
         fields=fields,
     )
 
 
-def _string_fields(raw: dict[str, FieldValue]) -> dict[str, str]:
-    """output_fields as strings, the way Falco's gRPC output renders them."""
-    fields: dict[str, str] = {}
+def alert_time_ns(value: str | ProtoTime) -> int:
+    """Event time in ns: RFC 3339 text, or protobuf-JSON seconds and nanos."""
+    if isinstance(value, str):
+        return rfc3339_ns(value)
+    seconds = value.seconds
+    if isinstance(seconds, str):
+        if not (seconds.isascii() and seconds.lstrip("-").isdigit()):
+            raise ParseError("bad_time", f"Falco alert: time.seconds {cut(seconds)[:40]!r}")
+        seconds = int(seconds)
+    if not 0 <= value.nanos < _NS_PER_S or not 0 <= seconds < 1 << 34:
+        raise ParseError("bad_time", f"Falco alert: time {seconds}s {value.nanos}ns out of range")
+    return seconds * _NS_PER_S + value.nanos
+
+
+def _string_fields(raw: dict[str, FieldValue]) -> dict[str, FieldText]:
+    """output_fields as strings (tuples of strings for lists), as gRPC renders scalars."""
+    fields: dict[str, FieldText] = {}
     for key, value in raw.items():
-        if value is None:
+        if isinstance(value, list):
+            if len(value) > MAX_LIST:
+                what = f"{cut(key)[:80]} has {len(value)} items"
+                raise ParseError("too_large", f"Falco alert: {what}")
+            items = tuple(text for item in value if (text := _scalar(key, item)) is not None)
+            if items:
+                fields[cut(key)] = items
             continue
-        if isinstance(value, str):
-            if value in _MISSING:
-                continue
-            # Redact before cutting: a cut could leave a secret too short to recognize.
-            fields[cut(key)] = cut(value if key.startswith(_NOT_FREE_TEXT) else redact(value))
-        elif isinstance(value, bool):  # before int: bool is an int subclass
-            fields[cut(key)] = "true" if value else "false"
-        else:
-            fields[cut(key)] = str(value)
+        text = _scalar(key, value)
+        if text is not None:
+            fields[cut(key)] = text
     return fields
 
 
+def _scalar(key: str, value: Scalar) -> str | None:
+    """One value as the string gRPC would carry; ``None`` when Falco means "missing"."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value in _MISSING:
+            return None
+        # Redact before cutting: a cut could leave a secret too short to recognize.
+        return cut(value if key.startswith(_NOT_FREE_TEXT) else redact(value))
+    if isinstance(value, bool):  # before int: bool is an int subclass
+        return "true" if value else "false"
+    return str(value)
+
+
 def _derived_id(
-    time_ns: int, rule: str, priority: str, host: str, tags: tuple[str, ...], fields: dict[str, str]
+    time_ns: int,
+    rule: str,
+    priority: str,
+    host: str,
+    tags: tuple[str, ...],
+    fields: dict[str, FieldText],
 ) -> str:
     """``falco-`` + a hash of the normalized alert: stable across key order and transport."""
     content = (time_ns, rule, priority, host, tags, sorted(fields.items()))
@@ -131,8 +185,11 @@ def _derived_id(
     return "falco-" + digest
 
 
-def _actor(fields: dict[str, str], hostname: str) -> Identity:
-    get = fields.get
+def _actor(fields: dict[str, FieldText], hostname: str) -> Identity:
+    def get(key: str, default: str = "") -> str:
+        value = fields.get(key, default)
+        return value if isinstance(value, str) else default  # identity fields are scalars
+
     ips = tuple(ip for ip in (get("k8s.pod.ip"), get("container.ip")) if ip)
     if len(ips) == 2 and ips[0] == ips[1]:
         ips = ips[:1]
@@ -151,22 +208,14 @@ def _actor(fields: dict[str, str], hostname: str) -> Identity:
     )
 
 
-def _target(fields: dict[str, str]) -> Identity:
-    """The remote end of a network alert: server address (or remote) and its port."""
-    get = fields.get
-    ip = get("fd.sip") or get("fd.rip")
-    if not ip:  # fd.sip.name, when present, stays in fields for rules that match on it
-        return EMPTY_IDENTITY
-    port_text = get("fd.sport") or get("fd.rport") or ""
-    port = int(port_text) if port_text.isascii() and port_text.isdigit() else 0
-    return Identity(ips=(ip,), port=port if port < 65536 else 0)
-
-
-def _summary(rule: str, fields: dict[str, str], actor: Identity) -> str:
+def _summary(rule: str, fields: dict[str, FieldText], actor: Identity) -> str:
     where = actor.pod_ref or (f"container {actor.container_id}" if actor.container_id else "host")
     process = fields.get("proc.cmdline") or fields.get("proc.name")
-    detail = f": {process}" if process else ""
+    detail = f": {field_text(process)}" if process else ""
+    images = fields.get("ka.req.pod.containers.image")  # what a k8saudit pod alert is about
+    if images:
+        detail += f" (images {field_text(images)})"
     connection = fields.get("fd.name")
     if connection:
-        detail += f" ({connection})"
+        detail += f" ({field_text(connection)})"
     return cut(f"{rule} in {where}{detail}")
