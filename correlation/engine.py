@@ -9,19 +9,28 @@ step's matching events sorted by ``(time_ns, id)``::
       steps[2] cross-ns-api: {("ns/p",): [e3]}
       windows:               {("ns/p",): [(e1.time, "lmc-…")]}   emitted, still absorbing
 
-Events of the first stage are *anchors*. Time is event time only; the watermark is
-``max event time seen − lateness``, and *settled* is the watermark held back by any
-alert still waiting for its pod. For each key, anchors are decided oldest first::
+Events of the first stage are *anchors*. Time is event time only. Every input (a
+Falco node, an API server, a file) keeps its own progress and the engine's watermark
+is the minimum over active inputs (``watermarks.py``); *settled* is the watermark held
+back by any alert still waiting for its pod. Nothing older than the watermark can
+still arrive, so a decision over events up to *settled* is final. For each key, anchors
+are decided oldest first, and a chain is emitted as soon as its evidence is settled,
+not when the window closes::
 
-    e1 (anchor)     e2        e3                      settled
-    |---------------|---------|------- within --------|------>
-    settled ≥ e1 and a full match in [e1, e1+within]   → emit, id = hash(rule, key, e1)
+    e1 (anchor)     e2        e3                     e1 + within
+    |---------------|---------|----------------------|
+                              settled > e3 and e1..e3 a full match → emit now,
+                                                     id = hash(rule, key, e1)
     a later anchor inside an emitted window            → absorbed (one chain, not two)
     settled > e1 + within with no match                → e1 dropped
     otherwise                                          → wait (later anchors wait too)
 
-Because an anchor is only decided once no earlier event can still arrive, the
-chains and their ids do not depend on arrival order within the lateness. Every
+Why ids and evidence do not depend on arrival order: once settled passes the last
+event of a match, every event up to it has arrived — no earlier anchor, no earlier
+candidate for any step — and the matcher's earliest-first picks use nothing later
+(``matcher.py``), so the sorted stream would have found the same match from the same
+anchor. A late event (older than the watermark) is counted, handed to ``on_late`` and
+checked: if it would have completed a chain, ``late_chains_missed`` counts it. Every
 buffered event expires when ``settled`` passes ``time + within``; caps per key and
 in total evict the oldest, counted by reason. Candidate steps are found through
 :class:`~correlation.index.StepIndex` and offered last step first, so one event
@@ -30,9 +39,9 @@ never serves two steps of one chain (the matcher also excludes reuse).
 Neighbours: the per-rule buffers live in ``buffers.py``, container-only alerts waiting
 for their pod in ``held.py``, snapshot bytes in ``snapshots.py``; buffers hold the
 compact copy of an event and shared join keys (``compact.py``), made once per event.
-On the noise path (an event no step wants) the engine does one index lookup and,
-unless the watermark passed a due time, no heap work: :meth:`Engine._process` inlines
-that check.
+On the noise path (an event no step wants) the engine does one index lookup, its
+input's bookkeeping and, unless the watermark passed a due time, no heap work:
+:meth:`Engine._process` inlines that check.
 """
 
 from __future__ import annotations
@@ -55,9 +64,10 @@ from correlation.identity import Resolver
 from correlation.incidents import Incidents, entities_of, short_hash
 from correlation.index import StepIndex
 from correlation.keys import fields_read
-from correlation.matcher import NEVER, Picked, find_match, sort_key
+from correlation.matcher import NEVER, Picked, find_match, last_time, sort_key
 from correlation.rules.model import ChainRule, Step
 from correlation.state import EngineConfig, EngineStats, Entry, Snapshot
+from correlation.watermarks import Inputs, InputState, clamp_to_clock
 
 __all__ = ["Engine", "EngineConfig", "EngineStats"]
 
@@ -86,13 +96,14 @@ class Engine:
             for rule_no, rule in enumerate(self.rules)
             for step in rule.steps
         }
-        self._resolver = Resolver(self.config.max_identities, self.config.lateness_ns)
+        self._resolver = Resolver(self.config.max_identities, self.config.hold_ns)
         self._incidents = Incidents(
             self.config.incident_window_ns, self.config.max_incident_entities
         )
         self._stats = EngineStats()
         self._seq = count()
-        self._max_seen = -NEVER
+        self._inputs = Inputs(self.config.watermarks)
+        self._holder: InputState | None = None  # the input that held the watermark back
         self._settled = -NEVER
         self._swept = -NEVER
         self._live = 0
@@ -100,33 +111,51 @@ class Engine:
         self._expiry: list[tuple[int, int, int, int, Key, Event | None]] = []
         self._wakeups: list[tuple[int, int, int, Key]] = []
         self._wake_at: dict[tuple[int, Key], int] = {}
-        self._held = HeldAlerts(self.config.max_pending, self.config.lateness_ns)
+        self._held = HeldAlerts(self.config.max_pending, self.config.hold_ns)
         # buffered events are compact copies: fields no later reader wants are dropped
         self._compactor = Compactor(
             f for r in self.rules for s in r.steps if s.distinct for f in fields_read(s.distinct)
         )
         # precomputed once: the noise path must not re-derive these per event
-        self._lateness = self.config.lateness_ns
         self._allowlist = self.config.allowlist if self.config.allowlist else None
 
     # ---------------------------------------------------------------- public API
     @property
     def watermark(self) -> int:
-        """Max event time seen minus the allowed lateness (ns)."""
-        return self._max_seen - self.config.lateness_ns
+        """The minimum over active inputs' progress (ns); see ``watermarks.py``."""
+        return self._inputs.watermark
 
-    def process(self, event: Event) -> list[Chain]:
-        """Push one event; returns the chains confirmed by it (often none)."""
+    def add_input(self, name: str, pushed: bool, disorder_ns: int | None = None) -> None:
+        """Declare an input before its events flow (a pulled input then holds the
+        watermark back from the start). ``disorder_ns`` defaults to ``lateness_ns``."""
+        disorder = self.config.lateness_ns if disorder_ns is None else disorder_ns
+        self._inputs.add(name, pushed, disorder)
+        self._holder = None  # the watermark is recomputed with the next event or tick
+
+    def inputs(self) -> list[InputState]:
+        """Every input's progress (read-only use: metrics, logs, alignment)."""
+        return list(self._inputs.by_name.values())
+
+    def input_watermark(self, name: str) -> int | None:
+        """One input's own watermark, None for an unknown input."""
+        state = self._inputs.by_name.get(name)
+        return None if state is None else self._inputs.of(state)
+
+    def process(self, event: Event, input: str = "", now_ns: int = 0) -> list[Chain]:
+        """Push one event of ``input`` received at clock ``now_ns`` (0: no clock, as in
+        a replay); returns the chains confirmed by it (often none)."""
         out: list[Chain] = []
         try:
-            self._process(event, out)
+            self._process(event, input, now_ns, out)
         except Exception:  # noqa: BLE001 — a bad event must never stop the stream
             self._count("error")
         return out
 
-    def advance(self, watermark_ns: int) -> list[Chain]:
-        """Move event time to ``watermark_ns`` with no event (idle sources)."""
-        self._max_seen = max(self._max_seen, watermark_ns + self.config.lateness_ns)
+    def advance(self, now_ns: int, at_end: Iterable[str] = ()) -> list[Chain]:
+        """The receiving clock is ``now_ns`` (pushed inputs progress with it); pulled
+        inputs named in ``at_end`` that were quiet for the idle timeout go idle."""
+        self._inputs.advance(now_ns, at_end)
+        self._holder = None
         out: list[Chain] = []
         self._settle(out)
         return out
@@ -168,16 +197,22 @@ class Engine:
         return stats
 
     # ---------------------------------------------------------------- intake
-    def _process(self, event: Event, out: list[Chain]) -> None:
+    def _process(self, event: Event, input: str, now_ns: int, out: list[Chain]) -> None:
         self._stats.events += 1
         time_ns = event.time_ns
-        if time_ns < self._max_seen - self._lateness:
-            self._stats.late += 1
-            if self.on_late is not None:
-                self.on_late(event)
+        inputs = self._inputs
+        state = inputs.by_name.get(input)
+        if state is None or state.idle:
+            state = state or inputs.add(input, False, self.config.lateness_ns)
+            self._holder = None  # an input joined or rejoined: the minimum may be its
+        if not inputs.saw(state, time_ns, now_ns):
+            self._stats.clock_skew[event.source] = self._stats.clock_skew.get(event.source, 0) + 1
+        if state is self._holder or self._holder is None:
+            self._rewatermark()
+        watermark = inputs.watermark
+        if time_ns < watermark:
+            self._late(event, state, watermark)
             return
-        if time_ns > self._max_seen:
-            self._max_seen = time_ns
         if self._allowlist is not None and self._allowlist.matches(event):
             self._stats.suppressed += 1
         else:
@@ -195,15 +230,68 @@ class Engine:
             return
         # the common case, inlined: with nothing held, settled is the watermark, and the
         # heaps need a look only when it passes their next due time
-        settled = self._max_seen - self._lateness
-        if settled > self._settled:
-            self._settled = settled
+        if watermark > self._settled:
+            self._settled = watermark
             if (
-                (self._wakeups and self._wakeups[0][0] <= settled)
-                or (self._expiry and self._expiry[0][0] < settled)
-                or settled - self._swept > INCIDENT_SWEEP_NS
+                (self._wakeups and self._wakeups[0][0] <= watermark)
+                or (self._expiry and self._expiry[0][0] < watermark)
+                or watermark - self._swept > INCIDENT_SWEEP_NS
             ):
-                self._settle_due(settled, out)
+                self._settle_due(watermark, out)
+
+    def _rewatermark(self) -> None:
+        """Recompute the watermark; remember which input holds it (only that one's
+        events can move it until the clock moves or an input is added)."""
+        inputs = self._inputs
+        watermark = inputs.update()
+        self._holder = next(
+            (s for s in inputs.by_name.values() if not s.idle and inputs.of(s) <= watermark),
+            None,
+        )
+
+    def _late(self, event: Event, state: InputState, watermark: int) -> None:
+        """Older than the watermark: counted, handed over, checked for a missed chain."""
+        self._stats.late += 1
+        state.late += 1
+        state.late_max_ns = watermark - event.time_ns
+        if self._would_complete(event):
+            self._stats.late_chains_missed += 1
+        if self.on_late is not None:
+            self.on_late(event)
+
+    def _would_complete(self, event: Event) -> bool:
+        """Whether a late event, had it been on time, completes a chain not emitted."""
+        if self._allowlist is not None and self._allowlist.matches(event):
+            return False
+        resolved = self._resolver.resolve(event)
+        for ref in self._index.candidates(resolved):
+            pred, suppress, step = self._plans[ref]
+            if not pred(resolved, self._resolver):
+                continue
+            if suppress is not None and suppress.matches(resolved):
+                continue
+            for key in _keys(step, resolved):
+                if self._completes_with(ref[0], ref[1], key, resolved):
+                    return True
+        return False
+
+    def _completes_with(self, rule_no: int, step_no: int, key: Key, event: Event) -> bool:
+        state = self._states[rule_no]
+        rule = state.rule
+        lists = state.lists(key)
+        trial = list(lists)
+        trial[step_no] = sorted([*lists[step_no], event], key=sort_key)
+        anchors = state.anchors(key)
+        if step_no in state.first_stage:
+            anchors.append((step_no, event))
+        for anchor_step, anchor in anchors:
+            if state.in_window(key, anchor.time_ns):
+                continue
+            if find_match(rule, trial, anchor_step, anchor) is None:
+                continue
+            if anchor is event or find_match(rule, lists, anchor_step, anchor) is None:
+                return True
+        return False
 
     def _offer(self, event: Event, out: list[Chain]) -> None:
         """Insert the event under every step it matches, then re-decide those keys."""
@@ -262,11 +350,11 @@ class Engine:
                 self._stats.absorbed += 1
                 continue
             match = find_match(rule, lists, step_no, anchor)
-            if start > self._settled:
-                if match is not None:
-                    self._wake(start, rule_no, key)
-                return
             if match is not None:
+                last = last_time(match)
+                if last >= self._settled:
+                    self._wake(last + 1, rule_no, key)  # an earlier event may still come
+                    return
                 out.append(self._emit(rule_no, key, anchor, match))
                 self._remove(state, step_no, key, anchor)
             elif self._settled > start + within:
@@ -307,6 +395,8 @@ class Engine:
 
     def _settle(self, out: list[Chain]) -> None:
         """Apply a new watermark: release held alerts, wake keys, expire state."""
+        if self._holder is None:
+            self._rewatermark()
         for event in self._held.expired(self.watermark):
             self._offer(self._resolver.resolve(event), out)
         settled = self.watermark
@@ -363,7 +453,9 @@ class Engine:
     def snapshot(self) -> bytes:
         """The engine's whole state as msgpack bytes (see :meth:`restore`)."""
         return snapshots.encode(
-            self._max_seen,
+            self._inputs.now_ns,
+            self._inputs.watermark,
+            self.inputs(),
             self._states,
             self._held.events(),
             self._resolver.state,
@@ -378,15 +470,20 @@ class Engine:
         config: EngineConfig | None,
         data: bytes,
         on_late: Callable[[Event], None] | None = None,
+        now_ns: int = 0,
     ) -> Engine:
-        """An engine continuing from :meth:`snapshot` bytes (rules may have changed)."""
+        """An engine continuing from :meth:`snapshot` bytes (rules may have changed).
+
+        With the receiving clock ``now_ns``, no input's progress and not the watermark
+        come back ahead of ``now`` (a checkpoint taken after a future
+        stamp, or by a host whose clock was ahead, cannot blind the restarted engine)."""
         snap = snapshots.decode(data)
         engine = cls(rules, config, on_late)
-        engine._load(snap)
+        engine._load(snap, now_ns)
         return engine
 
-    def _load(self, snap: Snapshot) -> None:
-        self._max_seen = snap.max_seen_ns
+    def _load(self, snap: Snapshot, now_ns: int) -> None:
+        self._load_progress(snap, now_ns)
         self._resolver.state = snap.identity
         self._incidents.state = snap.incidents
         self._stats = msgspec.structs.replace(snap.stats, partials=0, pending=0)
@@ -402,6 +499,18 @@ class Engine:
                 )
         for event in sorted(snap.pending, key=sort_key):
             self._held.hold(event)
+
+    def _load_progress(self, snap: Snapshot, now_ns: int) -> None:
+        inputs = self._inputs
+        inputs.now_ns = min(snap.clock_ns, now_ns) if now_ns else snap.clock_ns
+        inputs.watermark = snap.watermark_ns
+        if now_ns:
+            inputs.watermark = clamp_to_clock(snap.watermark_ns, now_ns)
+        for state in snap.inputs:
+            if not state.name:  # the default input takes this engine's lateness
+                state.disorder_ns = self.config.lateness_ns
+        inputs.restore(snap.inputs, now_ns)
+        self._settled = -NEVER  # decided again from the restored buffers
 
     def _restore_entries(self, entries: Iterable[Entry]) -> None:
         for entry in entries:

@@ -6,7 +6,9 @@ each sorted by ``(time_ns, id)``; the answer depends only on their contents.
 Greedy earliest-first is optimal for ordered stages (the earliest event of a
 stage leaves the most room for the stages after it), so required steps are
 picked first, stage by stage; optional steps are then filled with the earliest
-event that fits between their neighbours, so they never cost a match::
+event that fits between their neighbours, so they never cost a match, and never
+later than the last required event — so a match is final once every event up to
+its last required event is known (the engine emits it then, not at the deadline)::
 
     anchor                        anchor + within
       |----------------------------------|
@@ -31,6 +33,11 @@ NEVER: Final = 1 << 62
 def sort_key(event: Event) -> tuple[int, str]:
     """The total order of events inside the engine."""
     return (event.time_ns, event.id)
+
+
+def last_time(picked: Picked) -> int:
+    """Event time of the latest evidence of a match."""
+    return max(events[-1].time_ns for events in picked.values())
 
 
 def find_match(
@@ -58,7 +65,7 @@ def find_match(
             end = max(end, events[-1].time_ns)
         ends.append(end)
         lower = end
-    _fill_optional(rule, lists, picked, ends, deadline, used, anchor)
+    _fill_optional(rule, lists, picked, ends, used, anchor)
     return picked
 
 
@@ -103,7 +110,6 @@ def _fill_optional(
     lists: list[list[Event]],
     picked: Picked,
     ends: list[int],
-    deadline: int,
     used: set[str],
     anchor: Event,
 ) -> None:
@@ -116,7 +122,7 @@ def _fill_optional(
                 for i in later
                 if i in picked
             ),
-            default=deadline,
+            default=ends[-1],  # never past the last required evidence (see the docstring)
         )
         for index in stage:
             step = rule.steps[index]

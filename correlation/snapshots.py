@@ -4,7 +4,10 @@ The snapshot (:class:`~correlation.state.Snapshot`) is a flat list of buffered s
 events and emitted windows, each naming its rule by id rather than by position, so a
 restart with changed rule files keeps what still applies and counts what does not
 (``restore_unknown_rule``). Held container-only alerts, identity bindings, incidents,
-the watermark and the counters travel too. Version :data:`SNAPSHOT_VERSION`.
+each input's progress (:class:`~correlation.watermarks.InputState`), the global
+watermark, the receiving clock and the counters travel too. Version
+:data:`SNAPSHOT_VERSION`; a version-1 snapshot (one watermark, no inputs) still loads,
+its progress becoming the default input's.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from correlation.identity import ResolverState
 from correlation.incidents import IncidentState
 from correlation.rules.model import ChainRule
 from correlation.state import EngineStats, Entry, Snapshot, Window
+from correlation.watermarks import UNSEEN, InputState
 
-SNAPSHOT_VERSION: Final = 1
+SNAPSHOT_VERSION: Final = 2
 Key = tuple[str, ...]
 
 
@@ -33,8 +37,27 @@ class Buffers(Protocol):
     windows: dict[Key, list[tuple[int, str]]]
 
 
+class _Version(msgspec.Struct, array_like=True):
+    version: int  # the first element of every snapshot (later ones are ignored here)
+
+
+class _SnapshotV1(msgspec.Struct, array_like=True):
+    """The layout before per-input progress (one max event time for everything)."""
+
+    version: int
+    max_seen_ns: int
+    entries: list[Entry]
+    windows: list[Window]
+    pending: list[Event]
+    identity: ResolverState
+    incidents: IncidentState
+    stats: EngineStats
+
+
 def encode(
-    max_seen_ns: int,
+    clock_ns: int,
+    watermark_ns: int,
+    inputs: list[InputState],
     states: Sequence[Buffers],
     pending: list[Event],
     identity: ResolverState,
@@ -44,7 +67,9 @@ def encode(
     """The engine's state as msgpack bytes."""
     snap = Snapshot(
         SNAPSHOT_VERSION,
-        max_seen_ns,
+        clock_ns,
+        watermark_ns,
+        inputs,
         list(_entries(states)),
         list(_windows(states)),
         pending,
@@ -58,12 +83,23 @@ def encode(
 def decode(data: bytes) -> Snapshot:
     """Snapshot bytes back to a :class:`Snapshot`; :class:`SnapshotError` when unusable."""
     try:
+        if msgspec.msgpack.decode(data, type=_Version).version == 1:
+            return _from_v1(msgspec.msgpack.decode(data, type=_SnapshotV1))
         snap = msgspec.msgpack.decode(data, type=Snapshot)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise SnapshotError(f"invalid engine snapshot: {exc}") from exc
     if snap.version != SNAPSHOT_VERSION:
         raise SnapshotError(f"unsupported snapshot version {snap.version}")
     return snap
+
+
+def _from_v1(old: _SnapshotV1) -> Snapshot:
+    """A version-1 snapshot: its one progress becomes the default input's ("")."""
+    progress = InputState("", pushed=False, disorder_ns=0, max_seen_ns=old.max_seen_ns)
+    return Snapshot(
+        SNAPSHOT_VERSION, 0, UNSEEN, [progress], old.entries, old.windows,
+        old.pending, old.identity, old.incidents, old.stats,
+    )  # fmt: skip
 
 
 def _entries(states: Sequence[Buffers]) -> Iterator[Entry]:

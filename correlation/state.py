@@ -8,6 +8,7 @@ from correlation.allowlist import EMPTY_ALLOWLIST, Allowlist
 from correlation.event import Event
 from correlation.identity import ResolverState
 from correlation.incidents import IncidentState
+from correlation.watermarks import InputState, WatermarkConfig
 
 SECOND = 1_000_000_000
 
@@ -15,7 +16,10 @@ SECOND = 1_000_000_000
 class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Engine limits. Times are nanoseconds of event time."""
 
-    lateness_ns: int = 60 * SECOND  # the audit webhook batches up to 30 s; keep a margin
+    # the disorder bound of an input that declares none (see correlation.watermarks)
+    lateness_ns: int = 60 * SECOND
+    hold_ns: int = 10 * SECOND  # a container-only alert waits this long for its pod
+    watermarks: WatermarkConfig = WatermarkConfig()
     max_partials_per_key: int = 256  # buffered step events per rule, step and join key
     max_partials_total: int = 1_000_000
     allowlist: Allowlist = EMPTY_ALLOWLIST
@@ -30,6 +34,8 @@ class EngineStats(msgspec.Struct):
 
     events: int = 0
     late: int = 0
+    late_chains_missed: int = 0  # late events that would have completed a chain
+    clock_skew: dict[str, int] = {}  # events stamped ahead of the clock, by source
     suppressed: int = 0
     absorbed: int = 0
     partials: int = 0
@@ -62,7 +68,9 @@ class Snapshot(msgspec.Struct, array_like=True):
     """Everything needed to continue after a restart (``Engine.snapshot``)."""
 
     version: int
-    max_seen_ns: int
+    clock_ns: int  # the receiving clock when taken (0: none was given)
+    watermark_ns: int
+    inputs: list[InputState]
     entries: list[Entry]
     windows: list[Window]
     pending: list[Event]

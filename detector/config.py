@@ -137,8 +137,30 @@ class EngineSettings(ConfigStruct):
 
     rules: Annotated[list[str], doc("extra rule files or directories")] = []
     builtin_rules: Annotated[bool, doc("load the shipped rule files")] = True
-    idle_advance_s: Annotated[float, doc("wall-clock period of watermark advance", gt=0)] = 1.0
-    allowed_lateness_s: Annotated[float, doc("event-time lateness accepted", ge=0)] = 60.0
+    idle_advance_s: Annotated[
+        float, doc("wall-clock period of watermark advance (chain latency adds up to this)", gt=0)
+    ] = 0.1
+    allowed_lateness_s: Annotated[
+        float, doc("disorder bound within one input whose source has no lateness_by_source", ge=0)
+    ] = 60.0
+    lateness_by_source: Annotated[
+        dict[str, float], doc("disorder bound within one input, by source (falco, k8s_audit)")
+    ] = msgspec.field(default_factory=lambda: {"falco": 5.0, "k8s_audit": 30.0})
+    max_clock_skew_s: Annotated[
+        float, doc("events stamped further ahead of the clock do not move event time", gt=0)
+    ] = 60.0
+    delivery_bound_floor_s: Annotated[
+        float, doc("pushed inputs: learned delivery delay at least this", ge=0)
+    ] = 0.25
+    delivery_bound_ceiling_s: Annotated[
+        float, doc("pushed inputs: learned delivery delay at most this", gt=0)
+    ] = 60.0
+    idle_timeout_s: Annotated[
+        float, doc("a pulled input at its end this long stops holding the others back", gt=0)
+    ] = 5.0
+    max_drift_s: Annotated[
+        float, doc("a file tailer this far ahead of the watermark pauses (alignment)", gt=0)
+    ] = 60.0
     allowlist: Annotated[
         str, doc("global allowlist YAML (format of `detector replay --allowlist`); empty = none")
     ] = ""

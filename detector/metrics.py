@@ -129,6 +129,34 @@ SPECS: Final = (
     ),
     Spec("watermark", "detector_watermark_seconds", G, "Engine watermark (event time, epoch s)"),
     Spec(
+        "late_chains_missed",
+        "detector_engine_late_chains_missed",
+        C,
+        "Late events that would have completed a chain not otherwise confirmed",
+    ),
+    Spec(
+        "clock_skew",
+        "detector_clock_skew_events",
+        C,
+        "Events stamped ahead of the receiving clock beyond max_clock_skew_s (correlated, "
+        "but moving no watermark), by source and reason",
+        ("source", "reason"),
+    ),
+    Spec(
+        "inputs",
+        "detector_inputs",
+        G,
+        "Inputs (senders, files) the engine follows, by state (active, idle)",
+        ("state",),
+    ),
+    Spec(
+        "input_idle",
+        "detector_input_idle_changes",
+        C,
+        "Pulled inputs going idle or resuming, by change",
+        ("change",),
+    ),
+    Spec(
         "latency",
         "detector_chain_latency_seconds",
         H,
@@ -195,6 +223,10 @@ class Metrics:
     identity_bindings: Gauge
     reconnects: Counter
     watermark: Gauge
+    late_chains_missed: Counter
+    clock_skew: Counter
+    inputs: Gauge
+    input_idle: Counter
     latency: Histogram
     relay_sent: Counter
     relay_retries: Counter
@@ -250,6 +282,9 @@ class EngineExport:
         values = _as_mapping(stats)
         found = [(("suppressed", ""), float(values.get("suppressed", 0)))]
         found.append((("absorbed", ""), float(values.get("absorbed", 0))))
+        found.append((("late_chains_missed", ""), float(values.get("late_chains_missed", 0))))
+        for source, count in dict(values.get("clock_skew") or {}).items():
+            found.append((("clock_skew", str(source)), float(count)))
         for reason, count in dict(values.get("evictions") or {}).items():
             kind = "errors" if reason == "error" else "evictions"
             found.append(((kind, str(reason)), float(count)))
@@ -259,10 +294,13 @@ class EngineExport:
         kind, reason = key
         if kind == "evictions":
             return self._metrics.evictions.labels(reason=reason)
+        if kind == "clock_skew":
+            return self._metrics.clock_skew.labels(source=reason, reason="ahead")
         return {
             "errors": self._metrics.engine_errors,
             "suppressed": self._metrics.suppressed,
             "absorbed": self._metrics.absorbed,
+            "late_chains_missed": self._metrics.late_chains_missed,
         }[kind]
 
 

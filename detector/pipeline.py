@@ -3,27 +3,30 @@
 ::
 
     falco_http ─┐  offer() all-or-none, never waits (HTTP answers 429 when full)
-    k8s_audit ──┤
+    k8s_audit ──┤  each event stamped (input, arrival time)
     falco_grpc ─┼─► EventQueue(buffer.max_events) ─► correlate ─► output.submit(record)
     files ──────┘  emit() awaits space (a tailer simply reads later)      ▲
-                                           tick: engine.advance(max event time seen)
+                                           tick: engine.advance(receiving clock, at_end)
 
-Event time drives every window. While events flow, the engine's watermark is the
-largest event time seen minus ``engine.allowed_lateness_s``; that cannot move without
-events, so a chain whose last step was the last event would wait for the next event.
-Every ``engine.idle_advance_s`` the :class:`IdleClock` therefore lets wall-clock time
-stand in for the missing events, bounded::
+Event time drives every window (the model is in ``correlation.watermarks``). Every
+input — one HTTP sender (receiver and peer address), the gRPC stream, each tailed file —
+keeps its own progress inside the engine, and the engine follows the slowest active one.
+The queue stamps each event with its arrival time on the receiving clock; the
+:class:`Correlator` hands that stamp to the engine with the event, and every
+``engine.idle_advance_s`` tells the engine the clock moved::
 
-    watermark = min(now, max_event_time + idle_elapsed) − lateness
-                     │    └ wall time since the last event *arrived* (monotonic)
-                     └ never past the present
+    tick: now = wall clock            when the queue is empty
+              = arrival of the last   when events wait in the queue (FIFO: everything
+                event taken           still queued arrived later, so a pushed input's
+                                      "now − delivery bound" is not claimed too early)
+          at_end = pulled sources at their end (idle after engine.idle_timeout_s)
 
-``idle_elapsed`` (not ``now``) is what moves it, so replayed or old data (event time far
-behind ``now``) advance only as fast as time passes after their last arrival, never by a
-jump to ``now``; a source whose events run ``d`` behind real time sees one of them
-counted late only if its delay grows by more than the lateness meanwhile. With a
-:class:`~detector.delivery.checkpoint.Checkpointer` the engine's state is also written every
-``checkpoint.interval_s`` by a task of its own.
+Pulled sources (file tailers) stay aligned: one whose own watermark runs more than
+``engine.max_drift_s`` ahead of the engine's pauses (:class:`Alignment`), so catching up
+on two backlogs read at different speeds loses nothing and keeps memory bounded. Late
+events, clock-skewed events and inputs going idle are logged per input, rate-limited
+(:class:`InputReports`). With a :class:`~detector.delivery.checkpoint.Checkpointer` the engine's
+state is also written every ``checkpoint.interval_s`` by a task of its own.
 
 Shutdown (SIGTERM), within ``shutdown_grace_s``::
 
@@ -40,12 +43,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from correlation.chain import Chain, to_record
 from correlation.event import Event
+from correlation.watermarks import InputState
 from detector.delivery.checkpoint import Checkpointer, Snapshotable
+from detector.event_time import InputReports
 from detector.logging import get_logger
 from detector.metrics import EngineExport, Metrics
 from detector.sources.base import Emit, Source
@@ -59,8 +64,10 @@ class EngineLike(Protocol):
 
     @property
     def watermark(self) -> int: ...
-    def process(self, event: Event) -> list[Chain]: ...
-    def advance(self, watermark_ns: int) -> list[Chain]: ...
+    def add_input(self, name: str, pushed: bool, disorder_ns: int | None = None) -> None: ...
+    def inputs(self) -> list[InputState]: ...
+    def process(self, event: Event, input: str = "", now_ns: int = 0) -> list[Chain]: ...
+    def advance(self, now_ns: int, at_end: Iterable[str] = ()) -> list[Chain]: ...
     def flush(self) -> list[Chain]: ...
 
 
@@ -86,33 +93,46 @@ class Stoppable(Protocol):
     def stop_accepting(self) -> None: ...
 
 
+Item = tuple[str, str, int, Event]  # source, input, arrival on the receiving clock (ns), event
+
+
 class EventQueue:
     """The one bounded queue between every source and the engine."""
 
-    def __init__(self, max_events: int, metrics: Metrics) -> None:
-        self._queue: asyncio.Queue[tuple[str, Event]] = asyncio.Queue(maxsize=max_events)
-        self._metrics = metrics
+    def __init__(
+        self, max_events: int, metrics: Metrics, clock: Callable[[], int] = time.time_ns
+    ) -> None:
+        """``clock``: the receiving clock that stamps arrivals (injectable for tests)."""
+        self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max_events)
+        self._metrics, self.clock = metrics, clock
         self._closed = False
+        self.pushed: dict[str, bool] = {}  # input name -> pushed (True) or pulled
         # Sources of events taken but not yet done (FIFO, at most max_events) and how many
         # each source had done: a file tailer's offset may only be committed that far.
         self._taken: deque[str] = deque()
         self._done: dict[str, int] = {}
         metrics.queue_capacity.set(max_events)
 
-    def offer(self, source: str, events: Sequence[Event]) -> bool:
-        """Enqueue all of ``events`` or none of them; never waits."""
+    def offer(self, source: str, events: Sequence[Event], input: str = "") -> bool:
+        """Enqueue all of ``events`` (of a pushed ``input``, default ``source``) or none
+        of them; never waits."""
         if self._closed or self._queue.maxsize - self._queue.qsize() < len(events):
             return False
+        input = input or source
+        self.pushed.setdefault(input, True)
+        arrived = self.clock()
         for event in events:
-            self._queue.put_nowait((source, event))
+            self._queue.put_nowait((source, input, arrived, event))
         self._accepted(source, len(events))
         return True
 
-    def emitter(self, source: str) -> Emit:
-        """The ``emit`` handed to a source: waits for space (backpressure to the reader)."""
+    def emitter(self, source: str, pushed: bool = True) -> Emit:
+        """The ``emit`` handed to a source (its one input is named after it): waits for
+        space, which is the backpressure to the reader."""
+        self.pushed[source] = pushed
 
         async def emit(event: Event) -> None:
-            await self._queue.put((source, event))
+            await self._queue.put((source, source, self.clock(), event))
             self._accepted(source, 1)
 
         return emit
@@ -126,15 +146,19 @@ class EventQueue:
         self._closed = True
 
     async def get(self) -> Event:
+        return self._took(await self._queue.get())[3]
+
+    async def get_item(self) -> Item:
+        """The next ``(source, input, arrival_ns, event)``."""
         return self._took(await self._queue.get())
 
     def get_nowait(self) -> Event:
         """The next event without waiting; ``asyncio.QueueEmpty`` when there is none."""
-        return self._took(self._queue.get_nowait())
+        return self._took(self._queue.get_nowait())[3]
 
-    def _took(self, item: tuple[str, Event]) -> Event:
+    def _took(self, item: Item) -> Item:
         self._taken.append(item[0])
-        return item[1]
+        return item
 
     def done(self) -> None:
         """The oldest taken event is finished (processed by the engine, or relayed)."""
@@ -154,44 +178,8 @@ class EventQueue:
         return self._queue.qsize()
 
 
-class IdleClock:
-    """How far event time may be assumed to have moved while the sources are quiet.
-
-    The rule is in the module docstring; ``wall`` and ``monotonic`` are injectable so a
-    test can step time instead of sleeping.
-    """
-
-    def __init__(
-        self,
-        lateness_ns: int,
-        wall: Callable[[], int] = time.time_ns,
-        monotonic: Callable[[], int] = time.monotonic_ns,
-    ) -> None:
-        self._lateness, self._wall, self._monotonic = lateness_ns, wall, monotonic
-        self.max_event_ns = 0
-        self._arrived_ns = monotonic()
-
-    def saw(self, time_ns: int) -> None:
-        """An event arrived (restarts the idle time)."""
-        self._arrived_ns = self._monotonic()
-        if time_ns > self.max_event_ns:
-            self.max_event_ns = time_ns
-
-    def resume(self, engine_watermark_ns: int) -> None:
-        """Continue from a restored engine: its event time counts as just arrived."""
-        if engine_watermark_ns > 0:
-            self.saw(engine_watermark_ns + self._lateness)
-
-    def watermark(self) -> int | None:
-        """The bounded watermark, or None before any event."""
-        if not self.max_event_ns:
-            return None
-        idle = self._monotonic() - self._arrived_ns
-        return min(self._wall(), self.max_event_ns + idle) - self._lateness
-
-
 class Correlator:
-    """The engine task: events in, chains out, watermark on a timer."""
+    """The engine task: events in, chains out, the receiving clock on a timer."""
 
     def __init__(
         self,
@@ -199,27 +187,44 @@ class Correlator:
         queue: EventQueue,
         output: Output,
         metrics: Metrics,
-        clock: IdleClock | None = None,
+        disorder: Callable[[str], int] | None = None,
     ) -> None:
-        """``clock``: the idle rule (default: the engine's lateness, real clocks)."""
+        """``disorder``: an input's disorder bound (ns) from its source name (default:
+        the engine's own lateness)."""
         self._engine, self._queue, self._output, self._metrics = engine, queue, output, metrics
-        self.clock = clock or IdleClock(_lateness_of(engine))
-        self.clock.resume(engine.watermark)
+        self._disorder = disorder or (lambda _source: None)  # type: ignore[return-value]
+        self._known: set[str] = set()
+        self._last_arrival = 0  # of the last event taken (see the module docstring)
+        self._pulled: list[Any] = []  # pulled sources, asked whether they are at their end
         self.running = False
+        self._reports = InputReports(metrics)
         stats = getattr(engine, "stats", None)
         self._export = EngineExport(metrics, stats() if stats is not None else None)
         if getattr(engine, "on_late", False) is None:
             engine.on_late = self._late  # type: ignore[attr-defined]  # the real Engine
+
+    def watch(self, sources: Sequence[Source]) -> None:
+        """Declare every pulled source's input now (so it holds the watermark from the
+        start) and ask them at each tick whether they are at their end."""
+        self._pulled = [s for s in sources if getattr(s, "pulled", False)]
+        for source in self._pulled:
+            self._declare(source.name, source.name, pushed=False)
+
+    def _declare(self, input: str, source: str, pushed: bool) -> None:
+        self._known.add(input)
+        self._engine.add_input(input, pushed, self._disorder(source))
 
     async def run(self) -> None:
         self.running = True
         try:
             seen = 0
             while True:
-                event = await self._queue.get()
+                source, input, arrived, event = await self._queue.get_item()
                 try:
-                    self.clock.saw(event.time_ns)
-                    await self._publish(self._engine.process(event))
+                    if input not in self._known:
+                        self._declare(input, source, self._queue.pushed.get(input, True))
+                    self._last_arrival = arrived
+                    await self._publish(self._engine.process(event, input, arrived))
                 finally:
                     self._queue.done()
                 seen += 1
@@ -229,18 +234,18 @@ class Correlator:
             self.running = False
 
     async def tick(self, period_s: float) -> None:
-        """Advance the engine's event-time clock every ``period_s`` wall-clock seconds."""
+        """Advance the engine's receiving clock every ``period_s`` wall-clock seconds."""
         while True:
             await asyncio.sleep(period_s)
             await self.advance()
 
     async def advance(self) -> None:
-        """Let the engine settle at the idle rule's watermark (never behind its own)."""
-        idle = self.clock.watermark()
-        if idle is not None:
-            watermark = max(self._engine.watermark, idle)
-            self._metrics.watermark.set(max(watermark, 0) / 1e9)
-            await self._publish(self._engine.advance(watermark))
+        """Tell the engine the clock moved and which pulled sources are at their end."""
+        now = self._queue.clock() if not len(self._queue) else self._last_arrival
+        at_end = [s.name for s in self._pulled if s.at_end()]
+        await self._publish(self._engine.advance(now, at_end))
+        self._metrics.watermark.set(max(self._engine.watermark, 0) / 1e9)
+        self._reports.look(self._engine.inputs())
         self._refresh_stats()
 
     async def flush(self) -> None:
@@ -263,12 +268,6 @@ class Correlator:
     def _late(self, event: Event) -> None:
         """The engine's late path: counted by source (the event is not correlated)."""
         self._metrics.late_events.labels(source=event.source).inc()
-
-
-def _lateness_of(engine: EngineLike) -> int:
-    """The engine's allowed lateness (ns); 0 for engines without a config."""
-    config = getattr(engine, "config", None)
-    return int(getattr(config, "lateness_ns", 0))
 
 
 class Supervisor:
@@ -297,10 +296,12 @@ class Supervisor:
         return self._correlator.running and all(s.ready() for s in self._sources)
 
     async def serve(self) -> None:
+        watch = getattr(self._correlator, "watch", None)
+        if watch is not None:  # the relay worker has no engine to tell
+            watch(self._sources)
         async with asyncio.TaskGroup() as group:
             feeders = [
-                group.create_task(s.run(self._queue.emitter(s.name)), name=s.name)
-                for s in self._sources
+                group.create_task(s.run(self._emitter(s)), name=s.name) for s in self._sources
             ]
             workers = [
                 group.create_task(self._correlator.run(), name="engine"),
@@ -313,6 +314,9 @@ class Supervisor:
             await self.stop.wait()
             await self._shutdown(feeders, workers)
             output.cancel()
+
+    def _emitter(self, source: Source) -> Emit:
+        return self._queue.emitter(source.name, pushed=not getattr(source, "pulled", False))
 
     async def _shutdown(
         self, feeders: list[asyncio.Task[None]], workers: list[asyncio.Task[None]]

@@ -31,12 +31,14 @@ import yaml
 from correlation.engine import Engine, EngineConfig
 from correlation.errors import RuleError
 from correlation.rules import builtin_rules_paths, load_rules
+from correlation.watermarks import WatermarkConfig
 from detector import config as cfg
 from detector.allowlist import load_allowlist
 from detector.commands import Command, register
 from detector.delivery.checkpoint import Checkpointer
 from detector.delivery.loops import Delivery, DeliveryMetrics
 from detector.errors import UsageError
+from detector.event_time import Alignment, input_disorder
 from detector.logging import configure as configure_logging
 from detector.logging import get_logger
 from detector.metrics import Metrics
@@ -120,13 +122,23 @@ def run(args: argparse.Namespace) -> int:
 def build_engine_config(settings: cfg.EngineSettings) -> EngineConfig:
     """The engine's limits from ``engine.*``; a bad allowlist file is a UsageError (exit 2)."""
     return EngineConfig(
-        lateness_ns=int(settings.allowed_lateness_s * 1e9),
+        lateness_ns=_ns(settings.allowed_lateness_s),
+        watermarks=WatermarkConfig(
+            max_skew_ns=_ns(settings.max_clock_skew_s),
+            bound_floor_ns=_ns(settings.delivery_bound_floor_s),
+            bound_ceiling_ns=_ns(settings.delivery_bound_ceiling_s),
+            idle_timeout_ns=_ns(settings.idle_timeout_s),
+        ),
         max_partials_per_key=settings.max_partials_per_key,
         max_partials_total=settings.max_partials_total,
         allowlist=load_allowlist(settings.allowlist or None),  # the loader replay uses
         max_pending=settings.max_pending,
         max_identities=settings.max_identities,
     )
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
 
 
 def build_checkpointer(config: cfg.Config, metrics: Metrics) -> Checkpointer | None:
@@ -148,6 +160,11 @@ async def serve(
     output, worker = build_worker(config, engine, queue, metrics)
     holder: list[Supervisor] = []
     sources = build_sources(config, queue, metrics, lambda: bool(holder) and holder[0].ready())
+    if engine is not None:  # file tailers keep within max_drift_s of the others
+        alignment = Alignment(engine, _ns(config.engine.max_drift_s))
+        for source in sources:
+            if isinstance(source, FileTailer):
+                source.align = alignment.wait
     if not sources:
         raise UsageError("no source configured: give --listen, --falco-grpc or a file")
     supervisor = Supervisor(
@@ -186,7 +203,12 @@ def build_worker(
     if config.mode == "relay":
         return NoOutput(), build_relay(config.relay, queue, metrics)
     output = build_output(config, metrics)
-    return output, Correlator(engine, queue, output, metrics)
+    settings = config.engine
+
+    def disorder(source: str) -> int:
+        return input_disorder(source, settings.lateness_by_source, settings.allowed_lateness_s)
+
+    return output, Correlator(engine, queue, output, metrics, disorder)
 
 
 def _rules(engine: Any) -> list[Any]:

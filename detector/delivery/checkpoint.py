@@ -147,7 +147,8 @@ class Checkpointer:
         if data is None:
             return engine_type(rules, config)
         try:
-            engine = engine_type.restore(rules, config, data)
+            # no input's progress may come back ahead of this host's clock
+            engine = engine_type.restore(rules, config, data, now_ns=time.time_ns())
         except Exception as exc:  # noqa: BLE001 - any refusal means "start empty", not "crash"
             self._set_aside("rejected", f"engine refused the snapshot: {type(exc).__name__}")
             return engine_type(rules, config)

@@ -28,6 +28,11 @@ the checkpoint is on disk::
  Lines written between copy and
 truncate by copytruncate are lost by design of copytruncate itself.
 
+Event time: a tailer is a *pulled* input (``pulled``): its progress comes only from its
+own lines. ``align`` (set by the service) is awaited before each chunk and pauses the
+tailer while it is more than ``engine.max_drift_s`` ahead of the others; ``at_end()``
+tells the engine it has read everything there is, so it may go idle.
+
 Reads are plain blocking file reads of at most ``_CHUNK`` bytes per step: local files,
 short calls, no thread pool needed.
 """
@@ -37,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -65,6 +70,8 @@ class Offset(msgspec.Struct, frozen=True):
 class FileTailer:
     """A :class:`~detector.sources.base.Source` for one tailed file."""
 
+    pulled = True  # progress from its own events only (see correlation.watermarks)
+
     def __init__(
         self,
         name: str,
@@ -87,9 +94,15 @@ class FileTailer:
         self._offset = 0
         self._skipping = False  # inside a line longer than max_line_bytes
         self._started = False
+        self._at_end = False
+        self.align: Callable[[str], Awaitable[None]] | None = None
 
     def ready(self) -> bool:
         return self._started
+
+    def at_end(self) -> bool:
+        """Whether everything written so far has been read (or there is no file yet)."""
+        return self._at_end or (self._started and self._file is None)
 
     @property
     def offset(self) -> int:
@@ -195,7 +208,10 @@ class FileTailer:
         """Emit the complete lines of one chunk; True when a full chunk was read."""
         if self._file is None:
             return False
+        if self.align is not None:
+            await self.align(self.name)
         data = self._file.read(_CHUNK)
+        self._at_end = len(data) < _CHUNK
         end = data.rfind(b"\n") + 1
         if end == 0:
             self._file.seek(self._offset)  # no complete line yet: read it again later

@@ -44,12 +44,14 @@ from aiohttp import web
 
 from correlation.event import Event
 from detector.config import HttpConfig, split_listen
+from detector.event_time import input_name
 from detector.logging import get_logger
 from detector.metrics import CONTENT_TYPE, Metrics
 from detector.sources.base import Emit
 
 log = get_logger("detector.http")
-Offer = Callable[[str, Sequence[Event]], bool]
+# (receiver name, events, input): the input names the sender (see detector.event_time)
+Offer = Callable[[str, Sequence[Event], str], bool]
 JSON_TYPES: Final = ("application/json",)
 _READ_CHUNK: Final = 64 * 1024
 
@@ -213,14 +215,15 @@ class HttpServer:
             raise RequestRejected(415, "unsupported_media_type", "send application/json")
         held = _Held(self.budget)
         try:
-            return self._enqueue(receiver, await _read_capped(request, receiver, held))
+            body = await _read_capped(request, receiver, held)
+            return self._enqueue(receiver, body, input_name(receiver.name, request.remote))
         finally:
             held.release()
 
-    def _enqueue(self, receiver: Receiver, body: bytes) -> web.Response:
+    def _enqueue(self, receiver: Receiver, body: bytes, input: str) -> web.Response:
         retry = {"Retry-After": str(self._config.retry_after_s)}
         events = receiver.decode(body)
-        if not self._offer(receiver.name, events):
+        if not self._offer(receiver.name, events, input):
             # Not a drop: nothing was accepted, and the sender is told to retry. Whether
             # it does (the API server does, Falco's http_output does not) is its business.
             self._count(receiver, 429)

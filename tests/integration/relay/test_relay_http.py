@@ -4,6 +4,10 @@
   correlator's ``/k8s-audit`` → the correlator emits the one expected chain;
 * the correlator is down while alerts arrive at the relay → the relay retries, and once
   the correlator is up nothing is missing from the chain.
+
+The audit half is posted once the alerts are in: each sender is a pushed input whose
+progress follows the clock, so the relay's own delivery delay must come first (an alert
+arriving later than its sender's learned bound behind the others would be late).
 """
 
 from __future__ import annotations
@@ -52,9 +56,9 @@ def _assert_one_chain(tmp_path: Path) -> None:
 async def test_falco_via_relay_and_audit_direct_make_one_chain(tmp_path: Path) -> None:
     c_port, r_port = free_port(), free_port()
     async with correlator(c_port, tmp_path) as metrics, relay(r_port, c_port) as relay_url:
-        await _post_audit(f"http://127.0.0.1:{c_port}")
         await _post_alerts(relay_url)
-        await _relayed(metrics, 2)
+        await _relayed(metrics, 2)  # the relay's linger is its delivery delay: alerts first
+        await _post_audit(f"http://127.0.0.1:{c_port}")
         assert await metric(relay_url, "detector_relay_events_sent_total") == 2
     _assert_one_chain(tmp_path)
     assert metrics.value("detector_chains_emitted_total", {"rule": scenario.RULE}) == 1
@@ -69,8 +73,8 @@ async def test_correlator_down_relay_retries_and_loses_nothing(tmp_path: Path) -
                 await asyncio.sleep(0.1)
         assert await metric(relay_url, "detector_relay_events_sent_total") == 0
         async with correlator(c_port, tmp_path) as metrics:
-            await _post_audit(f"http://127.0.0.1:{c_port}")
             await _relayed(metrics, 2)
+            await _post_audit(f"http://127.0.0.1:{c_port}")
         assert await metric(relay_url, "detector_relay_events_sent_total") == 2
         assert await metric(relay_url, "detector_dropped_events_total") == 0
     _assert_one_chain(tmp_path)

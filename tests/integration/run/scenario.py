@@ -3,26 +3,46 @@
 Pod ``shop/web-0`` runs nmap, reads its service-account token, and its token then lists
 secrets in ``payments`` (denied). The two Falco alerts and the audit event are returned
 in their real wire shapes: Falco JSON (http_output), Falco gRPC responses, an EventList.
+
+Event times are near the present (:func:`rebase`, run before every integration test):
+HTTP and gRPC senders are *pushed* inputs whose progress follows the receiving clock
+(``correlation.watermarks``), so months-old stamps posted live would rightly be late.
+The steps are :data:`STEPS_S` apart — the whole attack fits in the half second before
+the test starts, so a test posting it at once is a prompt sender, as a live one is.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Final
 
 from detector.proto import outputs_pb2
 
-T0: Final = 1_772_359_200  # 2026-03-01T10:00:00Z
 RULE: Final = "recon-token-pivot"
+STEPS_S: Final = (0.0, 0.1, 0.4)  # recon, token read, secrets listed: seconds after T0
+T0_NS = time.time_ns() - 500_000_000  # see rebase()
 
 
-def _iso(offset_s: int) -> str:
+def rebase() -> int:
+    """Put the attack's start half a second before now (ns)."""
+    global T0_NS
+    T0_NS = time.time_ns() // 1000 * 1000 - 500_000_000  # whole µs: exact on the wire
+    return T0_NS
+
+
+def at(step: int) -> int:
+    """Event time (ns) of step ``step`` (0, 1, 2)."""
+    return T0_NS + int(STEPS_S[step] * 1e9)
+
+
+def _iso(step: int) -> str:
     from correlation.chain import rfc3339
 
-    return rfc3339((T0 + offset_s) * 1_000_000_000).replace(".000000Z", ".000000001Z")
+    return rfc3339(at(step))
 
 
 def falco_alerts() -> list[dict[str, Any]]:
-    """Recon at T0, token read at T0+10 s."""
+    """Recon at T0, token read 0.1 s later."""
     pod = {"k8s.ns.name": "shop", "k8s.pod.name": "web-0", "container.id": "0a1b2c3d4e5f"}
     return [
         {
@@ -35,7 +55,7 @@ def falco_alerts() -> list[dict[str, Any]]:
             "output_fields": {**pod, "proc.name": "nmap", "proc.cmdline": "nmap -sT 10.0.0.0/24"},
         },
         {
-            "time": _iso(10),
+            "time": _iso(1),
             "rule": "LMD Service Account Token Read",
             "priority": "Warning",
             "source": "syscall",
@@ -51,8 +71,8 @@ def falco_alerts() -> list[dict[str, Any]]:
 
 
 def audit_items() -> list[dict[str, Any]]:
-    """The stolen identity lists secrets in another namespace at T0+40 s."""
-    stamp = _iso(40)
+    """The stolen identity lists secrets in another namespace 0.4 s after T0."""
+    stamp = _iso(2)
     return [
         {
             "kind": "Event",

@@ -14,8 +14,10 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from correlation.engine import Engine
+from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
-from detector.commands.run import serve
+from detector.commands.run import build_engine_config, serve
 from detector.metrics import Metrics
 from tests.integration.falco_grpc.fake_falco import FakeFalco
 from tests.integration.falco_grpc.fake_falco import serve as serve_falco
@@ -24,7 +26,6 @@ from tests.integration.support import (
     chains,
     free_port,
     post_json,
-    shipped_engine,
     spawn_run,
     stop_in_process,
     stop_process,
@@ -45,11 +46,15 @@ async def test_attack_half_over_grpc_half_over_webhook_out_of_order(tmp_path: Pa
             "sources.falco_grpc.endpoint": f"unix://{socket_path}",
             "output": str(output),
             "engine.idle_advance_s": 0.05,
+            # both senders may run 10 s behind the clock, so arriving out of order across
+            # them within 10 s changes nothing (outside it, the older step would be late)
+            "engine.delivery_bound_floor_s": 10,
             "outbox.path": str(tmp_path / "outbox.sqlite3"),
         },
     )
     metrics = Metrics()
-    service = asyncio.create_task(serve(config, shipped_engine(), metrics))
+    engine = Engine(load_rules(builtin_rules_paths()), build_engine_config(config.engine))
+    service = asyncio.create_task(serve(config, engine, metrics))
     try:
         url = f"http://127.0.0.1:{port}"
         await wait_ready(url)
@@ -89,9 +94,9 @@ async def test_subprocess_sigterm_exits_zero_and_flushes_chains(tmp_path: Path) 
         url = f"http://127.0.0.1:{port}"
         await wait_ready(url)
         async with aiohttp.ClientSession() as session:
-            await post_json(session, url + "/k8s-audit", scenario.event_list())
             for alert in scenario.falco_alerts():
                 await post_json(session, url + "/falco", alert)
+            await post_json(session, url + "/k8s-audit", scenario.event_list())
     finally:
         stderr = await stop_process(process)  # SIGTERM: the graceful stop under test
     assert process.returncode == 0, stderr.decode()[-2000:]

@@ -52,13 +52,23 @@ def test_window_edge_exact_passes_one_ns_over_fails(rules: list[ChainRule]) -> N
     assert run(Engine(rules), [scan(0), over]) == []
 
 
-def test_emitted_once_anchor_settles(rules: list[ChainRule]) -> None:
+def test_emitted_once_its_last_evidence_settles(rules: list[ChainRule]) -> None:
     engine = Engine(rules, EngineConfig(lateness_ns=10 * SECOND))
     assert engine.process(scan(0)) == []
-    assert engine.process(at_ns(use(0), at(5))) == []  # anchor not settled: watermark = -5 s
-    chains = engine.advance(at(0))
+    assert engine.process(at_ns(use(0), at(5))) == []  # watermark -5 s: an earlier use may come
+    assert engine.process(scan(15, pod="other")) == []  # watermark 5 s: not past the use yet
+    chains = engine.process(scan(15.5, pod="other"))  # 5.5 s: every event up to 5 s is in
     assert [c.rule for c in chains] == ["two-steps"]
-    assert engine.flush() == []
+    assert engine.flush() == []  # emitted long before the window (60 s) closed
+
+
+def test_idle_input_at_its_end_lets_its_last_chain_out(rules: list[ChainRule]) -> None:
+    engine = Engine(rules, EngineConfig(lateness_ns=10 * SECOND))
+    engine.process(scan(0))
+    engine.process(at_ns(use(0), at(5)))
+    assert engine.advance(0, at_end=["other"]) == []  # not this input
+    assert [c.rule for c in engine.advance(0, at_end=[""])] == ["two-steps"]
+    assert engine.inputs()[0].idle
 
 
 def test_late_events_are_counted_and_handed_over(rules: list[ChainRule]) -> None:
@@ -84,7 +94,7 @@ def test_expiry_frees_idle_keys(rules: list[ChainRule]) -> None:
     for i in range(20):
         engine.process(scan(0, pod=f"p{i}"))
     assert engine.stats().partials == 20
-    engine.advance(at(61))
+    engine.process(falco_event("noise", 62))  # watermark 61 s: past every window
     assert engine.stats().partials == 0
     assert engine.stats().evictions == {}  # expiry is not an eviction
 
@@ -145,7 +155,7 @@ def test_container_only_alert_waits_for_its_pod() -> None:
     upstream = falco_event(
         "Contact EC2 Instance Metadata Service From Container", 0, pod="", namespace=""
     )
-    teacher = falco_event("LMD Service Account Token Read", 20, tags=("T1528",))
+    teacher = falco_event("LMD Service Account Token Read", 5, tags=("T1528",))
     engine = Engine(rules)
     chains = run(engine, [upstream, teacher])
     (chain,) = [c for c in chains if c.rule == "imds-credential-theft"]

@@ -117,6 +117,35 @@ EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         (),
     ),
     (
+        "late_chains_missed",
+        "detector_engine_late_chains_missed",
+        "counter",
+        "Late events that would have completed a chain not otherwise confirmed",
+        (),
+    ),
+    (
+        "clock_skew",
+        "detector_clock_skew_events",
+        "counter",
+        "Events stamped ahead of the receiving clock beyond max_clock_skew_s (correlated, "
+        "but moving no watermark), by source and reason",
+        ("source", "reason"),
+    ),
+    (
+        "inputs",
+        "detector_inputs",
+        "gauge",
+        "Inputs (senders, files) the engine follows, by state (active, idle)",
+        ("state",),
+    ),
+    (
+        "input_idle",
+        "detector_input_idle_changes",
+        "counter",
+        "Pulled inputs going idle or resuming, by change",
+        ("change",),
+    ),
+    (
         "latency",
         "detector_chain_latency_seconds",
         "histogram",
@@ -162,8 +191,9 @@ EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     ("ready", "detector_ready", "gauge", "1 when /readyz answers 200", ()),
 ]
 # sha256 of the exposition below (every labelled metric labelled once, ``_created`` lines
-# dropped: they carry the wall clock), taken before the table refactor.
-EXPOSITION_SHA256 = "c1feb914c0ab87c3bbd00fb677da57b31834b62936d2e2f5a28a66062a4bfcf3"
+# dropped: they carry the wall clock), taken before the table refactor and re-taken when
+# the per-input event-time metrics (clock skew, inputs, idle changes, late chains) came.
+EXPOSITION_SHA256 = "560c95c1df6e4aaf3b9b8f556eaf2f98e54280d20da6a069b78ee7f750a7502b"
 
 
 def _labelled(metrics: Metrics) -> Metrics:
