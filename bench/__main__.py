@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.generate import GenerateError, Params, dataset_dir, generate
+from bench.orders import ORDERS, ensure_order
 
 DATA = Path(__file__).parent / "data"
 
@@ -19,6 +20,14 @@ def _sizes(text: str) -> list[int]:
     return [_size(part) for part in text.split(",") if part]
 
 
+def _orders(text: str) -> list[str]:
+    orders = [part for part in text.split(",") if part]
+    unknown = sorted(set(orders) - set(ORDERS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown order(s) {unknown}; known: {list(ORDERS)}")
+    return orders
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -28,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--rate", type=float, default=250.0)
     gen.add_argument("--out", type=Path, default=None)
+    gen.add_argument(
+        "--orders", type=_orders, default=["ordered"],
+        help=f"arrival orders to write, comma-separated: {', '.join(ORDERS)}",
+    )  # fmt: skip
     run = sub.add_parser("run", help="measure everything, write the table into bench/README.md")
     run.add_argument("--sizes", type=_sizes, default=[100_000, 1_000_000])
     run.add_argument("--pods", type=_sizes, default=[1_000, 10_000])
@@ -36,10 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         "--point", action="append", default=[], metavar="EVENTSxPODS[xREPEAT]",
         help="an extra dataset outside the sizes x pods grid, e.g. 5e6x1e5x1 (repeatable)",
     )  # fmt: skip
+    run.add_argument(
+        "--orders", type=_orders, default=list(ORDERS),
+        help="arrival orders to measure (default: all; only 'ordered' gets every stage)",
+    )  # fmt: skip
     run.add_argument("--no-readme", action="store_true")
     stage = sub.add_parser("stage", help="(internal) run one timed stage, print JSON")
     stage.add_argument("name")
-    stage.add_argument("dataset", type=Path)
+    stage.add_argument("stream", type=Path, help="a dataset's stream file")
     args = parser.parse_args(argv)
     if args.command == "generate":
         params = Params(events=args.events, pods=args.pods, seed=args.seed, rate=args.rate)
@@ -49,12 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         except GenerateError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        for order in args.orders:
+            ensure_order(out, order, args.seed)
         print(f"{out}: {truth['counts']}, {len(truth['chains'])} planted chains")
         return 0
     if args.command == "stage":
         from bench.measure import run_stage
 
-        return run_stage(args.name, args.dataset)
+        return run_stage(args.name, args.stream)
     from bench.report import parse_point, plan_points, run_all
 
     try:
@@ -62,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     points = plan_points(args.sizes, args.pods, args.repeat, extra)
-    return run_all(points, DATA, write_readme=not args.no_readme)
+    return run_all(points, args.orders, DATA, write_readme=not args.no_readme)
 
 
 if __name__ == "__main__":

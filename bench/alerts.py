@@ -10,13 +10,8 @@ from __future__ import annotations
 from typing import Any, Final, NamedTuple
 
 from bench.cluster import Pod
-from bench.formats import (
-    TOKEN_PATH,
-    connect_fields,
-    falco_alert,
-    pod_fields,
-    process_fields,
-)
+from bench.formats import TOKEN_PATH, connect_fields, pod_fields, process_fields
+from synthetic import falco
 
 
 class FalcoRule(NamedTuple):
@@ -101,7 +96,7 @@ def alert(
     rule = RULES[key]
     all_fields = {**pod_fields(pod, with_k8s), **fields}
     message = f"{rule.message} (pod={pod.name} ns={pod.namespace} proc={fields.get('proc.name')})"
-    return falco_alert(time_ns, rule.name, rule.priority, rule.tags, message, pod.node, all_fields)
+    return falco.alert(time_ns, rule.name, rule.priority, rule.tags, message, pod.node, all_fields)
 
 
 def exec_alert(key: str, time_ns: int, pod: Pod, proc: str, cmdline: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import orjson
 from bench.cluster import Cluster
 from bench.noise import Noise
 from bench.plant import KINDS, Planter
+from synthetic import jsonl
 
 START_NS = 1_772_445_600 * 1_000_000_000  # 2026-03-02T10:00:00Z
 STREAM = "stream.jsonl"
@@ -70,7 +71,7 @@ def generate(out_dir: Path, params: Params) -> dict[str, Any]:
     counts = {"events": 0, "falco": 0, "k8s_audit": 0}
     with (out_dir / STREAM).open("wb", buffering=1 << 20) as out:
         for doc in _merge(noise, planted, params.events):
-            out.write(orjson.dumps(doc) + b"\n")
+            out.write(jsonl.line(doc))
             counts["events"] += 1
             counts["falco" if "rule" in doc else "k8s_audit"] += 1
     truth = {"params": asdict(params), "counts": counts, "chains": truths}

@@ -25,6 +25,7 @@ from typing import Any
 from bench.alerts import NOISE_RULES, connect_alert, exec_alert, token_read_alert
 from bench.cluster import Cluster, Pod, rand_uid
 from bench.formats import audit_event, bound_token_user
+from synthetic import audit
 
 Doc = dict[str, Any]
 KUBE_VERSION = "v1.30.2 (linux/amd64) kubernetes/39683505"
@@ -74,10 +75,7 @@ class Noise:
 
     def kubelet(self, time_ns: int) -> Doc:
         pod = self.cluster.pick("app")
-        user = {
-            "username": f"system:node:{pod.node}",
-            "groups": ["system:nodes", "system:authenticated"],
-        }
+        user = audit.user(f"system:node:{pod.node}", ["system:nodes", "system:authenticated"])
         verb, resource, sub, ns, name = self.rng.choice(
             (
                 ("patch", "pods", "status", pod.namespace, pod.name),
@@ -96,13 +94,9 @@ class Noise:
     def controller(self, time_ns: int) -> Doc:
         rng = self.rng
         sa = rng.choice(CONTROLLERS)
-        user = {
-            "username": f"system:serviceaccount:kube-system:{sa}",
-            "groups": [
-                "system:serviceaccounts", "system:serviceaccounts:kube-system",
-                "system:authenticated",
-            ],
-        }  # fmt: skip
+        groups = ["system:serviceaccounts", "system:serviceaccounts:kube-system",
+                  "system:authenticated"]  # fmt: skip
+        user = audit.user(f"system:serviceaccount:kube-system:{sa}", groups)
         pod = self.cluster.pick("app")
         verb, resource, group, name = rng.choice(
             (
@@ -152,7 +146,7 @@ class Noise:
 
     def person(self, time_ns: int) -> Doc:
         rng = self.rng
-        user = {"username": rng.choice(PEOPLE), "groups": ["oidc:sre", "system:authenticated"]}
+        user = audit.user(rng.choice(PEOPLE), ["oidc:sre", "system:authenticated"])
         pod = self.cluster.pick("plain")
         if rng.random() < 0.1:
             # kubectl exec with a non-shell command, never followed by a Falco alert.

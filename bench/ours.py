@@ -6,6 +6,7 @@
                    completing event in → chain out), live partials, snapshot cost
 * ``ours_replay``  (d) the whole ``detector replay``: the CLI's own ``run`` function,
                    in-process, writing chain records to a file that is then scored
+                   (and its sha256 kept: chains must not depend on arrival order)
 * ``ours_steady``  parse + engine streaming, sampling RSS and live partials every chunk
                    (RSS over a long run)
 * ``ours_partials`` memory per live partial match, measured directly with tracemalloc
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import statistics
 import tempfile
 import time
@@ -24,8 +26,7 @@ from typing import Any
 
 import orjson
 
-from bench.generate import STREAM
-from bench.measure import chunks, rss_kb
+from bench.dataset import Clock, chunks, count_lines, rss_kb
 
 
 def _engine() -> Any:
@@ -64,32 +65,33 @@ def _partials(engine: Any) -> int:
     return -1
 
 
-def stage_parse(dataset: Path) -> dict[str, Any]:
+def stage_parse(stream: Path) -> dict[str, Any]:
     from detector.errors import ParseError
     from detector.parse import parse_line
 
-    seconds, events, bad = 0.0, 0, 0
-    for chunk in chunks(dataset):
-        start = time.perf_counter()
-        for line in chunk:
-            try:
-                parse_line(line)
-            except ParseError:
-                bad += 1
-        seconds += time.perf_counter() - start
+    clock, events, bad = Clock(), 0, 0
+    for chunk in chunks(stream):
+        with clock:
+            for line in chunk:
+                try:
+                    parse_line(line)
+                except ParseError:
+                    bad += 1
         events += len(chunk)
-    return {"events": events, "seconds": seconds, "bad": bad}
+    return clock.result(events, bad=bad)
 
 
-def stage_engine(dataset: Path) -> dict[str, Any]:
+def stage_engine(stream: Path) -> dict[str, Any]:
     engine = _engine()
     seconds, events, peak_partials = 0.0, 0, 0
+    cpu = 0.0
     latencies: list[int] = []
     found: list[list[Any]] = []
-    for chunk in chunks(dataset):
+    for chunk in chunks(stream):
         prepared = _parse_chunk(chunk)
         gc.collect()
         gc.freeze()
+        cpu_start = time.process_time()
         for event in prepared:
             start = time.perf_counter_ns()
             chains = engine.process(event)
@@ -98,6 +100,7 @@ def stage_engine(dataset: Path) -> dict[str, Any]:
             if chains:
                 latencies.append(took)
                 found.extend(_chain_key(c) for c in chains)
+        cpu += time.process_time() - cpu_start
         events += len(prepared)
         peak_partials = max(peak_partials, _partials(engine))
         gc.unfreeze()
@@ -105,8 +108,9 @@ def stage_engine(dataset: Path) -> dict[str, Any]:
     snap = _snapshot_cost(engine)
     found.extend(_chain_key(c) for c in engine.flush())
     return {
-        "events": events, "seconds": seconds, "chains": found, "live_partials": live,
-        "peak_partials": peak_partials, "latency_ns": _percentiles(latencies), **snap,
+        "events": events, "seconds": seconds, "cpu_seconds": cpu, "chains": found,
+        "live_partials": live, "peak_partials": peak_partials,
+        "latency_ns": _percentiles(latencies), **snap,
     }  # fmt: skip
 
 
@@ -140,29 +144,32 @@ def _percentiles(values: list[int]) -> dict[str, float]:
     }
 
 
-def stage_replay(dataset: Path) -> dict[str, Any]:
+def stage_replay(stream: Path) -> dict[str, Any]:
     from detector.commands import replay
 
+    clock = Clock()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "chains.jsonl"
         parser = argparse.ArgumentParser()
         replay.configure(parser)  # the CLI's own flags and defaults
-        args = parser.parse_args([str(dataset / STREAM), "--quiet", "--output", str(out)])
-        start = time.perf_counter()
-        code = replay.run(args)
-        seconds = time.perf_counter() - start
-        records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+        args = parser.parse_args([str(stream), "--quiet", "--output", str(out)])
+        with clock:
+            code = replay.run(args)
+        data = out.read_bytes()
+    records = [orjson.loads(line) for line in data.splitlines()]
     chains = [[r["rule"], sorted(r["entities"].get("pods", [])), 0] for r in records]
-    events = sum(len(c) for c in chunks(dataset))
-    return {"events": events, "seconds": seconds, "exit": code, "chains": chains}
+    return clock.result(
+        count_lines(stream), exit=code, chains=chains,
+        chains_sha256=hashlib.sha256(data).hexdigest(),
+    )  # fmt: skip
 
 
-def stage_steady(dataset: Path) -> dict[str, Any]:
+def stage_steady(stream: Path) -> dict[str, Any]:
     engine = _engine()
     gc.collect()
     baseline = rss_kb()
     samples, start, events = [], time.perf_counter(), 0
-    for chunk in chunks(dataset):
+    for chunk in chunks(stream):
         for event in _parse_chunk(chunk):
             engine.process(event)
         events += len(chunk)
@@ -181,11 +188,11 @@ def stage_steady(dataset: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def stage_snapshot(dataset: Path) -> dict[str, Any]:
+def stage_snapshot(stream: Path) -> dict[str, Any]:
     """Snapshot cost at the live state left by the whole stream (no flush)."""
     engine = _engine()
     events = 0
-    for chunk in chunks(dataset):
+    for chunk in chunks(stream):
         for event in _parse_chunk(chunk):
             engine.process(event)
         events += len(chunk)
@@ -200,7 +207,7 @@ def stage_snapshot(dataset: Path) -> dict[str, Any]:
 PARTIALS_EVENTS = 200_000  # enough for the live state to reach its steady size
 
 
-def stage_partials(dataset: Path) -> dict[str, Any]:
+def stage_partials(stream: Path) -> dict[str, Any]:
     """Bytes per live partial match: the same engine full, then emptied, under tracemalloc.
 
     The engine runs over the first :data:`PARTIALS_EVENTS` events (parsed inside the traced
@@ -215,7 +222,7 @@ def stage_partials(dataset: Path) -> dict[str, Any]:
     tracemalloc.start()
     empty = tracemalloc.get_traced_memory()[0]
     start, events = time.perf_counter(), 0
-    for chunk in chunks(dataset):
+    for chunk in chunks(stream):
         for event in _parse_chunk(chunk[: PARTIALS_EVENTS - events]):
             engine.process(event)
         events += min(len(chunk), PARTIALS_EVENTS - events)

@@ -25,6 +25,7 @@ from bench.alerts import alert, connect_alert, exec_alert, token_read_alert
 from bench.cluster import Cluster, Pod, rand_hex, rand_uid
 from bench.formats import audit_event, bound_token_user, process_fields
 from correlation.chain import rfc3339
+from synthetic import audit
 
 Doc = dict[str, Any]
 Planted = tuple[list[tuple[int, Doc]], dict[str, Any]]
@@ -144,7 +145,7 @@ class Planter:
                                stage="ResponseStarted", **common)  # fmt: skip
             follow = exec_alert("up_shell", t + self.gap, q, "sh", "sh")
         else:
-            user = {"username": "dev@example.com", "groups": ["oidc:dev", "system:authenticated"]}
+            user = audit.user("dev@example.com", ["oidc:dev", "system:authenticated"])
             start = audit_event(
                 time_ns=t, audit_id=rand_uid(self.rng), verb="create", user=user,
                 source_ip="203.0.113.50", user_agent="kubectl/v1.30.2", resource="pods",

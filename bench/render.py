@@ -1,18 +1,33 @@
-"""The figures table (markdown) from the per-dataset stage results."""
+"""The figures tables (markdown) from the per-dataset stage results.
+
+Two tables: replay against the eql pipeline and the decode floors in every arrival
+order (CPU time: the machine is shared, so wall time moves with the neighbours), and
+the ordered streams' detail (engines alone, memory, snapshot, latency), wall time as
+before.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-Row = tuple[int, int, int, dict[str, Any]]
+from bench.orders import ORDERED
+from bench.score import agreement, score
+
+
+class Row(NamedTuple):
+    events: int
+    pods: int
+    order: str
+    runs: int
+    results: dict[str, Any]
 
 
 def _k(rate: float) -> str:
     return f"{rate / 1000:.0f}k" if rate else "—"
 
 
-def _rate(result: dict[str, Any], name: str) -> float:
-    return float(result.get(name, {}).get("rate", 0.0))
+def _rate(result: dict[str, Any], name: str, key: str = "rate") -> float:
+    return float(result.get(name, {}).get(key, 0.0))
 
 
 def _ratio(a: float, b: float) -> str:
@@ -24,57 +39,111 @@ def _per_partial(r: dict[str, Any]) -> str:
     return f"{per:.0f}" if per else "—"
 
 
-def table(rows: list[Row], when: str) -> str:
-    from bench.report import agreement, score
+def _chains(r: dict[str, Any]) -> list[list[Any]]:
+    engine, replay = r.get("ours_engine", {}), r.get("ours_replay", {})
+    return list(replay.get("chains") or engine.get("chains") or [])
 
+
+def table(rows: list[Row], when: str) -> str:
+    notes: list[str] = []
+    for row in rows:
+        notes.extend(_notes(row))
+    detail = [row for row in rows if row.order == ORDERED]
+    parts = [f"Run {when}.", "", *_orders_table(rows)]
+    if detail:
+        parts += ["", *_detail_table(detail)]
+    return "\n".join([*parts, "", *notes])
+
+
+def _orders_table(rows: list[Row]) -> list[str]:
+    """Replay vs eql and the floors, per arrival order, in CPU time."""
+    head = (
+        "| events | pods | order | runs | (a) orjson decode | (a') msgspec decode | "
+        "(d) our replay | (e) eql pipeline | d/e | d/a | d/e wall | peak RSS d / e | "
+        "recall | false chains | chains sha256 |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in rows:
+        r = row.results
+        a, m = _rate(r, "decode", "cpu_rate"), _rate(r, "msgspec", "cpu_rate")
+        d, e = _rate(r, "ours_replay", "cpu_rate"), _rate(r, "eql_pipeline", "cpu_rate")
+        truth = r["truth"]["chains"]
+        s = score(truth, _chains(r)) if _chains(r) else None
+        rss_d = r.get("ours_replay", {}).get("peak_rss_kb", 0) / 1024
+        rss_e = r.get("eql_pipeline", {}).get("peak_rss_kb", 0) / 1024
+        sha = str(r.get("ours_replay", {}).get("chains_sha256", ""))[:12] or "—"
+        lines.append(
+            f"| {row.events:.0e} | {row.pods:.0e} | {row.order} | {row.runs} | {_k(a)} | "
+            f"{_k(m)} | {_k(d)} | {_k(e)} | {_ratio(d, e)} | {_ratio(d, a)} | "
+            f"{_ratio(_rate(r, 'ours_replay'), _rate(r, 'eql_pipeline'))} | "
+            f"{rss_d:.0f} / {rss_e:.0f} MiB | {s['found'] if s else '—'}/{len(truth)} | "
+            f"{s['false'] if s else '—'} | `{sha}` |"
+        )
+    return lines
+
+
+def _detail_table(rows: list[Row]) -> list[str]:
+    """The ordered streams: every stage (wall time, as the earlier tables)."""
     head = (
         "| events | pods | runs | (a) orjson decode | (b) our parse | (c) our engine | "
         "eql engine 4q | eql engine 3q | (d) our replay | (e) eql pipeline | d/e | c/eql3q | "
         "d/a | peak RSS (d) | live partials | B/partial | snapshot | latency p50/p99/max | "
-        "recall | false chains | eql agrees |"
+        "eql agrees |"
     )
-    lines = [f"Run {when}.", "", head, "|" + "---|" * (head.count("|") - 1)]
-    notes: list[str] = []
-    for events, pods, reps, r in rows:
-        truth = r["truth"]["chains"]
-        engine, replay = r.get("ours_engine", {}), r.get("ours_replay", {})
-        ours = replay.get("chains") or engine.get("chains") or []
-        eql = [[m[0], list(m[1]), m[2]] for m in r.get("eql_pipeline", {}).get("matches", [])]
-        s = score(truth, ours) if ours else None
-        diff = agreement(truth, ours, eql) if ours else ["ours not run"]
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in rows:
+        r = row.results
+        engine = r.get("ours_engine", {})
         lat = engine.get("latency_ns", {})
         a, d, e = _rate(r, "decode"), _rate(r, "ours_replay"), _rate(r, "eql_pipeline")
+        diff = _agreement(r)
         snap = (
             f"{engine['snapshot_ms']:.0f} ms / {engine['snapshot_bytes'] / 1024:.0f} KiB"
             if "snapshot_ms" in engine else "—"
         )  # fmt: skip
         lines.append(
-            f"| {events:.0e} | {pods:.0e} | {reps} | {_k(a)} | {_k(_rate(r, 'ours_parse'))} | "
-            f"{_k(_rate(r, 'ours_engine'))} | {_k(_rate(r, 'eql_engine'))} | "
-            f"{_k(_rate(r, 'eql_engine3'))} | {_k(d)} | {_k(e)} | {_ratio(d, e)} | "
-            f"{_ratio(_rate(r, 'ours_engine'), _rate(r, 'eql_engine3'))} | {_ratio(d, a)} | "
-            f"{replay.get('peak_rss_kb', 0) / 1024:.0f} MiB | {engine.get('live_partials', '—')} | "
-            f"{_per_partial(r)} | {snap} | {lat.get('p50_ms', 0):.3f}/{lat.get('p99_ms', 0):.3f}/"
-            f"{lat.get('max_ms', 0):.2f} ms | "
-            f"{s['found'] if s else '—'}/{len(truth)} | {s['false'] if s else '—'} | "
-            f"{'yes' if not diff else 'see notes'} |"
+            f"| {row.events:.0e} | {row.pods:.0e} | {row.runs} | {_k(a)} | "
+            f"{_k(_rate(r, 'ours_parse'))} | {_k(_rate(r, 'ours_engine'))} | "
+            f"{_k(_rate(r, 'eql_engine'))} | {_k(_rate(r, 'eql_engine3'))} | {_k(d)} | {_k(e)} | "
+            f"{_ratio(d, e)} | {_ratio(_rate(r, 'ours_engine'), _rate(r, 'eql_engine3'))} | "
+            f"{_ratio(d, a)} | {r.get('ours_replay', {}).get('peak_rss_kb', 0) / 1024:.0f} MiB | "
+            f"{engine.get('live_partials', '—')} | {_per_partial(r)} | {snap} | "
+            f"{lat.get('p50_ms', 0):.3f}/{lat.get('p99_ms', 0):.3f}/{lat.get('max_ms', 0):.2f} ms"
+            f" | {'yes' if not diff else 'see notes'} |"
         )
-        notes.extend(_notes(events, pods, r, s, diff))
-    return "\n".join([*lines, "", *notes])
+    return lines
 
 
-def _notes(
-    events: int, pods: int, r: dict[str, Any], s: dict[str, Any] | None, diff: list[str]
-) -> list[str]:
-    tag = f"{events:.0e} events / {pods:.0e} pods"
+def _agreement(r: dict[str, Any]) -> list[str]:
+    ours = _chains(r)
+    if not ours:
+        return ["ours not run"]
+    eql = [[m[0], list(m[1]), m[2]] for m in r.get("eql_pipeline", {}).get("matches", [])]
+    return agreement(r["truth"]["chains"], ours, eql)
+
+
+def _notes(row: Row) -> list[str]:
+    r = row.results
+    tag = f"{row.events:.0e} events / {row.pods:.0e} pods / {row.order}"
     out = []
     errors = {k: v["error"] for k, v in r.items() if isinstance(v, dict) and "error" in v}
     if errors:
         out.append(f"- {tag}: stage errors: {errors}")
+    s = score(r["truth"]["chains"], _chains(r)) if _chains(r) else None
     if s and (s["missed"] or s["false"]):
         out.append(f"- {tag}: missed {s['missed']}; false {s['false_examples']}")
-    if diff:
+    diff = _agreement(r)
+    if diff and row.order == ORDERED:
         out.append(f"- {tag}: ours vs eql on shared rules: {diff}")
+    out.extend(_memory_notes(tag, r))
+    if r.get("cli_seconds"):
+        rate = row.events / r["cli_seconds"] / 1000
+        out.append(f"- {tag}: `detector replay` CLI once: {rate:.0f}k events/s")
+    return out
+
+
+def _memory_notes(tag: str, r: dict[str, Any]) -> list[str]:
+    out = []
     steady = r.get("ours_steady", {})
     if "samples" in steady:
         per = steady.get("bytes_per_partial_upper")
@@ -92,9 +161,5 @@ def _notes(
             f"each (engine full − same engine flushed), whole engine "
             f"{partials['engine_bytes'] / 2**20:.1f} MiB = "
             f"{partials['bytes_per_partial_upper']:.0f} B per partial"
-        )
-    if r.get("cli_seconds"):
-        out.append(
-            f"- {tag}: `detector replay` CLI once: {events / r['cli_seconds'] / 1000:.0f}k events/s"
         )
     return out

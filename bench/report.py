@@ -1,14 +1,16 @@
 """One command, the whole table: generate, run every stage, score, write bench/README.md.
 
 Each stage runs in its own process (``python -m bench stage``); rate stages repeat
-``repeat`` times and report the median. Chains are scored against the generator's ground
-truth (recall, false chains) and against the eql peer on the rules both can express.
+``repeat`` times and report the median (by CPU rate). Every dataset is measured in each
+arrival order asked for (``orders.py``): the ordered stream gets every stage, the others
+the floors, our replay and the eql pipeline. Chains are scored against the generator's
+ground truth (recall, false chains) and against the eql peer on the rules both can
+express; ``render.py`` draws the tables.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -16,11 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.eql_peer import QUERIES
-from bench.generate import STREAM, TRUTH, Params, dataset_dir, generate
+from bench.generate import TRUTH, Params, dataset_dir, generate
+from bench.orders import ORDERED, ensure_order
+from bench.render import Row, table
 
 RATE_STAGES = (
     "decode",
+    "msgspec",
     "ours_parse",
     "ours_engine",
     "eql_engine",
@@ -28,13 +32,14 @@ RATE_STAGES = (
     "ours_replay",
     "eql_pipeline",
 )
+ORDER_STAGES = ("decode", "msgspec", "ours_replay", "eql_pipeline")  # the other orders
 README = Path(__file__).parent / "README.md"
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 
 
-def stage(name: str, dataset: Path) -> dict[str, Any]:
+def stage(name: str, stream: Path) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "stage", name, str(dataset)],
+        [sys.executable, "-m", "bench", "stage", name, str(stream)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if proc.returncode != 0:
@@ -53,25 +58,29 @@ def ensure(data: Path, events: int, pods: int) -> Path:
     return out
 
 
-def cli_seconds(dataset: Path) -> float | None:
+def cli_seconds(stream: Path) -> float | None:
     start = time.perf_counter()
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "detector"), "replay", "--quiet", "--output",
-         "/dev/null", str(dataset / STREAM)], capture_output=True, check=False,
+         "/dev/null", str(stream)], capture_output=True, check=False,
     )  # fmt: skip
     return time.perf_counter() - start if proc.returncode == 0 else None
 
 
-def measure(dataset: Path, repeat: int) -> dict[str, Any]:
+def measure(dataset: Path, order: str, repeat: int) -> dict[str, Any]:
+    """Every stage of one dataset in one arrival order; rate stages ``repeat`` times."""
+    stream = ensure_order(dataset, order)
+    names = RATE_STAGES if order == ORDERED else ORDER_STAGES
     runs: dict[str, list[dict[str, Any]]] = {}
     for _ in range(repeat):
-        for name in RATE_STAGES:
-            print(f"  {dataset.name}: {name}", file=sys.stderr)
-            runs.setdefault(name, []).append(stage(name, dataset))
+        for name in names:
+            print(f"  {dataset.name} {order}: {name}", file=sys.stderr)
+            runs.setdefault(name, []).append(stage(name, stream))
     results: dict[str, Any] = {name: _median_run(found) for name, found in runs.items()}
-    results["ours_steady"] = stage("ours_steady", dataset)
-    results["ours_partials"] = stage("ours_partials", dataset)
-    results["cli_seconds"] = cli_seconds(dataset)
+    if order == ORDERED:
+        results["ours_steady"] = stage("ours_steady", stream)
+        results["ours_partials"] = stage("ours_partials", stream)
+        results["cli_seconds"] = cli_seconds(stream)
     results["truth"] = json.loads((dataset / TRUTH).read_text())
     return results
 
@@ -80,36 +89,11 @@ def _median_run(found: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in found if "rate" in r]
     if not ok:
         return found[0]
-    ok.sort(key=lambda r: r["rate"])
+    ok.sort(key=lambda r: r.get("cpu_rate") or r["rate"])
     middle = dict(ok[len(ok) // 2])
     middle["rates"] = [round(r["rate"]) for r in ok]
+    middle["cpu_rates"] = [round(r.get("cpu_rate", 0)) for r in ok]
     return middle
-
-
-def score(truth: list[dict[str, Any]], chains: list[list[Any]]) -> dict[str, Any]:
-    """Recall against the planted chains; chains that match no planted chain are false."""
-    hit = [any(c[0] == t["rule"] and t["pod"] in c[1] for c in chains) for t in truth]
-    false = [c for c in chains if not any(c[0] == t["rule"] and t["pod"] in c[1] for t in truth)]
-    missed = [
-        f"{t['rule']}:{t['pod']}:v{t['variant']}" for t, h in zip(truth, hit, strict=True) if not h
-    ]
-    return {"planted": len(truth), "found": sum(hit), "false": len(false), "missed": missed,
-            "false_examples": false[:5]}  # fmt: skip
-
-
-def agreement(
-    truth: list[dict[str, Any]], ours: list[list[Any]], eql: list[list[Any]]
-) -> list[str]:
-    """Planted chains of the shared rules that one side finds and the other does not."""
-    out = []
-    for t in truth:
-        if t["rule"] not in QUERIES:
-            continue
-        a = any(c[0] == t["rule"] and t["pod"] in c[1] for c in ours)
-        b = any(c[0] == t["rule"] and t["pod"] in c[1] for c in eql)
-        if a != b:
-            out.append(f"{t['rule']} v{t['variant']} ({t['pod']}): ours={a} eql={b}")
-    return out
 
 
 Point = tuple[int, int, int]  # events, pods, repeat
@@ -138,27 +122,22 @@ def parse_point(text: str) -> Point:
     return parts[0], parts[1], parts[2] if len(parts) == 3 else 1
 
 
-def run_all(points: list[Point], data: Path, write_readme: bool) -> int:
-    rows = []
+def run_all(points: list[Point], orders: list[str], data: Path, write_readme: bool) -> int:
+    rows: list[Row] = []
     text = ""
     for events, pod_count, reps in points:
         dataset = ensure(data, events, pod_count)
-        rows.append((events, pod_count, reps, measure(dataset, reps)))
-        text = render(rows)
-        (data / "last-run.json").write_text(json.dumps([r[3] for r in rows], default=str))
-        if write_readme:
-            _write_readme(text)
+        for order in orders:
+            rows.append(Row(events, pod_count, order, reps, measure(dataset, order, reps)))
+            text = render(rows)
+            (data / "last-run.json").write_text(json.dumps([r.results for r in rows], default=str))
+            if write_readme:
+                _write_readme(text)
     print(text)
     return 0
 
 
-def _rate(result: dict[str, Any], name: str) -> float:
-    return float(result.get(name, {}).get("rate", 0.0))
-
-
-def render(rows: list[tuple[int, int, int, dict[str, Any]]]) -> str:
-    from bench.render import table
-
+def render(rows: list[Row]) -> str:
     when = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
     return table(rows, f"{when} at commit {_commit()}")
 
@@ -186,6 +165,3 @@ def _write_readme(text: str) -> None:
     head, _, rest = current.partition(BEGIN)
     _, _, tail = rest.partition(END)
     README.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
-
-
-__all__ = ["agreement", "parse_point", "plan_points", "run_all", "score", "statistics"]

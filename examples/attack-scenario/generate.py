@@ -8,20 +8,24 @@ like Falco's nlohmann::json, ``time`` with 9 fractional digits, ``output_fields`
 audit Events as the API server's log backend writes them (one per line), and audit
 EventLists as the webhook backend posts them (one batch per line). The story is in
 README.md next to this file; the chains it must produce are in expected.json. The code
-is in ``storyline/`` (its ``__init__`` lists the modules).
+is in ``storyline/`` (its ``__init__`` lists the modules); the documents' shapes come from
+the repository's ``synthetic`` library, which the benchmark's generator uses too.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from storyline.attacks import attacks
-from storyline.noise import noise
-from storyline.output import write
-from storyline.scenario import Scenario
-
 HERE = Path(__file__).resolve().parent
+# the repository root: storyline/ writes through the shared ``synthetic`` library
+sys.path.insert(1, str(HERE.parents[1]))
+
+from storyline.attacks import attacks  # noqa: E402 (after the path it needs)
+from storyline.noise import noise  # noqa: E402
+from storyline.output import write  # noqa: E402
+from storyline.scenario import Scenario  # noqa: E402
 
 
 def main() -> None:

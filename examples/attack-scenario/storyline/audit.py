@@ -1,8 +1,8 @@
 """Audit Events as the API server's backends write them, one per stage of a request.
 
 :class:`Request` is what a call to :meth:`AuditLog.request` describes; the module's
-functions turn it into the Event's parts. Key order follows the API server's own
-output, and it is part of the committed files.
+functions pick the scenario's values, and :mod:`synthetic.audit` (shared with the
+benchmark) gives the Event its shape and key order, which are part of the committed files.
 """
 
 from __future__ import annotations
@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .pods import API_SERVER, NODES, T0, Pod, rfc3339, seeded_uuid
+from synthetic import audit
+from synthetic.times import from_datetime
+
+from .pods import API_SERVER, NODES, T0, Pod, seeded_uuid
 
 KUBECTL = "kubectl/v1.31.2 (linux/amd64) kubernetes/5864a46"
 IN_POD_CLIENT = "Go-http-client/2.0"
+MILLISECOND = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -59,65 +63,32 @@ class AuditLog:
 
 def _event(req: Request, stage: str, moment: datetime, audit_id: str) -> dict[str, Any]:
     done = stage == "ResponseComplete"
-    event: dict[str, Any] = {
-        "kind": "Event",
-        "apiVersion": "audit.k8s.io/v1",
-        "level": "Request" if req.verb == "create" and req.resource != "secrets" else "Metadata",
-        "auditID": audit_id,
-        "stage": stage,
-        "requestURI": _path(req) + (f"?{req.query}" if req.query else ""),
-        "verb": req.verb,
-        "user": _plain_user(req.user) if req.pod is None else _pod_user(req.pod),
-        "sourceIPs": req.ips or [API_SERVER if req.pod is None else req.pod.ip],
-        "userAgent": req.agent or (KUBECTL if req.pod is None else IN_POD_CLIENT),
-        "objectRef": _object_ref(req),
-        "responseStatus": _status(req.code, done),
-        "requestReceivedTimestamp": rfc3339(moment, 6),
-        "stageTimestamp": rfc3339(moment + timedelta(milliseconds=3 if done else 1), 6),
-        "annotations": _authorization(req),
-    }
+    received = from_datetime(moment)
+    event = audit.event(
+        time_ns=received,
+        stage_ns=received + (3 if done else 1) * MILLISECOND,
+        audit_id=audit_id,
+        stage=stage,
+        level="Request" if req.verb == "create" and req.resource != "secrets" else "Metadata",
+        uri=_path(req) + (f"?{req.query}" if req.query else ""),
+        verb=req.verb,
+        user=_plain_user(req.user) if req.pod is None else _pod_user(req.pod),
+        source_ips=req.ips or [API_SERVER if req.pod is None else req.pod.ip],
+        user_agent=req.agent or (KUBECTL if req.pod is None else IN_POD_CLIENT),
+        object_ref=audit.object_ref(req.resource, req.namespace, req.name, req.sub, req.group),
+        status=audit.response_status(req.code),
+        annotations=audit.authorization(req.code != 403, f"{req.resource}-access"),
+    )
     if req.verb == "create" and req.response_name and done:
         event.update(_created_objects(req))
     return event
 
 
 def _path(req: Request) -> str:
-    path = "/api/v1" if not req.group else f"/apis/{req.group}/v1"
-    if req.namespace:
-        path += f"/namespaces/{req.namespace}"
     # a create names its object in the body, except a subresource (pods/x/exec)
     named = req.name and req.verb != "create" or req.sub
-    path += f"/{req.resource}" + (f"/{req.name}" if named else "")
-    return path + (f"/{req.sub}" if req.sub else "")
-
-
-def _object_ref(req: Request) -> dict[str, Any]:
-    ref: dict[str, Any] = {"resource": req.resource, "apiVersion": "v1"}
-    optional = (
-        ("namespace", req.namespace),
-        ("name", req.name),
-        ("subresource", req.sub),
-        ("apiGroup", req.group),
-    )
-    ref.update({key: value for key, value in optional if value})
-    return ref
-
-
-def _status(code: int, done: bool) -> dict[str, Any]:
-    status: dict[str, Any] = {"metadata": {}, "code": code if done or code != 101 else 101}
-    if code == 403:
-        status.update(status="Failure", reason="Forbidden")
-    return status
-
-
-def _authorization(req: Request) -> dict[str, str]:
-    forbidden = req.code == 403
-    return {
-        "authorization.k8s.io/decision": "forbid" if forbidden else "allow",
-        "authorization.k8s.io/reason": ""
-        if forbidden
-        else f'RBAC: allowed by RoleBinding "{req.resource}-access"',
-    }
+    name = req.name if named else ""
+    return audit.request_path(req.resource, req.namespace, name, req.sub, req.group)
 
 
 def _created_objects(req: Request) -> dict[str, Any]:
@@ -132,25 +103,18 @@ def _created_objects(req: Request) -> dict[str, Any]:
 
 
 def _plain_user(username: str) -> dict[str, Any]:
-    return {"username": username, "groups": ["system:authenticated"]}
+    return audit.user(username, ["system:authenticated"])
 
 
 def _pod_user(pod: Pod) -> dict[str, Any]:
     """A bound service account token's user, with the pod it was issued to."""
-    prefix = "authentication.kubernetes.io/"
-    return {
-        "username": f"system:serviceaccount:{pod.namespace}:{pod.sa}",
-        "uid": seeded_uuid(pod.seed + 3),
-        "groups": [
-            "system:serviceaccounts",
-            f"system:serviceaccounts:{pod.namespace}",
-            "system:authenticated",
-        ],
-        "extra": {
-            prefix + "credential-id": [f"JTI={seeded_uuid(pod.seed + 2)}"],
-            prefix + "node-name": [pod.node],
-            prefix + "node-uid": [str(uuid.UUID(int=NODES.index(pod.node) + 1, version=4))],
-            prefix + "pod-name": [pod.name],
-            prefix + "pod-uid": [pod.uid],
-        },
-    }
+    return audit.pod_token_user(
+        namespace=pod.namespace,
+        account=pod.sa,
+        uid=seeded_uuid(pod.seed + 3),
+        credential_id=seeded_uuid(pod.seed + 2),
+        node=pod.node,
+        node_uid=str(uuid.UUID(int=NODES.index(pod.node) + 1, version=4)),
+        pod=pod.name,
+        pod_uid=pod.uid,
+    )

@@ -1,7 +1,7 @@
 """Falco alerts as ``http_output`` posts them, collected per node.
 
-One JSON object per alert: keys sorted like Falco's nlohmann::json, ``time`` with 9
-fractional digits, ``output_fields`` typed. ``evt.time`` and ``time`` end in ``417`` so
+The document's shape comes from :mod:`synthetic.falco` (shared with the benchmark);
+this module picks the scenario's fields. ``evt.time`` and ``time`` end in ``417`` so
 the nanoseconds are visibly not just microseconds padded with zeros.
 """
 
@@ -11,9 +11,13 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from .pods import NODES, T0, Pod, rfc3339
+from synthetic import falco
+from synthetic.falco import TOKEN_PATH
+from synthetic.times import from_datetime
 
-TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+from .pods import NODES, T0, Pod
+
+NANOS = 417  # the alert's nanoseconds below the microsecond
 
 
 class FalcoLog:
@@ -37,20 +41,11 @@ class FalcoLog:
     ) -> None:
         """One alert ``at`` seconds after T0; ``k8s=False`` is an upstream rule's output."""
         moment = T0 + timedelta(seconds=at, microseconds=self.rng.randrange(1_000_000))
-        fields = _fields(moment, pod, proc, cmdline, k8s)
-        fields.update(extra)
+        fields = {**_fields(pod, proc, cmdline, k8s), **extra}
         where = f"(pod={pod.namespace}/{pod.name})" if k8s else f"container_id={pod.container_id}"
-        doc = {
-            "hostname": pod.node,
-            "output": f"{moment:%H:%M:%S}.{moment.microsecond:06d}417: {priority} {rule} "
-            f"user=root process={proc} command={cmdline} {where}",
-            "output_fields": dict(sorted(fields.items())),
-            "priority": priority,
-            "rule": rule,
-            "source": "syscall",
-            "tags": sorted(tags),
-            "time": rfc3339(moment, 6)[:-1] + "417Z",
-        }
+        text = f"{rule} user=root process={proc} command={cmdline} {where}"
+        time_ns = from_datetime(moment) + NANOS
+        doc = falco.alert(time_ns, rule, priority, tags, text, pod.node, fields)
         self.by_node[pod.node].append((moment, doc))
 
     def token_read(self, at: float, pod: Pod, proc: str = "cat") -> None:
@@ -78,18 +73,11 @@ class FalcoLog:
         self.alert(at, pod, rule, "Notice", tags, proc, f"{proc} http://{ip}:{port}/", k8s, **extra)
 
 
-def _fields(moment: datetime, pod: Pod, proc: str, cmdline: str, k8s: bool) -> dict[str, Any]:
+def _fields(pod: Pod, proc: str, cmdline: str, k8s: bool) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "container.id": pod.container_id,
         "container.name": pod.name.rsplit("-", 1)[0] if k8s else pod.name.split("-")[0],
-        "evt.time": int(moment.timestamp()) * 10**9 + moment.microsecond * 1000 + 417,
-        "evt.type": "execve",
-        "proc.cmdline": cmdline,
-        "proc.name": proc,
-        "proc.pname": "sh",
-        "proc.tty": 0,
-        "user.loginuid": -1,
-        "user.name": "root",
+        **falco.process_fields(proc, cmdline),
     }
     if k8s:  # our LMD rules output these; upstream rules only with append_output
         fields["container.image.repository"] = pod.image
@@ -102,14 +90,9 @@ def _fields(moment: datetime, pod: Pod, proc: str, cmdline: str, k8s: bool) -> d
 
 def _connect_fields(pod: Pod, sport: int, ip: str, port: int, name: str | None) -> dict[str, Any]:
     return {
-        "evt.type": "connect",
-        "fd.name": f"{pod.ip}:{sport}->{ip}:{port}",
-        "fd.sip": ip,
-        "fd.sport": port,
-        "fd.cip": pod.ip,
+        **falco.connect_fields(pod.ip, sport, ip, port),
         "fd.rip": ip,
         "fd.rport": port,
         "fd.sip.name": name,
-        "fd.l4proto": "tcp",
         "fd.type": "ipv4",
     }

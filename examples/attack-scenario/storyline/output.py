@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from synthetic import audit, jsonl
 
 from .scenario import Scenario
 
@@ -19,13 +20,13 @@ def write(s: Scenario, out: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     for node, alerts in s.falco.by_node.items():
         name = f"falco-{node}.jsonl"
-        counts[name] = _lines(out / name, _by_time(alerts))
+        counts[name] = jsonl.write(out / name, _by_time(alerts))
     events = _by_time(s.audit.events)
     # two API server replicas: one writes a log file, the other posts webhook batches
     log = [e for i, e in enumerate(events) if i % 3 != 2]
     hook = [e for i, e in enumerate(events) if i % 3 == 2]
-    counts[AUDIT_LOG] = _lines(out / AUDIT_LOG, log)
-    counts[AUDIT_WEBHOOK] = _lines(out / AUDIT_WEBHOOK, _event_lists(hook))
+    counts[AUDIT_LOG] = jsonl.write(out / AUDIT_LOG, log)
+    counts[AUDIT_WEBHOOK] = jsonl.write(out / AUDIT_WEBHOOK, _event_lists(hook))
     return counts
 
 
@@ -35,19 +36,5 @@ def _by_time(timed: list[tuple[Any, dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def _event_lists(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "kind": "EventList",
-            "apiVersion": "audit.k8s.io/v1",
-            "metadata": {},
-            "items": events[i : i + WEBHOOK_BATCH],
-        }
-        for i in range(0, len(events), WEBHOOK_BATCH)
-    ]
-
-
-def _lines(path: Path, docs: list[dict[str, Any]]) -> int:
-    with path.open("w", encoding="utf-8") as handle:
-        for doc in docs:
-            handle.write(json.dumps(doc, separators=(",", ":")) + "\n")
-    return len(docs)
+    batches = range(0, len(events), WEBHOOK_BATCH)
+    return [audit.event_list(events[i : i + WEBHOOK_BATCH]) for i in batches]

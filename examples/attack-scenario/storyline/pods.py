@@ -38,13 +38,6 @@ def seeded_uuid(seed: int) -> str:
     return str(uuid.UUID(int=random.Random(seed).getrandbits(128), version=4))  # noqa: S311 - seeded demo data
 
 
-def rfc3339(moment: datetime, digits: int) -> str:
-    """UTC time with ``digits`` fractional digits (nanoseconds padded with zeros)."""
-    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    frac = f"{moment.microsecond:06d}" + "000"
-    return f"{base}.{frac[:digits]}Z"
-
-
 FRONTEND = Pod(
     "shop", "frontend-6f7c9d8b5-x2x9z", "10.0.1.7", "node-a", "ghcr.io/acme/shop-frontend",
     "frontend", 1,
