@@ -19,6 +19,7 @@ Modules::
     measure.py      the floors' and the peer's stages, the stage table, ``stage`` runs
     score.py        chains against the planted truth and against the peer
     render.py       the figures tables
+    timestamps.py   RFC 3339 parsing cost per shape (``python -m bench timestamps``)
     report.py       the whole run (stages in subprocesses, medians) and the README update
 
 Imports go one way (``report → render → score``, ``measure → ours → dataset``): no

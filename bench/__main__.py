@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         help="arrival orders to measure (default: all; only 'ordered' gets every stage)",
     )  # fmt: skip
     run.add_argument("--no-readme", action="store_true")
+    sub.add_parser("timestamps", help="RFC 3339 parsing cost per shape (markdown table)")
     stage = sub.add_parser("stage", help="(internal) run one timed stage, print JSON")
     stage.add_argument("name")
     stage.add_argument("stream", type=Path, help="a dataset's stream file")
@@ -69,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         for order in args.orders:
             ensure_order(out, order, args.seed)
         print(f"{out}: {truth['counts']}, {len(truth['chains'])} planted chains")
+        return 0
+    if args.command == "timestamps":
+        from bench.timestamps import table
+
+        print(table())
         return 0
     if args.command == "stage":
         from bench.measure import run_stage
