@@ -29,11 +29,17 @@ class Allowlist(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def matches(self, event: Event) -> bool:
         """True when the event's actor is on the list."""
         actor = event.actor
+        return self.matches_actor(
+            actor.namespace, actor.image, actor.service_account, actor.pod_ref
+        )
+
+    def matches_actor(self, namespace: str, image: str, service_account: str, pod_ref: str) -> bool:
+        """:meth:`matches` for an actor given by its parts (before an Event exists)."""
         return (
-            _any(actor.namespace, self.namespaces)
-            or _any(actor.image, self.images)
-            or _any(actor.service_account, self.service_accounts)
-            or _any(actor.pod_ref, self.pods)
+            _any(namespace, self.namespaces)
+            or _any(image, self.images)
+            or _any(service_account, self.service_accounts)
+            or _any(pod_ref, self.pods)
         )
 
 

@@ -213,7 +213,9 @@ class Engine:
         if time_ns < watermark:
             self._late(event, state, watermark)
             return
-        if self._allowlist is not None and self._allowlist.matches(event):
+        if not event.id:  # a time-only tick (correlation/interest.py): only its time counts
+            self._stats.time_only += 1
+        elif self._allowlist is not None and self._allowlist.matches(event):
             self._stats.suppressed += 1
         else:
             resolved = self._resolver.resolve(event)
@@ -254,7 +256,7 @@ class Engine:
         self._stats.late += 1
         state.late += 1
         state.late_max_ns = watermark - event.time_ns
-        if self._would_complete(event):
+        if event.id and self._would_complete(event):  # a tick completes nothing
             self._stats.late_chains_missed += 1
         if self.on_late is not None:
             self.on_late(event)

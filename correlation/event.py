@@ -22,6 +22,9 @@ Field conventions (every later component relies on them):
   namespace, pod/pod_uid/node from the bound-token extras, ips = sourceIPs with the
   API server's own view, the last entry, first); ``target.namespace`` is
   objectRef.namespace and ``target.pod`` the pod name for ``pods`` resources.
+* An empty ``id`` marks a *time-only tick* (:func:`time_only`): an event the parser
+  found no rule step or identity binding can use (``correlation/interest.py``), passed
+  on with its time and source only so that event time still advances.
 * ``summary`` is a one-line human description used in chain steps. Audit parsers leave it
   empty: :func:`describe` builds it from the other fields when an event becomes evidence,
   so the ~97% of audit events that are noise never pay for string formatting.
@@ -96,6 +99,11 @@ class Event(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
 def field_text(value: FieldText) -> str:
     """A field value as one string: the elements of a list-typed field joined with ``", "``."""
     return value if isinstance(value, str) else ", ".join(value)
+
+
+def time_only(time_ns: int, source: str) -> Event:
+    """A time-only tick: an event nothing can use, reduced to its event time and source."""
+    return Event(time_ns, source, "")
 
 
 def describe(event: Event) -> str:

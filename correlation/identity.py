@@ -27,6 +27,8 @@ import msgspec
 from correlation.event import FALCO, Event, Identity
 
 PER_KEY: Final = 4  # bindings kept per IP and per pod
+# What Resolver.resolve may fill in on an event that lacks it (nothing else changes).
+FILLED_BY_RESOLVE: Final = frozenset({"actor.namespace", "actor.pod", "actor.pod_ref"})
 
 
 class ResolverState(msgspec.Struct, array_like=True):

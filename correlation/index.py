@@ -75,6 +75,11 @@ class StepIndex:
         self._flag_fields = sorted(set().union(*self._needs.values()))
         self._flags = _flags(self._flag_fields)
 
+    @property
+    def flag_fields(self) -> tuple[str, ...]:
+        """Identity fields some step needs set, in the order :meth:`lookup` takes flags."""
+        return tuple(self._flag_fields)
+
     @staticmethod
     def _file(index: _SourceIndex, ref: StepRef, alts: frozenset[tuple[str, str]] | None) -> None:
         if alts is None:
@@ -97,10 +102,15 @@ class StepIndex:
         if found is None:
             if len(self._memo) >= MEMO_MAX:
                 self._memo.clear()  # bounded; a working set refills within a few events
-            found = self._memo[key] = self._lookup(event, key[-1])
+            found = self._memo[key] = self.lookup(event, key[-1])
         return found
 
-    def _lookup(self, event: Event, flags: tuple[bool, ...]) -> tuple[StepRef, ...]:
+    def lookup(self, event: Event, flags: tuple[bool, ...]) -> tuple[StepRef, ...]:
+        """:meth:`candidates` unmemoized, with the "is set" ``flags`` of :attr:`flag_fields`.
+
+        Reads only the event's discriminator fields, so a probe event carrying just those
+        answers for every event that shares them (see ``correlation/interest.py``).
+        """
         index = self._by_source.get(event.source)
         if index is None:
             return NO_STEPS

@@ -36,6 +36,7 @@ class EngineStats(msgspec.Struct):
     late: int = 0
     late_chains_missed: int = 0  # late events that would have completed a chain
     clock_skew: dict[str, int] = {}  # events stamped ahead of the clock, by source
+    time_only: int = 0  # of ``events``: time-only ticks (no step or binding could use them)
     suppressed: int = 0
     absorbed: int = 0
     partials: int = 0

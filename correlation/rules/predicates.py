@@ -16,7 +16,9 @@ Every compiled predicate also carries an *index hint*: the ``source`` values it
 can match and a set of ``(field, value)`` alternatives of which an event must
 have at least one (``rule``, ``tags``, ``resource``, ``subresource``, ``verb``), and
 the identity fields it *needs* set (``{actor.service_account: {exists: true}}`` inside
-an ``all``), so an ordinary user's request skips the service-account steps unevaluated.
+an ``all``), so an ordinary user's request skips the service-account steps unevaluated,
+and whether it holds only for a *foreign* source IP (``source_ip_foreign: true`` inside
+an ``all``; see ``correlation/interest.py``).
 The engine files each step under those keys, so most noise events are rejected
 by one or two dict lookups without calling any closure.
 
@@ -80,6 +82,7 @@ class Compiled:
     sources: frozenset[str] | None = None
     alts: Alts | None = None
     needs: frozenset[str] = frozenset()  # identity fields that must be set (non-empty)
+    foreign: bool = False  # true only of events whose source IP is not their pod's own
 
 
 def _true(event: Event, ctx: Context) -> bool:
@@ -161,7 +164,7 @@ class PredicateCompiler:
             _ranked(test, "context")
 
         if value:
-            return Compiled(test)
+            return Compiled(test, foreign=key == "source_ip_foreign")
         return Compiled(lambda event, ctx: not test(event, ctx))
 
     def _field(self, name: str, spec: Any, doc: Located, node: Any) -> Compiled:
@@ -295,10 +298,11 @@ def _all(parts: list[Compiled]) -> Compiled:
             sources = part.sources if sources is None else sources & part.sources
     alts = min((p.alts for p in parts), key=_rank)
     needs = frozenset().union(*(p.needs for p in parts))
+    foreign = any(p.foreign for p in parts)
     if len(preds) == 2:
         first, second = preds
         both: Pred = lambda event, ctx: first(event, ctx) and second(event, ctx)  # noqa: E731
-        return Compiled(both, sources, alts, needs)
+        return Compiled(both, sources, alts, needs, foreign)
 
     def every(event: Event, ctx: Context) -> bool:
         # a plain loop: measurably faster than all() over a generator
@@ -308,7 +312,7 @@ def _all(parts: list[Compiled]) -> Compiled:
         return True
 
     every.parts = preds  # type: ignore[attr-defined]
-    return Compiled(every, sources, alts, needs)
+    return Compiled(every, sources, alts, needs, foreign)
 
 
 def _flatten(parts: list[Compiled]) -> tuple[Pred, ...]:
@@ -328,6 +332,7 @@ def _any(parts: list[Compiled]) -> Compiled:
     if all(p.alts is not None for p in parts):
         alts = frozenset().union(*(p.alts or () for p in parts))
     needs = frozenset.intersection(*(p.needs for p in parts))
+    foreign = all(p.foreign for p in parts)
 
     def some(event: Event, ctx: Context) -> bool:
         for pred in preds:
@@ -335,7 +340,7 @@ def _any(parts: list[Compiled]) -> Compiled:
                 return True
         return False
 
-    return Compiled(some, sources, alts, needs)
+    return Compiled(some, sources, alts, needs, foreign)
 
 
 ALWAYS: Final = Compiled(_true)

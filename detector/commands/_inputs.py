@@ -30,6 +30,7 @@ from correlation.event import Event
 from detector.commands._reorder import Reorder
 from detector.errors import ParseError, SkippedInput, UsageError
 from detector.parse import parse_document, parse_line
+from detector.parse.early import EarlyReject
 from detector.parse.limits import MAX_DOCUMENT_BYTES
 
 REORDER_EVENTS: Final = 10_000
@@ -61,17 +62,28 @@ def check_paths(paths: Iterable[str]) -> list[Path]:
 
 
 def merged_events(
-    paths: list[Path], stats: InputStats, on_bad: OnBad, reorder: int = REORDER_EVENTS
+    paths: list[Path],
+    stats: InputStats,
+    on_bad: OnBad,
+    reorder: int = REORDER_EVENTS,
+    early: EarlyReject | None = None,
 ) -> Iterator[Event]:
-    """All events of all files, merged by event time (ties keep file, then line order)."""
-    return chain.from_iterable(merged_batches(paths, stats, on_bad, reorder))
+    """All events of all files, merged by event time (ties keep file, then line order).
+
+    With ``early``, events no loaded rule can use come as time-only ticks (``parse.early``).
+    """
+    return chain.from_iterable(merged_batches(paths, stats, on_bad, reorder, early))
 
 
 def merged_batches(
-    paths: list[Path], stats: InputStats, on_bad: OnBad, reorder: int = REORDER_EVENTS
+    paths: list[Path],
+    stats: InputStats,
+    on_bad: OnBad,
+    reorder: int = REORDER_EVENTS,
+    early: EarlyReject | None = None,
 ) -> Iterator[list[Event]]:
     """:func:`merged_events` as lists of consecutive events (the replay's fast path)."""
-    streams = [_reordered(read_batches(p, stats, on_bad), reorder) for p in paths]
+    streams = [_reordered(read_batches(p, stats, on_bad, early), reorder) for p in paths]
     if len(streams) == 1:
         return streams[0]
     merged = heapq.merge(*(chain.from_iterable(s) for s in streams), key=_time)
@@ -87,17 +99,19 @@ def read_events(path: Path, stats: InputStats, on_bad: OnBad) -> Iterator[Event]
     return chain.from_iterable(read_batches(path, stats, on_bad))
 
 
-def read_batches(path: Path, stats: InputStats, on_bad: OnBad) -> Iterator[list[Event]]:
+def read_batches(
+    path: Path, stats: InputStats, on_bad: OnBad, early: EarlyReject | None = None
+) -> Iterator[list[Event]]:
     """:func:`read_events` a block of lines at a time (empty blocks are not yielded)."""
     with _open(path) as handle:
         if path.suffix == ".json":
-            whole = _whole_document(handle, path, stats, on_bad)
+            whole = _whole_document(handle, path, stats, on_bad, early)
             if whole is not None:
                 yield whole
                 return
             handle.seek(0)
         for first, lines in _line_blocks(handle):
-            events = _parse_lines(lines, first, path, stats, on_bad)
+            events = _parse_lines(lines, first, path, stats, on_bad, early)
             if events:
                 yield events
 
@@ -109,7 +123,7 @@ def _open(path: Path) -> Reader:
 
 
 def _whole_document(
-    handle: Reader, path: Path, stats: InputStats, on_bad: OnBad
+    handle: Reader, path: Path, stats: InputStats, on_bad: OnBad, early: EarlyReject | None
 ) -> list[Event] | None:
     """A ``.json`` file may hold one pretty-printed document; None means "read it as lines"."""
     data = handle.read(MAX_DOCUMENT_BYTES + 1)
@@ -119,7 +133,7 @@ def _whole_document(
         parse_document(data)
     except ParseError:
         return None  # JSON lines (or broken): read line by line for precise reports
-    return _parse_lines([data], 1, path, stats, on_bad)
+    return _parse_lines([data], 1, path, stats, on_bad, early)
 
 
 def _line_blocks(handle: Reader) -> Iterator[tuple[int, list[bytes]]]:
@@ -167,13 +181,18 @@ def _line_blocks(handle: Reader) -> Iterator[tuple[int, list[bytes]]]:
 
 
 def _parse_lines(
-    lines: list[bytes], first: int, path: Path, stats: InputStats, on_bad: OnBad
+    lines: list[bytes],
+    first: int,
+    path: Path,
+    stats: InputStats,
+    on_bad: OnBad,
+    early: EarlyReject | None = None,
 ) -> list[Event]:
     events: list[Event] = []
     errors: list[ParseError] = []
     for number, line in enumerate(lines, first):
         try:
-            events += parse_line(line, errors)
+            events += parse_line(line, errors, early)
         except SkippedInput as exc:
             stats.skipped[exc.reason] += 1
         except ParseError as exc:

@@ -137,15 +137,7 @@ def parse_audit(doc: Mapping[str, Any]) -> Event:
 
 def normalize_audit(event: AuditEvent) -> Event:
     """The decoded audit event as a normalized Event (see ``correlation/event.py``)."""
-    if event.apiVersion not in API_VERSIONS:
-        raise ParseError("unknown_api_version", f"audit: apiVersion {cut(event.apiVersion)!r}")
-    if not event.auditID:
-        raise ParseError("missing_field", "audit: empty auditID")
-    if len(event.sourceIPs) > MAX_LIST:
-        raise ParseError("too_large", "audit: too many sourceIPs")
-    stamp = event.requestReceivedTimestamp or event.stageTimestamp or event.timestamp
-    if not stamp:
-        raise ParseError("missing_field", "audit: no requestReceivedTimestamp/stageTimestamp")
+    time_ns = audit_time_ns(event)
     ref = event.objectRef or _NO_REF
     fields = _fields(event, ref)
     target = _target(event, ref, fields)
@@ -159,7 +151,7 @@ def normalize_audit(event: AuditEvent) -> Event:
         name, decision = cut(name), cut(decision)
     stage = event.stage if len(event.stage) <= MAX_FIELD_CHARS else cut(event.stage)
     return Event(
-        time_ns=rfc3339_ns(stamp),
+        time_ns=time_ns,
         source=K8S_AUDIT,
         id=_short(f"{event.auditID}/{event.stage}"),
         verb=verb,
@@ -175,6 +167,29 @@ def normalize_audit(event: AuditEvent) -> Event:
     )
 
 
+def audit_time_ns(event: AuditEvent) -> int:
+    """The event's time, after the checks every audit event must pass (else ParseError)."""
+    if event.apiVersion not in API_VERSIONS:
+        raise ParseError("unknown_api_version", f"audit: apiVersion {cut(event.apiVersion)!r}")
+    if not event.auditID:
+        raise ParseError("missing_field", "audit: empty auditID")
+    if len(event.sourceIPs) > MAX_LIST:
+        raise ParseError("too_large", "audit: too many sourceIPs")
+    stamp = event.requestReceivedTimestamp or event.stageTimestamp or event.timestamp
+    if not stamp:
+        raise ParseError("missing_field", "audit: no requestReceivedTimestamp/stageTimestamp")
+    return rfc3339_ns(stamp)
+
+
+def service_account_of(username: str) -> tuple[str, str]:
+    """``system:serviceaccount:NS:NAME`` → ``("NS", "NS:NAME")``; ``("", "")`` otherwise."""
+    if username.startswith(_SA_PREFIX):
+        parts = username[_SA_PREFIX_LEN:].split(":")
+        if len(parts) == 2 and parts[0] and parts[1]:
+            return parts[0], f"{parts[0]}:{parts[1]}"
+    return "", ""
+
+
 def _actor(user: UserInfo | None, source_ips: list[str], fields: dict[str, str]) -> Identity:
     if user is None:
         username, extra = "", _NO_EXTRA
@@ -182,11 +197,7 @@ def _actor(user: UserInfo | None, source_ips: list[str], fields: dict[str, str])
         username, extra = user.username, user.extra
         if len(username) > MAX_FIELD_CHARS:
             username = cut(username)
-    namespace, account = "", ""
-    if username.startswith(_SA_PREFIX):
-        parts = username[_SA_PREFIX_LEN:].split(":")
-        if len(parts) == 2 and parts[0] and parts[1]:
-            namespace, account = parts[0], f"{parts[0]}:{parts[1]}"
+    namespace, account = service_account_of(username)
     if extra is _NO_EXTRA:
         pod = pod_uid = node = ""
     else:

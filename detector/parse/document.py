@@ -25,6 +25,7 @@ import msgspec
 from correlation.event import Event
 from detector.errors import ParseError, SkippedInput
 from detector.parse.audit import AuditEvent, normalize_audit
+from detector.parse.early import EarlyReject
 from detector.parse.falco import FalcoAlert, FieldValue, ProtoTime, normalize_falco
 from detector.parse.limits import MAX_DOCUMENT_BYTES, MAX_ITEMS
 
@@ -61,19 +62,25 @@ _string_decoder: Final = msgspec.json.Decoder(str)
 
 
 def parse_document(
-    data: bytes, max_bytes: int = MAX_DOCUMENT_BYTES, errors: list[ParseError] | None = None
+    data: bytes,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    errors: list[ParseError] | None = None,
+    early: EarlyReject | None = None,
 ) -> list[Event]:
     """The events in one JSON document: a Falco alert, an audit Event or an EventList.
 
     Raises :class:`ParseError` for a bad document. For an EventList, a bad item raises
     too unless ``errors`` is given: then it is appended there and the other items kept.
+    With ``early``, events no loaded rule can use come back as time-only ticks.
     """
     if len(data) > max_bytes:
         raise ParseError("too_large", f"document of {len(data)} bytes exceeds {max_bytes}")
-    return _events(_decode(_document_decoder, data), errors)
+    return _events(_decode(_document_decoder, data), errors, early)
 
 
-def parse_line(line: bytes, errors: list[ParseError] | None = None) -> list[Event]:
+def parse_line(
+    line: bytes, errors: list[ParseError] | None = None, early: EarlyReject | None = None
+) -> list[Event]:
     """The events on one line of a JSON-lines file; a blank line holds none.
 
     The document limit applies, not a smaller line limit: a webhook capture holds a whole
@@ -89,17 +96,20 @@ def parse_line(line: bytes, errors: list[ParseError] | None = None) -> list[Even
         if not line.strip():
             return []
         doc = _decode(_document_decoder, line)  # raises the mapped ParseError
-    return _events(doc, errors)
+    return _events(doc, errors, early)
 
 
-def _events(doc: _Document, errors: list[ParseError] | None) -> list[Event]:
+def _events(
+    doc: _Document, errors: list[ParseError] | None, early: EarlyReject | None
+) -> list[Event]:
     """Dispatch on the shape that came back (see the module docstring)."""
     if doc.kind == "EventList":
-        return _event_list(doc, errors)
+        return _event_list(doc, errors, early)
     if doc.auditID or doc.kind == "Event":
-        return [normalize_audit(doc)]
+        return [early.audit(doc) if early is not None else normalize_audit(doc)]
     if doc.rule or doc.priority or doc.output_fields:
-        return [normalize_falco(_falco(doc))]
+        alert = _falco(doc)
+        return [early.falco(alert) if early is not None else normalize_falco(alert)]
     return [_envelope(doc)]
 
 
@@ -138,15 +148,18 @@ def _validation_error(text: str) -> ParseError:
     return ParseError("bad_type", text)
 
 
-def _event_list(doc: _Document, errors: list[ParseError] | None) -> list[Event]:
+def _event_list(
+    doc: _Document, errors: list[ParseError] | None, early: EarlyReject | None
+) -> list[Event]:
     if doc.apiVersion not in ("audit.k8s.io/v1", "audit.k8s.io/v1beta1", ""):
         raise ParseError("unknown_api_version", f"EventList apiVersion {doc.apiVersion[:40]!r}")
     if len(doc.items) > MAX_ITEMS:
         raise ParseError("too_large", f"EventList of {len(doc.items)} items exceeds {MAX_ITEMS}")
     events: list[Event] = []
+    normalize = early.audit if early is not None else normalize_audit
     for item in doc.items:
         try:
-            events.append(normalize_audit(_decode(_event_decoder, item)))
+            events.append(normalize(_decode(_event_decoder, item)))
         except ParseError as exc:
             if errors is None:
                 raise

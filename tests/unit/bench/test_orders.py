@@ -34,8 +34,9 @@ def _time(line: bytes) -> int:
 
 
 def test_disordered_keeps_every_line_and_delays_only_audit_lines(dataset: Path) -> None:
-    ordered, disordered = _lines(dataset / "stream.jsonl"), _lines(
-        ensure_order(dataset, "disordered")
+    ordered, disordered = (
+        _lines(dataset / "stream.jsonl"),
+        _lines(ensure_order(dataset, "disordered")),
     )
     assert Counter(disordered) == Counter(ordered) and disordered != ordered
     falco = [line for line in disordered if b'"rule"' in line]

@@ -1,0 +1,119 @@
+"""What the loaded rules can use of an event, asked before the event is normalized.
+
+Most input is noise no rule step can want: a kubelet's ``update leases``, a controller's
+``update endpointslices``. The engine already rejects those with one index lookup, but only
+after the parser built a full :class:`~correlation.event.Event` (fields, target, actor,
+summary parts) for each. :class:`Interest` answers the same question from the few parts
+a parser can read off the decoded document cheaply, so the parser can skip the rest::
+
+    wants(source, rule, tags, verb, resource, subresource, empty, resolve_by)
+        → may any step's predicate accept such an event?   (the engine's StepIndex)
+    allowlisted(...)      → would the engine's allowlist count it as suppressed?
+
+An event for which both say no, and that carries no pod of its own (the resolver learns
+bindings only from events that name their pod: see ``identity.py``), changes nothing in
+the engine but its event time and its ``events``/``late`` counts, so it can travel as a
+*time-only tick* (:func:`~correlation.event.time_only`). Everything is derived from the
+rules and the allowlist the engine runs with, through the engine's own index, so a rule
+that starts wanting an event makes it un-rejected with no list to edit. Answers are
+memoized by their arguments (bounded like the index's memo).
+
+One refinement beyond the index: a step that needs ``source_ip_foreign`` cannot accept
+an event whose pod, if any, the resolver would find *from its source IP* (that IP is
+then the pod's own), so audit requests without a pod claim skip those steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from correlation.allowlist import EMPTY_ALLOWLIST, Allowlist
+from correlation.event import Event
+from correlation.identity import FILLED_BY_RESOLVE
+from correlation.index import MEMO_MAX, StepIndex
+from correlation.rules.model import ChainRule
+
+__all__ = ["BY_CONTAINER", "BY_IP", "Interest"]
+
+WantsKey = tuple[str, str, tuple[str, ...], str, str, str, tuple[bool, ...], str]
+BY_IP: Final = "ip"
+BY_CONTAINER: Final = "container"
+
+
+class Interest:
+    """The engine's view of which events matter, for use before normalization."""
+
+    def __init__(self, rules: Sequence[ChainRule], allowlist: Allowlist = EMPTY_ALLOWLIST):
+        self._index = StepIndex(rules)
+        self.asks: tuple[str, ...] = tuple(sorted({*self._index.flag_fields, "actor.pod"}))
+        """Identity fields :meth:`wants` must be told are empty or not (``empty`` flags)."""
+        self._flag_fields = self._index.flag_fields
+        # steps that need a foreign source IP: a pod found *from* the source IP is never that
+        self._foreign = frozenset(
+            (rule_no, step.index)
+            for rule_no, rule in enumerate(rules)
+            for step in rule.steps
+            if step.where.foreign
+        )
+        self._allowlist = allowlist if allowlist else None
+        self._wants: dict[WantsKey, bool] = {}
+        self._listed: dict[tuple[str, str, str, str], bool] = {}
+
+    def wants(
+        self,
+        source: str,
+        rule: str = "",
+        tags: tuple[str, ...] = (),
+        verb: str = "",
+        resource: str = "",
+        subresource: str = "",
+        empty: tuple[bool, ...] = (),
+        resolve_by: str = BY_IP,
+    ) -> bool:
+        """May any step accept an event with these parts (values exactly as normalized)?
+
+        ``empty``: for each field of :attr:`asks`, whether the normalized event leaves it
+        empty (``False`` when set or not known). ``resolve_by``: how the resolver may
+        still fill in the pod of an event that lacks one: ``"ip"`` (it has a source IP),
+        ``"container"`` (a Falco alert with a container id) or ``""`` (it cannot).
+        """
+        key = (source, rule, tags, verb, resource, subresource, empty, resolve_by)
+        hit = self._wants.get(key)
+        if hit is None:
+            hit = self._lookup(key)
+            if len(self._wants) >= MEMO_MAX:
+                self._wants.clear()
+            self._wants[key] = hit
+        return hit
+
+    def _lookup(self, key: WantsKey) -> bool:
+        source, rule, tags, verb, resource, subresource, empty, resolve_by = key
+        unset = {name for name, is_empty in zip(self.asks, empty, strict=True) if is_empty}
+        podless = "actor.pod" in unset
+        if resolve_by:
+            unset -= FILLED_BY_RESOLVE
+        flags = tuple(name not in unset for name in self._flag_fields)
+        probe = Event(
+            0, source, "", rule=rule, tags=tags, verb=verb, resource=resource,
+            subresource=subresource,
+        )  # fmt: skip
+        refs = self._index.lookup(probe, flags)
+        if podless and resolve_by == BY_IP:
+            refs = tuple(ref for ref in refs if ref not in self._foreign)
+        return bool(refs)
+
+    def allowlisted(
+        self, namespace: str = "", image: str = "", service_account: str = "", pod_ref: str = ""
+    ) -> bool:
+        """Would the engine's allowlist match this actor (and count the event suppressed)?"""
+        if self._allowlist is None:
+            return False
+        key = (namespace, image, service_account, pod_ref)
+        hit = self._listed.get(key)
+        if hit is None:
+            hit = self._allowlist.matches_actor(*key)
+            if len(self._listed) >= MEMO_MAX:
+                self._listed.clear()
+            self._listed[key] = hit
+        return hit
