@@ -11,13 +11,16 @@ express; ``render.py`` draws the tables.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.dataset import count_lines
 from bench.generate import TRUTH, Params, dataset_dir, generate
 from bench.orders import ORDERED, ensure_order
 from bench.render import Row, table
@@ -31,22 +34,56 @@ RATE_STAGES = (
     "eql_engine3",
     "ours_replay",
     "eql_pipeline",
+    "cli",
 )
-ORDER_STAGES = ("decode", "msgspec", "ours_replay", "eql_pipeline")  # the other orders
+ORDER_STAGES = ("decode", "msgspec", "ours_replay", "eql_pipeline", "cli")  # the other orders
 README = Path(__file__).parent / "README.md"
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 
 
+def _process(argv: list[str]) -> tuple[int, str, str, dict[str, float]]:
+    """Run ``argv``; its exit code, stdout, last stderr line, and its own rusage.
+
+    ``os.wait4`` gives the rusage of this child alone (RUSAGE_CHILDREN would fold in the
+    peak RSS of every earlier stage): CPU seconds (user + system) and peak RSS.
+    """
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        tail = (err.read().decode(errors="replace").strip().splitlines() or ["?"])[-1]
+    cost = {"process_cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "process_peak_rss_kb": float(usage.ru_maxrss)}  # fmt: skip
+    return proc.returncode, out, tail, cost
+
+
 def stage(name: str, stream: Path) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "stage", name, str(stream)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+    """One stage in a fresh process (``python -m bench stage``), with its whole cost."""
+    if name == "cli":
+        return cli(stream)
+    code, out, tail, cost = _process([sys.executable, "-m", "bench", "stage", name, str(stream)])
+    if code != 0:
         return {"error": tail[:200]}
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result.update(cost)
     return result
+
+
+def cli(stream: Path) -> dict[str, Any]:
+    """The ``detector`` CLI's replay as a whole process (interpreter start to exit)."""
+    argv = [str(Path(sys.executable).parent / "detector"), "replay", "--quiet", "--output",
+            "/dev/null", str(stream)]  # fmt: skip
+    start = time.perf_counter()
+    code, _, tail, cost = _process(argv)
+    wall = time.perf_counter() - start
+    if code != 0:
+        return {"error": tail[:200]}
+    events, cpu = count_lines(stream), cost["process_cpu_seconds"]
+    return {"events": events, "seconds": wall, "cpu_seconds": cpu, "rate": events / wall,
+            "cpu_rate": events / cpu if cpu else 0.0, **cost}  # fmt: skip
 
 
 def ensure(data: Path, events: int, pods: int) -> Path:
@@ -56,15 +93,6 @@ def ensure(data: Path, events: int, pods: int) -> Path:
         print(f"generating {out.name} ...", file=sys.stderr)
         generate(out, params)
     return out
-
-
-def cli_seconds(stream: Path) -> float | None:
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "detector"), "replay", "--quiet", "--output",
-         "/dev/null", str(stream)], capture_output=True, check=False,
-    )  # fmt: skip
-    return time.perf_counter() - start if proc.returncode == 0 else None
 
 
 def measure(dataset: Path, order: str, repeat: int) -> dict[str, Any]:
@@ -80,7 +108,6 @@ def measure(dataset: Path, order: str, repeat: int) -> dict[str, Any]:
     if order == ORDERED:
         results["ours_steady"] = stage("ours_steady", stream)
         results["ours_partials"] = stage("ours_partials", stream)
-        results["cli_seconds"] = cli_seconds(stream)
     results["truth"] = json.loads((dataset / TRUTH).read_text())
     return results
 
