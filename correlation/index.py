@@ -7,7 +7,10 @@ for an event, :meth:`StepIndex.candidates` does one dict lookup per indexed fiel
 (``rule``, ``resource`` ...; one per tag) and returns only steps that can match.
 Steps without a discriminator are always candidates for their sources.
 
-A step whose predicate *needs* identity fields set (``actor.service_account`` for the
+A step is also dropped when the event's index fields meet none of its *terms* (every
+index-field test its predicate implies, e.g. ``resource: deployments`` with ``verb:
+create``: a controller's ``patch deployments`` is filed under the resource but fails
+the verb). A step whose predicate *needs* identity fields set (``actor.service_account`` for the
 steps that want service-account requests) is dropped for events where one is empty.
 
 The answer depends only on an event's *discriminator* — ``(source, rule, tags,
@@ -26,6 +29,7 @@ from typing import Final
 
 from correlation.event import SOURCES, Event
 from correlation.rules.model import ChainRule
+from correlation.rules.predicates import Terms
 
 StepRef = tuple[int, int]  # (rule index, step index)
 NO_STEPS: Final[tuple[StepRef, ...]] = ()
@@ -61,10 +65,13 @@ class StepIndex:
         self._ordered: dict[frozenset[StepRef], tuple[StepRef, ...]] = {}
         self._memo: dict[Discriminator, tuple[StepRef, ...]] = {}
         self._needs: dict[StepRef, frozenset[str]] = {}
+        self._terms: dict[StepRef, Terms] = {}
         for rule_no, rule in enumerate(rules):
             for step in rule.steps:
                 if step.where.needs:
                     self._needs[(rule_no, step.index)] = step.where.needs
+                if step.where.terms is not None:
+                    self._terms[(rule_no, step.index)] = step.where.terms
                 sources = step.where.sources if step.where.sources is not None else SOURCES
                 for source in sources:
                     index = self._by_source.setdefault(source, _SourceIndex())
@@ -129,12 +136,26 @@ class StepIndex:
         unset = {f for f, is_set in zip(self._flag_fields, flags, strict=True) if not is_set}
         if found and unset:
             found = frozenset(r for r in found if unset.isdisjoint(self._needs.get(r, ())))
+        if found and self._terms:
+            terms = self._terms
+            found = frozenset(r for r in found if r not in terms or _satisfies(terms[r], event))
         if not found:
             return NO_STEPS
         ordered = self._ordered.get(found)
         if ordered is None:
             ordered = self._ordered[found] = tuple(sorted(found, key=lambda r: (r[0], -r[1])))
         return ordered
+
+
+def _satisfies(terms: Terms, event: Event) -> bool:
+    """Whether the event's index fields meet one term (every clause of it) of a step."""
+    return any(all(any(_has(event, f, v) for f, v in clause) for clause in term) for term in terms)
+
+
+def _has(event: Event, field: str, value: str) -> bool:
+    if field == "tags":
+        return value in event.tags
+    return bool(getattr(event, field) == value)
 
 
 def _flags(fields: list[str]) -> Callable[[Event], tuple[bool, ...]]:

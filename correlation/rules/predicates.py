@@ -18,7 +18,9 @@ have at least one (``rule``, ``tags``, ``resource``, ``subresource``, ``verb``),
 the identity fields it *needs* set (``{actor.service_account: {exists: true}}`` inside
 an ``all``), so an ordinary user's request skips the service-account steps unevaluated,
 and whether it holds only for a *foreign* source IP (``source_ip_foreign: true`` inside
-an ``all``; see ``correlation/interest.py``).
+an ``all``; see ``correlation/interest.py``). The index files a step under one set of
+alternatives; its *terms* (:data:`Terms`) keep every index-field test the predicate
+implies (``resource: pods`` *and* ``verb: [get, list]``), which the index checks too.
 The engine files each step under those keys, so most noise events are rejected
 by one or two dict lookups without calling any closure.
 
@@ -50,6 +52,10 @@ class Context(Protocol):
 
 Pred = Callable[[Event, Context], bool]
 Alts = frozenset[tuple[str, str]]
+# Any-of-all-of clauses over index fields: an accepted event satisfies one term, i.e.
+# has one (field, value) of every clause in it. None: nothing known.
+Terms = tuple[tuple[Alts, ...], ...]
+MAX_TERMS: Final = 64  # beyond this an ``all`` stops adding clauses (weaker, still sound)
 # Lower rank = more selective; an ``all`` indexes on its most selective child.
 INDEX_RANK: Final = {"rule": 0, "tags": 0, "subresource": 1, "resource": 2, "verb": 3}
 NO_NEEDS: Final[frozenset[str]] = frozenset()
@@ -83,6 +89,7 @@ class Compiled:
     alts: Alts | None = None
     needs: frozenset[str] = frozenset()  # identity fields that must be set (non-empty)
     foreign: bool = False  # true only of events whose source IP is not their pod's own
+    terms: Terms | None = None  # every index-field test it implies (see :data:`Terms`)
 
 
 def _true(event: Event, ctx: Context) -> bool:
@@ -189,7 +196,8 @@ class PredicateCompiler:
             test = _ranked(_member(get, wanted, many), "source" if name == "source" else "member")
             if op == "not_in":
                 return Compiled(lambda event, ctx: not test(event, ctx))
-            return Compiled(test, _sources(name, wanted), _alts(name, wanted))
+            alts = _alts(name, wanted)
+            return Compiled(test, _sources(name, wanted), alts, terms=((alts,),) if alts else None)
         if op in STRING_OPS:
             words = arg if isinstance(arg, list) else [arg]
             if not words or not all(isinstance(w, str) for w in words):
@@ -299,10 +307,11 @@ def _all(parts: list[Compiled]) -> Compiled:
     alts = min((p.alts for p in parts), key=_rank)
     needs = frozenset().union(*(p.needs for p in parts))
     foreign = any(p.foreign for p in parts)
+    terms = _and_terms(parts)
     if len(preds) == 2:
         first, second = preds
         both: Pred = lambda event, ctx: first(event, ctx) and second(event, ctx)  # noqa: E731
-        return Compiled(both, sources, alts, needs, foreign)
+        return Compiled(both, sources, alts, needs, foreign, terms)
 
     def every(event: Event, ctx: Context) -> bool:
         # a plain loop: measurably faster than all() over a generator
@@ -312,7 +321,20 @@ def _all(parts: list[Compiled]) -> Compiled:
         return True
 
     every.parts = preds  # type: ignore[attr-defined]
-    return Compiled(every, sources, alts, needs, foreign)
+    return Compiled(every, sources, alts, needs, foreign, terms)
+
+
+def _and_terms(parts: list[Compiled]) -> Terms | None:
+    """An ``all``'s terms: one term of each constrained child, every combination."""
+    found: list[tuple[Alts, ...]] | None = None
+    for part in parts:
+        if part.terms is None:
+            continue  # unconstrained: restricts nothing
+        combined = [t + u for t in (found or [()]) for u in part.terms]
+        if len(combined) > MAX_TERMS:
+            continue  # leaving this child out keeps the terms true of every accepted event
+        found = combined
+    return tuple(found) if found is not None else None
 
 
 def _flatten(parts: list[Compiled]) -> tuple[Pred, ...]:
@@ -333,6 +355,11 @@ def _any(parts: list[Compiled]) -> Compiled:
         alts = frozenset().union(*(p.alts or () for p in parts))
     needs = frozenset.intersection(*(p.needs for p in parts))
     foreign = all(p.foreign for p in parts)
+    terms: Terms | None = None
+    if all(p.terms is not None for p in parts):
+        terms = tuple(t for p in parts for t in p.terms or ())
+        if len(terms) > MAX_TERMS:
+            terms = None
 
     def some(event: Event, ctx: Context) -> bool:
         for pred in preds:
@@ -340,7 +367,7 @@ def _any(parts: list[Compiled]) -> Compiled:
                 return True
         return False
 
-    return Compiled(some, sources, alts, needs, foreign)
+    return Compiled(some, sources, alts, needs, foreign, terms)
 
 
 ALWAYS: Final = Compiled(_true)

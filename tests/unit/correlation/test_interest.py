@@ -127,3 +127,45 @@ def test_audit_requests_without_a_pod_claim_teach_the_resolver_nothing() -> None
         resolver.learn(resolver.resolve(event))
         assert repr(resolver.state) == before
     assert resolver.size  # the teachers did teach
+
+
+def test_terms_keep_the_verb_a_resource_step_needs() -> None:
+    interest = Interest(_builtin())
+    # filed under resource=deployments by workload-pivot, but its predicate needs create
+    patch = audit_event("patch", "deployments", sa="kube-system:deployment-controller", pod="")
+    create = audit_event("create", "deployments", sa="ci:deployer", pod="", namespace="shop")
+    assert not _wants(interest, patch) and _wants(interest, create)
+
+
+def test_the_index_never_drops_a_step_whose_predicate_accepts() -> None:
+    # soundness of alts, needs and terms: a step the index leaves out must reject the event
+    rules = _builtin()
+    index, resolver = StepIndex(rules), Resolver(100, 0)
+    rng = random.Random(3)
+    falco_rules = [
+        "LMD Network Scanner Launched in Pod", "Terminal shell in container",
+        "Find AWS Credentials", "LMD Service Account Token Read", "Clear Log Activities",
+        "LMD Cloud Metadata Service Contacted", "LMD Tool Connected to Cluster Internal Address",
+    ]  # fmt: skip
+    accepted = 0
+    for _ in range(3000):
+        if rng.random() < 0.4:
+            event = falco_event(
+                rng.choice(falco_rules), tags=rng.sample(["T1046", "T1528", "T1552", "x"], 2),
+                target_ips=rng.choice([(), ("169.254.169.254",), ("10.0.0.9",)]),
+            )  # fmt: skip
+        else:
+            event = audit_event(
+                rng.choice(("get", "list", "create", "patch", "watch")),
+                rng.choice(("pods", "secrets", "jobs", "deployments", "serviceaccounts")),
+                sa=rng.choice(("", "shop:web")), pod=rng.choice(("", "web-1")),
+                subresource=rng.choice(("", "exec", "token")), code=rng.choice((200, 403)),
+                namespace=rng.choice(("shop", "payments")),
+            )  # fmt: skip
+        candidates = set(index.candidates(event))
+        for rule_no, rule in enumerate(rules):
+            for step in rule.steps:
+                if step.where.pred(event, resolver):
+                    accepted += 1
+                    assert (rule_no, step.index) in candidates, (rule.id, step.name, event)
+    assert accepted > 300
