@@ -35,6 +35,7 @@ from detector.sinks.config import SECRET_FIELDS, ConfigStruct, OutboxConfig, Sin
 from detector.sinks.config import masked as _masked
 from detector.sources.falco_grpc import FalcoGrpcConfig
 from detector.sources.kafka_events import KafkaEventsConfig
+from detector.worker.config import WorkerConfig
 
 ENV_PREFIX: Final = "DETECTOR_"
 # One list of credential keys for the whole config (kept with the sink structs, whose
@@ -218,6 +219,9 @@ class Config(ConfigStruct):
         list[SinkConfig], doc("Kafka/webhook/Slack/file sinks, see docs/sinks.md")
     ] = []
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    worker: Annotated[
+        WorkerConfig | None, doc("`detector worker`: consumer group, topics (docs/scale-out.md)")
+    ] = None
     shutdown_grace_s: Annotated[float, doc("SIGTERM: time to drain and flush", gt=0)] = 10.0
 
     def __post_init__(self) -> None:

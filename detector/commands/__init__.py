@@ -57,6 +57,7 @@ REGISTRY: dict[str, Entry] = {
         "detector.commands.replay", "replay recorded Falco/audit files through the engine"
     ),
     "run": Entry("detector.commands.run", "run the live service (HTTP, gRPC and file sources)"),
+    "worker": Entry("detector.commands.worker", "one correlation worker of a Kafka consumer group"),
 }
 
 COMMANDS: dict[str, Command] = {}

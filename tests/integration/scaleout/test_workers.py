@@ -1,0 +1,134 @@
+"""Three workers, six partitions, a paced load: the failure matrix, one test per fault.
+
+Each case ends with the oracle's chain ids exactly once in the read_committed chains
+topic, the group's committed offsets at the end offsets and no late event (the oracle
+counts none). Loads are smaller than the ≥ 100k-event run documented in
+docs/scale-out.md (same harness, ``SCALEOUT_EVENTS``), to keep the suite short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from correlation.event import Event
+from tests.integration.scaleout import harness
+
+EVENTS = int(os.environ.get("SCALEOUT_EVENTS", "16000"))
+RATE = float(os.environ.get("SCALEOUT_RATE", "4000"))
+CHAINS = 24
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Event], list[str], int]:
+    events = harness.stream(tmp_path_factory.mktemp("stream"), EVENTS, CHAINS)
+    ids, late = harness.oracle(events)
+    assert len(ids) == len(set(ids)) == CHAINS and late == 0
+    return events, ids, late
+
+
+Fault = Callable[[harness.Cluster, float], Awaitable[None]]
+
+
+async def _run(
+    kafka: Any, tmp_path: Path, planted: Any, fault: Fault | None, workers: int = 3
+) -> harness.Cluster:
+    events, want, _ = planted
+    cluster = harness.Cluster(kafka.bootstrap, tmp_path)
+    await cluster.create_topics()
+    for _ in range(workers):
+        cluster.start_worker()
+
+    async def progress(fraction: float) -> None:
+        if fault is not None:
+            await fault(cluster, fraction)
+
+    try:
+        await harness.load(kafka.bootstrap, cluster.topics.events, events, RATE, progress)
+        found = await harness.committed_chains(
+            kafka.bootstrap, cluster.topics.chains, set(want), 60
+        )
+        behind = await harness.wait_caught_up(kafka.bootstrap, cluster.topics, 30)
+        codes = cluster.stop_all()
+        assert sorted(found) == sorted(want), cluster.logs()
+        assert behind == dict.fromkeys(range(harness.PARTITIONS), 0), cluster.logs()
+        assert await harness.late_in_snapshots(kafka.bootstrap, cluster.topics) == 0
+        cluster.codes = codes  # type: ignore[attr-defined]
+    finally:
+        cluster.stop_all()
+    return cluster
+
+
+def _at(fraction: float, action: Callable[[harness.Cluster], Awaitable[None]]) -> Fault:
+    """Run ``action`` once, when the load passes ``fraction``."""
+    done: list[bool] = []
+
+    async def fault(cluster: harness.Cluster, progress: float) -> None:
+        if progress >= fraction and not done:
+            done.append(True)
+            await action(cluster)
+
+    return fault
+
+
+async def _kill(cluster: harness.Cluster) -> None:
+    cluster.workers[0].send_signal(signal.SIGKILL)
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.75])
+async def test_worker_kill_survivors_restore_and_replay(
+    kafka: Any, tmp_path: Path, planted: Any, fraction: float
+) -> None:
+    cluster = await _run(kafka, tmp_path, planted, _at(fraction, _kill))
+    assert cluster.codes[0] == -signal.SIGKILL and cluster.codes[1:] == [0, 0]  # type: ignore[attr-defined]
+
+
+async def _pause(cluster: harness.Cluster) -> None:
+    """SIGSTOP the first worker past its session timeout (6 s), then SIGCONT it."""
+    victim = cluster.workers[0]
+    victim.send_signal(signal.SIGSTOP)
+    await asyncio.sleep(9)
+    victim.send_signal(signal.SIGCONT)
+
+
+async def test_zombie_worker_is_fenced_after_session_timeout(
+    kafka: Any, tmp_path: Path, planted: Any
+) -> None:
+    cluster = await _run(kafka, tmp_path, planted, _at(0.4, _pause))
+    assert cluster.codes == [0, 0, 0]  # type: ignore[attr-defined]
+
+
+async def _join(cluster: harness.Cluster) -> None:
+    cluster.start_worker()
+
+
+async def test_join_of_a_fourth_worker_rebalances_without_loss(
+    kafka: Any, tmp_path: Path, planted: Any
+) -> None:
+    cluster = await _run(kafka, tmp_path, planted, _at(0.5, _join))
+    assert cluster.codes == [0, 0, 0, 0]  # type: ignore[attr-defined]
+
+
+def _restart_broker(kafka: Any) -> Callable[[harness.Cluster], Awaitable[None]]:
+    async def restart(cluster: harness.Cluster) -> None:
+        kafka.stop(kill=True)
+        await asyncio.sleep(2)
+        await asyncio.to_thread(kafka.start)
+
+    return restart
+
+
+async def test_broker_restart_mid_stream_loses_and_repeats_nothing(
+    kafka: Any, tmp_path: Path, planted: Any
+) -> None:
+    started = time.monotonic()
+    cluster = await _run(kafka, tmp_path, planted, _at(0.5, _restart_broker(kafka)))
+    assert cluster.codes == [0, 0, 0]  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 120
