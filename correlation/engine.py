@@ -160,6 +160,21 @@ class Engine:
         self._settle(out)
         return out
 
+    def progress(self, input: str, time_ns: int) -> list[Chain]:
+        """``input`` has delivered everything it will deliver in order up to ``time_ns``
+        (a relay's progress marker, read from the partition like an event): the input
+        moves as an event at that time would move it, with no event."""
+        state = self._inputs.by_name.get(input)
+        if state is None:
+            state = self._inputs.add(input, False, self.config.lateness_ns)
+        if time_ns > state.max_seen_ns:
+            state.max_seen_ns = time_ns
+        state.idle = False
+        self._holder = None
+        out: list[Chain] = []
+        self._settle(out)
+        return out
+
     def flush(self) -> list[Chain]:
         """End of input: release held alerts, decide every anchor, clear the buffers."""
         out: list[Chain] = []

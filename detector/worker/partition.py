@@ -53,15 +53,26 @@ class PartitionStats(msgspec.Struct):
 def feed(engine: Engine, record: Any) -> list[Chain]:
     """One record of the events topic into the engine: a batch of events, or progress.
 
+    Each relay is one input of the partition's engine (the ``relay`` header), so the
+    partition's watermark is the minimum over its relays' progress — the engine's own
+    per-input watermark, moved only by records, so a replay decides the same.
     Raises :class:`detector.relay.wire.WireError` for a record that is neither.
     """
     if is_progress(record):
         marker = wire.decode_progress(record.value or b"")
-        return engine.advance(marker.time_ns - engine.config.lateness_ns)
+        return engine.progress(f"relay:{marker.relay}", marker.time_ns)
+    relay = f"relay:{_header(record, 'relay')}"
     out: list[Chain] = []
     for event in wire.decode(record.value or b""):
-        out.extend(engine.process(event))
+        out.extend(engine.process(event, relay))
     return out
+
+
+def _header(record: Any, name: str) -> str:
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode(errors="replace")
+    return ""
 
 
 class Partition:

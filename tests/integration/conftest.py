@@ -23,6 +23,7 @@ from tests.integration.run import scenario
 def _scenario_now() -> None:
     scenario.rebase()  # live inputs judge stamps against the receiving clock
 
+
 _MODULE_NAME = "kafka_test_broker"
 _BROKER_PY = Path(__file__).resolve().parents[2] / "scripts" / "kafka" / "broker.py"
 

@@ -21,7 +21,7 @@ import pytest
 from correlation.event import Event
 from tests.integration.scaleout import harness
 
-EVENTS = int(os.environ.get("SCALEOUT_EVENTS", "16000"))
+EVENTS = int(os.environ.get("SCALEOUT_EVENTS", "12000"))
 RATE = float(os.environ.get("SCALEOUT_RATE", "4000"))
 CHAINS = 24
 
