@@ -2,7 +2,7 @@
 # @: make prints no echo of the recipe, so `make demo > chains.jsonl` holds only chains.
 demo:  ## install from the runtime lock, replay the bundled attack scenario, print the chains
 	@scripts/demo.sh
-test:  ## the whole suite: set-up (venv from the lock, sysdig, Kafka jars), ruff, mypy, pytest
+test:  ## the whole suite: set-up (venv from the lock, sysdig, Kafka jars, etcd + kube-apiserver), ruff, mypy, pytest
 	@scripts/test.sh
 lint:
 	@scripts/setup-venv.sh dev && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy

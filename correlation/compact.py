@@ -11,7 +11,8 @@ enters a buffer; the ~97% of a stream no step wants never pays for it::
   predicates and join keys at offer time only. Afterwards two readers remain: a rule's
   ``count.distinct`` (a ``fields.<key>``, or a key function that reads fields — see
   :func:`~correlation.keys.fields_read`) and :func:`~correlation.event.describe`, which
-  falls back to ``request_uri`` for an audit event without a resource. The copy keeps
+  falls back to ``request_uri`` for an audit event without a resource and names the
+  real user of an impersonated one (``impersonated_by``, also an entity). The copy keeps
   exactly those keys; every other attribute is kept.
 * **Shared.** msgspec decodes fresh strings for every line, yet verbs, resources, rule
   names, tag tuples, namespaces, pods, nodes, users and whole actor/target identities
@@ -33,12 +34,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final, TypeVar
 
-from correlation.event import EMPTY_IDENTITY, K8S_AUDIT, Event, FieldText, Identity
+from correlation.event import (
+    EMPTY_IDENTITY,
+    IMPERSONATED_BY,
+    K8S_AUDIT,
+    Event,
+    FieldText,
+    Identity,
+)
 
 __all__ = ["MAX_ENTRIES", "Compactor"]
 
 MAX_ENTRIES: Final = 65_536
 DESCRIBE_FIELDS: Final = frozenset({"request_uri"})  # describe() of a resource-less audit event
+AUDIT_FIELDS: Final = frozenset({IMPERSONATED_BY})  # describe() and entities, every audit event
 T = TypeVar("T")
 # the order Event's fields are given positionally in Compactor.compact
 FIELD_ORDER: Final = (
@@ -50,13 +59,14 @@ FIELD_ORDER: Final = (
 class Compactor:
     """Makes compact copies of events for one engine (see the module docstring)."""
 
-    __slots__ = ("_table", "_max", "_keep", "_keep_audit")
+    __slots__ = ("_table", "_max", "_keep", "_keep_audit", "_keep_resource")
 
     def __init__(self, keep_fields: Iterable[str] = (), max_entries: int = MAX_ENTRIES) -> None:
         self._table: dict[Any, Any] = {}
         self._max = max_entries
         self._keep = frozenset(keep_fields)
-        self._keep_audit = self._keep | DESCRIBE_FIELDS
+        self._keep_resource = self._keep | AUDIT_FIELDS
+        self._keep_audit = self._keep_resource | DESCRIBE_FIELDS
 
     @property
     def size(self) -> int:
@@ -125,7 +135,9 @@ class Compactor:
         return share(copy)
 
     def _fields(self, event: Event) -> dict[str, FieldText]:
-        keep = self._keep_audit if event.source == K8S_AUDIT and not event.resource else self._keep
+        keep = self._keep
+        if event.source == K8S_AUDIT:
+            keep = self._keep_resource if event.resource else self._keep_audit
         if not keep or not event.fields:
             return {}
         share = self.share

@@ -7,7 +7,9 @@ a stable id, what happened, who did it (``actor``) and to what (``target``).
 Field conventions (every later component relies on them):
 
 * ``source`` is ``"falco"`` or ``"k8s_audit"`` (see :data:`FALCO`, :data:`K8S_AUDIT`).
-* ``id``: audit ``"<auditID>/<stage>"``; Falco: Falcosidekick's ``uuid`` when present,
+* ``id``: audit ``"<auditID>/<stage>"`` (every responding stage of a long-running request
+  — watch, exec, attach, port-forward — is ``"<auditID>/ResponseStarted"``: one event,
+  see ``detector/parse/long_running.py``); Falco: Falcosidekick's ``uuid`` when present,
   else ``"falco-" + hash of the alert's content`` (Falco's JSON has no id).
 * Falco alerts: ``rule``, ``priority`` (lower case), ``tags``; ``actor`` is the pod the
   process runs in (namespace, pod, container_id, image, user = Linux user name);
@@ -20,7 +22,9 @@ Field conventions (every later component relies on them):
   ``response_code``, ``decision`` (``allow``/``forbid``/``""``), ``stage``; ``actor`` is the
   requester (user = username, service_account = ``"NS:SA"``, namespace = the SA's home
   namespace, pod/pod_uid/node from the bound-token extras, ips = sourceIPs with the
-  API server's own view, the last entry, first); ``target.namespace`` is
+  API server's own view, the last entry, first). For an impersonated request the actor
+  is the impersonated identity (no pod claims) and ``fields["impersonated_by"]`` the
+  real user. ``target.namespace`` is
   objectRef.namespace and ``target.pod`` the pod name for ``pods`` resources.
 * An empty ``id`` marks a *time-only tick* (:func:`time_only`): an event the parser
   found no rule step or identity binding can use (``correlation/interest.py``), passed
@@ -43,6 +47,9 @@ K8S_AUDIT: Final = "k8s_audit"
 SOURCES: Final = (FALCO, K8S_AUDIT)
 # A kept field value: a string, or the strings of a list-typed Falco field.
 FieldText = str | tuple[str, ...]
+# audit ``fields`` key: the real user of an impersonated request (``actor`` is the
+# impersonated identity, the one the API server authorized)
+IMPERSONATED_BY: Final = "impersonated_by"
 
 
 class Identity(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
@@ -111,6 +118,7 @@ def describe(event: Event) -> str:
 
     For an audit event: ``<user> <verb> <resource[/sub]> <ns/name> -> <code>``, with the
     request path standing in for a missing resource (non-resource URLs like ``/healthz``).
+    An impersonated request names both: ``admin as a:sa list secrets b -> 403``.
     """
     if event.summary or event.source != K8S_AUDIT:
         return event.summary
@@ -121,5 +129,13 @@ def describe(event: Event) -> str:
     obj = f"{namespace}/{name}" if namespace and name else namespace or name
     resource = resource or field_text(event.fields.get("request_uri", ""))
     what = " ".join([part for part in (event.verb, resource, obj) if part])
-    text = f"{event.actor.user or 'anonymous'} {what} -> {event.response_code}"
+    text = f"{_who(event)} {what} -> {event.response_code}"
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
+
+
+def _who(event: Event) -> str:
+    actor = event.actor
+    real = field_text(event.fields.get(IMPERSONATED_BY, ""))
+    if real:
+        return f"{real} as {actor.service_account or actor.user}"
+    return actor.user or "anonymous"

@@ -16,7 +16,7 @@ from hashlib import blake2b
 
 import msgspec
 
-from correlation.event import K8S_AUDIT, Event
+from correlation.event import IMPERSONATED_BY, K8S_AUDIT, Event, field_text
 
 
 def short_hash(prefix: str, *parts: str) -> str:
@@ -26,10 +26,15 @@ def short_hash(prefix: str, *parts: str) -> str:
 
 
 def entities_of(events: list[Event]) -> dict[str, tuple[str, ...]]:
-    """The chain record's entities: pods, service_accounts, namespaces, nodes, ips."""
+    """The chain record's entities: pods, service_accounts, namespaces, nodes, ips.
+
+    ``impersonators`` (the real users behind impersonated requests) is added only when
+    there is one, so records of chains without impersonation keep their shape.
+    """
     found: dict[str, set[str]] = {
         k: set() for k in ("pods", "service_accounts", "namespaces", "nodes", "ips")
     }
+    impersonators: set[str] = set()
     for event in events:
         actor, target = event.actor, event.target
         _add(found["pods"], actor.pod_ref)
@@ -39,6 +44,9 @@ def entities_of(events: list[Event]) -> dict[str, tuple[str, ...]]:
         _add(found["namespaces"], actor.namespace, target.namespace)
         _add(found["nodes"], actor.node, target.node)
         _add(found["ips"], *actor.ips, *target.ips)
+        _add(impersonators, field_text(event.fields.get(IMPERSONATED_BY, "")))
+    if impersonators:
+        found["impersonators"] = impersonators
     return {k: tuple(sorted(v)) for k, v in found.items()}
 
 

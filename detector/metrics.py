@@ -110,6 +110,12 @@ SPECS: Final = (
         "Events older than the watermark, by source (not correlated)",
         ("source",),
     ),
+    Spec(
+        "stages_folded",
+        "detector_audit_stages_folded",
+        C,
+        "Later stages of long-running audit requests, folded into their ResponseStarted",
+    ),
     Spec("suppressed", "detector_engine_suppressed", C, "Events suppressed by an allowlist"),
     Spec(
         "absorbed",
@@ -217,6 +223,7 @@ class Metrics:
     evictions: Counter
     engine_errors: Counter
     late_events: Counter
+    stages_folded: Counter
     suppressed: Counter
     absorbed: Counter
     pending: Gauge

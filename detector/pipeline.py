@@ -53,6 +53,7 @@ from detector.delivery.checkpoint import Checkpointer, Snapshotable
 from detector.event_time import InputReports
 from detector.logging import get_logger
 from detector.metrics import EngineExport, Metrics
+from detector.parse.long_running import LongRunningStages
 from detector.sources.base import Emit, Source
 
 log = get_logger("detector.pipeline")
@@ -198,6 +199,7 @@ class Correlator:
         self._pulled: list[Any] = []  # pulled sources, asked whether they are at their end
         self.running = False
         self._reports = InputReports(metrics)
+        self._stages = LongRunningStages()
         stats = getattr(engine, "stats", None)
         self._export = EngineExport(metrics, stats() if stats is not None else None)
         if getattr(engine, "on_late", False) is None:
@@ -224,6 +226,9 @@ class Correlator:
                     if input not in self._known:
                         self._declare(input, source, self._queue.pushed.get(input, True))
                     self._last_arrival = arrived
+                    if not self._stages.admit(event):
+                        self._metrics.stages_folded.inc()
+                        continue
                     await self._publish(self._engine.process(event, input, arrived))
                 finally:
                     self._queue.done()

@@ -27,7 +27,7 @@ MAX_FILE_BYTES: Final = 4 * 1024 * 1024
 
 
 def builtin_rules_paths() -> list[Path]:
-    """The shipped YAML files (signals and the six chain rules), sorted."""
+    """The shipped YAML files (signals and the chain rules), sorted."""
     return sorted(BUILTIN_DIR.glob("*.yaml"))
 
 

@@ -39,6 +39,7 @@ from detector.commands import Command, register
 from detector.commands._inputs import InputStats, check_paths, merged_batches
 from detector.errors import ParseError, UsageError
 from detector.parse.early import EarlyReject
+from detector.parse.long_running import LongRunningStages
 
 MAX_REPORTED_BAD_LINES: Final = 100  # later ones are counted only, to keep stderr readable
 PROGRESS_EVERY_S: Final = 2.0
@@ -110,9 +111,11 @@ def _replay(
             chains[chain.rule] += 1
             out.write(orjson.dumps(to_record(chain)) + b"\n")
 
-    process = engine.process
+    process, admit = engine.process, LongRunningStages().admit
     for batch in merged_batches(paths, report.inputs, report.bad_line, early=early):
         for event in batch:
+            if not admit(event):
+                continue  # a later stage of a long-running request already passed on
             found = process(event)
             if found:
                 write(found)

@@ -23,6 +23,7 @@ import msgspec
 from correlation.event import EMPTY_IDENTITY, K8S_AUDIT, Event, Identity
 from detector.errors import ParseError
 from detector.parse.limits import MAX_FIELD_CHARS, MAX_LIST, cut
+from detector.parse.long_running import LATER_STAGES, event_id, long_running
 from detector.parse.redact import redact
 from detector.parse.timestamps import rfc3339_ns
 
@@ -141,7 +142,7 @@ def normalize_audit(event: AuditEvent) -> Event:
     ref = event.objectRef or _NO_REF
     fields = _fields(event, ref)
     target = _target(event, ref, fields)
-    actor = _actor(event.user, event.sourceIPs, fields)
+    actor = _actor(event.user, event.impersonatedUser, event.sourceIPs, fields)
     code = event.responseStatus.code if event.responseStatus else 0
     decision = event.annotations.decision
     verb, resource, subresource, name = event.verb, ref.resource, ref.subresource, ref.name
@@ -153,7 +154,7 @@ def normalize_audit(event: AuditEvent) -> Event:
     return Event(
         time_ns=time_ns,
         source=K8S_AUDIT,
-        id=_short(f"{event.auditID}/{event.stage}"),
+        id=_short(event_id(event.auditID, event.stage, event.verb, ref.subresource)),
         verb=verb,
         resource=resource,
         subresource=subresource,
@@ -181,6 +182,26 @@ def audit_time_ns(event: AuditEvent) -> int:
     return rfc3339_ns(stamp)
 
 
+def tick_time_ns(event: AuditEvent) -> int:
+    """The time a time-only tick of ``event`` stands for (the early reject's ticks).
+
+    Its event time, except for the later stages of a long-running request: those were
+    written at their ``stageTimestamp``, minutes after the ``requestReceivedTimestamp``
+    they carry, so a tick at the event time would be counted late although the input
+    delivered it in order. (A normalized one is folded into its ResponseStarted instead:
+    ``detector/parse/long_running.py``.)
+    """
+    time_ns = audit_time_ns(event)
+    subresource = event.objectRef.subresource if event.objectRef else ""
+    if (
+        event.stage in LATER_STAGES
+        and event.stageTimestamp
+        and long_running(event.verb, subresource)
+    ):
+        return max(time_ns, rfc3339_ns(event.stageTimestamp))
+    return time_ns
+
+
 def service_account_of(username: str) -> tuple[str, str]:
     """``system:serviceaccount:NS:NAME`` → ``("NS", "NS:NAME")``; ``("", "")`` otherwise."""
     if username.startswith(_SA_PREFIX):
@@ -190,14 +211,23 @@ def service_account_of(username: str) -> tuple[str, str]:
     return "", ""
 
 
-def _actor(user: UserInfo | None, source_ips: list[str], fields: dict[str, str]) -> Identity:
-    if user is None:
-        username, extra = "", _NO_EXTRA
-    else:
-        username, extra = user.username, user.extra
-        if len(username) > MAX_FIELD_CHARS:
-            username = cut(username)
-    namespace, account = service_account_of(username)
+def _actor(
+    user: UserInfo | None,
+    impersonated: UserInfo | None,
+    source_ips: list[str],
+    fields: dict[str, str],
+) -> Identity:
+    """The identity the API server authorized: the impersonated one when there is one.
+
+    With ``Impersonate-User`` the request is authorized (and acts) as ``impersonatedUser``,
+    so chains join on it; the real user is kept in ``fields["impersonated_by"]``. Pod
+    claims are taken from the real user's token only, and do not follow the impersonation:
+    an impersonator can send any ``Impersonate-Extra-*`` values, and the real token's pod
+    is not a pod of the impersonated identity.
+    """
+    username, extra = (user.username, user.extra) if user is not None else ("", _NO_EXTRA)
+    if len(username) > MAX_FIELD_CHARS:
+        username = cut(username)
     if extra is _NO_EXTRA:
         pod = pod_uid = node = ""
     else:
@@ -206,6 +236,10 @@ def _actor(user: UserInfo | None, source_ips: list[str], fields: dict[str, str])
         credential = _first(extra.credential_id)
         if credential:
             fields["credential_id"] = credential
+    if impersonated is not None and impersonated.username:
+        fields["impersonated_by"] = username
+        username, pod, pod_uid, node = cut(impersonated.username), "", "", ""
+    namespace, account = service_account_of(username)
     return Identity(
         namespace=namespace,
         pod=pod,
@@ -243,8 +277,6 @@ def _fields(event: AuditEvent, ref: ObjectRef) -> dict[str, str]:
         fields["user_agent"] = agent if len(agent) <= MAX_FIELD_CHARS else cut(agent)
     if ref.apiGroup:
         fields["api_group"] = cut(ref.apiGroup)
-    if event.impersonatedUser and event.impersonatedUser.username:
-        fields["impersonated_user"] = cut(event.impersonatedUser.username)
     if ref.resource == "pods" and ref.subresource in ("exec", "attach"):
         _exec_fields(event.requestURI, fields)
     return fields

@@ -37,9 +37,9 @@ from correlation.interest import BY_IP, Interest
 from detector.parse.audit import (
     AuditEvent,
     ObjectRef,
-    audit_time_ns,
     normalize_audit,
     service_account_of,
+    tick_time_ns,
 )
 from detector.parse.falco import FalcoAlert, normalize_falco
 from detector.parse.limits import MAX_FIELD_CHARS
@@ -89,7 +89,7 @@ class EarlyReject:
         if wanted:
             return normalize_audit(event)
         self.ticks += 1
-        return time_only(audit_time_ns(event), K8S_AUDIT)
+        return time_only(tick_time_ns(event), K8S_AUDIT)
 
     def _audit_wanted(self, key: AuditKey) -> bool:
         """May a step or the allowlist use an audit event with these parts and no pod claim?"""

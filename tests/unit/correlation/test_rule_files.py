@@ -54,6 +54,7 @@ def test_builtin_rules_load() -> None:
         "imds-credential-theft",
         "internal-fanout",
         "recon-token-pivot",
+        "sa-impersonation",
         "stolen-token-replay",
         "workload-pivot",
     ]

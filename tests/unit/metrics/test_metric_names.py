@@ -81,6 +81,13 @@ EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         ("source",),
     ),
     (
+        "stages_folded",
+        "detector_audit_stages_folded",
+        "counter",
+        "Later stages of long-running audit requests, folded into their ResponseStarted",
+        (),
+    ),
+    (
         "suppressed",
         "detector_engine_suppressed",
         "counter",
@@ -192,8 +199,9 @@ EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
 ]
 # sha256 of the exposition below (every labelled metric labelled once, ``_created`` lines
 # dropped: they carry the wall clock), taken before the table refactor and re-taken when
-# the per-input event-time metrics (clock skew, inputs, idle changes, late chains) came.
-EXPOSITION_SHA256 = "560c95c1df6e4aaf3b9b8f556eaf2f98e54280d20da6a069b78ee7f750a7502b"
+# the per-input event-time metrics (clock skew, inputs, idle changes, late chains) and the
+# long-running stage fold counter came.
+EXPOSITION_SHA256 = "559f69cf53e4d4fee399ce420d5e702152e94986f0d917d2fa76ac6aa9f29599"
 
 
 def _labelled(metrics: Metrics) -> Metrics:

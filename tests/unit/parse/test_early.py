@@ -26,6 +26,7 @@ from detector.errors import ParseError
 from detector.parse import parse_line
 from detector.parse.early import EarlyReject
 from synthetic import audit, falco, jsonl
+from synthetic.times import micros
 from tests.unit.correlation.test_interest import LEASES
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -165,3 +166,17 @@ def test_a_generated_stream_gives_the_same_chains_and_counts(tmp_path: Path) -> 
     lines = (tmp_path / STREAM).read_bytes().splitlines()
     ticks = _same_outcome(lines, Allowlist(namespaces=("monitoring",)))
     assert ticks > len(lines) // 4  # most of the noise skips normalization
+
+
+@pytest.mark.parametrize("stage", ["ResponseComplete", "Panic"])
+def test_a_watch_that_ends_minutes_later_ticks_at_its_stage_time(stage: str) -> None:
+    # a controller's watch closes 7 minutes after it opened: nothing wants it, and its
+    # tick stands for when the API server wrote it, so it is not late (long_running.py)
+    closed = T + 420 * 10**9
+    watch = {"verb": "watch", "stage": stage,
+             "stageTimestamp": micros(closed)}  # fmt: skip
+    early = _early(_builtin())
+    (tick,) = parse_line(_lease(**watch), None, early)
+    assert tick.time_ns == closed and tick.id == ""
+    (opened,) = parse_line(_lease(verb="watch", stage="ResponseStarted"), None, early)
+    assert opened.time_ns == T  # its start ticks at its event time as ever

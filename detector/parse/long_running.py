@@ -1,0 +1,103 @@
+"""Long-running requests: one event per request, at the first stage with the decision.
+
+A watch, exec, attach, port-forward, proxy or followed log is logged at up to three
+stages under one ``auditID``, all stamped with the same ``requestReceivedTimestamp``
+(the event time the parser takes)::
+
+    RequestReceived   at once        no decision yet, no response    → folded away
+    ResponseStarted   at once        decision, 101 / 200 headers     → the event
+    ResponseComplete  minutes later  same decision, final status     → folded away
+
+ResponseStarted is the earliest stage that carries ``authorization.k8s.io/decision``,
+so the request is correlated there, promptly. Its ResponseComplete (or Panic) is the same
+request, not a second piece of evidence: passed on, it would arrive minutes behind its
+own event time and be counted late by the engine (a real k3s log shows a watch's
+ResponseComplete 6 m 47 s after its ResponseStarted).
+
+Being the same event, both stages get the same id, ``"<auditID>/ResponseStarted"``
+(:func:`event_id`; the Event's ``stage`` field keeps the real stage). So whichever of
+them arrives first — always ResponseStarted from a live API server, either one in a
+replay whose lines were shuffled — the evidence id, and with it the chain id, is the
+same. :class:`LongRunningStages` sits between the parsers and the engine (the live
+correlator and replay) and drops the second one.
+
+Events the early reject reduces to time-only ticks (``detector/parse/early.py``) carry no
+id to fold on; a tick of a later stage carries that stage's own time instead
+(:func:`detector.parse.audit.tick_time_ns`), so it is not late either.
+
+A request logged at ResponseComplete only (a policy that omits ResponseStarted, a denied
+exec that never opened a stream) is that one event. The requests remembered are bounded
+(oldest forgotten first, counted): a forgotten request's other stage is passed on, a
+duplicate id that the engine may count late, never a loss.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from correlation.event import K8S_AUDIT, Event
+
+# kube-apiserver's own long-running check (verbs, subresources): these may hold a
+# response open for as long as the client likes
+LONG_RUNNING_VERBS: Final = frozenset(("watch", "proxy"))
+LONG_RUNNING_SUBRESOURCES: Final = frozenset(("attach", "exec", "log", "portforward", "proxy"))
+STARTED: Final = "ResponseStarted"
+LATER_STAGES: Final = frozenset(("ResponseComplete", "Panic"))
+RESPONDING: Final = frozenset((STARTED, *LATER_STAGES))
+RECEIVED: Final = "RequestReceived"
+MAX_OPEN: Final = 65_536
+
+
+def long_running(verb: str, subresource: str) -> bool:
+    """Whether kube-apiserver treats a request with this verb and subresource as long-running."""
+    return verb in LONG_RUNNING_VERBS or subresource in LONG_RUNNING_SUBRESOURCES
+
+
+def is_long_running(event: Event) -> bool:
+    """Whether the audit event belongs to a request the API server treats as long-running."""
+    return long_running(event.verb, event.subresource)
+
+
+def event_id(audit_id: str, stage: str, verb: str, subresource: str) -> str:
+    """``"<auditID>/<stage>"``; every responding stage of a long-running request is
+    ``"<auditID>/ResponseStarted"``: the same event, whichever stage delivered it."""
+    if stage in RESPONDING and long_running(verb, subresource):
+        return f"{audit_id}/{STARTED}"
+    return f"{audit_id}/{stage}"
+
+
+class LongRunningStages:
+    """Admits one event per long-running request (see the module docstring)."""
+
+    def __init__(self, max_open: int = MAX_OPEN) -> None:
+        self._max_open = max(max_open, 1)
+        self._open: dict[str, None] = {}  # ids of requests passed on, oldest first
+        self.folded = 0  # later (or earlier, decision-less) stages dropped as duplicates
+        self.forgotten = 0  # open requests evicted to stay bounded
+
+    def admit(self, event: Event) -> bool:
+        """False when ``event`` is another stage of a request already passed on."""
+        if event.source != K8S_AUDIT or not is_long_running(event):
+            return True
+        stage = event.stage
+        if stage in RESPONDING:
+            key = event.id  # one id for every responding stage (event_id)
+            if key not in self._open:
+                self._remember(key)
+                return True
+            del self._open[key]
+        elif stage != RECEIVED:
+            return True
+        self.folded += 1
+        return False
+
+    def __len__(self) -> int:
+        """Open long-running requests remembered."""
+        return len(self._open)
+
+    def _remember(self, key: str) -> None:
+        opened = self._open
+        opened[key] = None
+        if len(opened) > self._max_open:
+            del opened[next(iter(opened))]
+            self.forgotten += 1

@@ -1,0 +1,20 @@
+"""One control plane per session (etcd, kube-apiserver, two detectors); see cluster.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.cluster import Cluster, StartError, control_plane
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Fails (never skips) the tests that need it when a part cannot start."""
+    workdir = tmp_path_factory.mktemp("apiserver-e2e")
+    try:
+        with control_plane(workdir) as running:
+            yield running
+    except StartError as exc:
+        pytest.fail(f"e2e control plane did not start: {exc}", pytrace=False)
