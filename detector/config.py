@@ -78,10 +78,30 @@ class HttpConfig(ConfigStruct):
             ge=1024,
         ),
     ] = 64 << 20
+    # Timeouts and connection caps: what an idle or slow client can hold, and for how long.
+    header_timeout_s: Annotated[
+        float, doc("seconds from a request's first byte to its complete headers", gt=0)
+    ] = 10.0
+    body_timeout_s: Annotated[float, doc("seconds to receive a whole body; else 408", gt=0)] = 60.0
+    body_chunk_timeout_s: Annotated[
+        float, doc("seconds a body may stall between two reads; else 408", gt=0)
+    ] = 10.0
+    idle_timeout_s: Annotated[
+        float, doc("seconds a connection may wait for its (next) request before it is closed", gt=0)
+    ] = 30.0
+    max_connections: Annotated[
+        int,
+        doc("open connections, all peers; more are closed at once (keep below the fd limit)", ge=1),
+    ] = 1000
+    max_connections_per_peer: Annotated[
+        int, doc("open connections from one IP address; more are closed at once", ge=1)
+    ] = 64
 
     def __post_init__(self) -> None:
         if self.listen:
             split_listen(self.listen)
+        if self.max_connections_per_peer > self.max_connections:
+            raise ValueError("max_connections_per_peer must not exceed max_connections")
 
 
 class ReceiverConfig(ConfigStruct):

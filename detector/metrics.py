@@ -75,6 +75,13 @@ SPECS: Final = (
         "Request body bytes being read or decoded (bounded by http.max_inflight_bytes)",
     ),
     Spec(
+        "http_connections_closed",
+        "detector_http_connections_closed",
+        C,
+        "HTTP connections closed by the server's limits or lost mid-request, by reason",
+        ("reason",),
+    ),
+    Spec(
         "drops",
         "detector_dropped_events",
         C,
@@ -215,6 +222,7 @@ class Metrics:
     http_rejects: Counter
     http_refused: Counter
     http_inflight_bytes: Gauge
+    http_connections_closed: Counter
     drops: Counter
     queue_depth: Gauge
     queue_capacity: Gauge

@@ -114,10 +114,19 @@ class EventQueue:
         self._done: dict[str, int] = {}
         metrics.queue_capacity.set(max_events)
 
+    @property
+    def capacity(self) -> int:
+        """The most events the queue can ever hold (``buffer.max_events``)."""
+        return self._queue.maxsize
+
+    def room(self) -> int:
+        """Events that fit right now (0 once closed)."""
+        return 0 if self._closed else self._queue.maxsize - self._queue.qsize()
+
     def offer(self, source: str, events: Sequence[Event], input: str = "") -> bool:
         """Enqueue all of ``events`` (of a pushed ``input``, default ``source``) or none
         of them; never waits."""
-        if self._closed or self._queue.maxsize - self._queue.qsize() < len(events):
+        if self.room() < len(events):
             return False
         input = input or source
         self.pushed.setdefault(input, True)

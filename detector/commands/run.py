@@ -36,6 +36,7 @@ from detector import config as cfg
 from detector.allowlist import load_allowlist
 from detector.commands import Command, register
 from detector.delivery.checkpoint import Checkpointer
+from detector.delivery.intake import Intake
 from detector.delivery.loops import Delivery, DeliveryMetrics
 from detector.errors import UsageError
 from detector.event_time import Alignment, input_disorder
@@ -225,13 +226,12 @@ def _http(
         return None
     receivers: list[Receiver] = []
     if config.sources.falco_http.enabled:
-        receivers.append(FalcoHttpReceiver(config.sources.falco_http.max_body_bytes, metrics))
+        receivers.append(FalcoHttpReceiver(config.sources.falco_http.max_body_bytes))
     if config.sources.k8s_audit.enabled:
-        receivers.append(K8sAuditReceiver(config.sources.k8s_audit.max_body_bytes, metrics))
+        receivers.append(K8sAuditReceiver(config.sources.k8s_audit.max_body_bytes))
     if config.sources.events.enabled:
-        cap, max_events = config.sources.events.max_body_bytes, config.buffer.max_events
-        receivers.append(EventsReceiver(cap, max_events))
-    return HttpServer(config.http, receivers, queue.offer, metrics, ready)
+        receivers.append(EventsReceiver(config.sources.events.max_body_bytes))
+    return HttpServer(config.http, receivers, Intake(queue), metrics, ready)
 
 
 def _file(name: str) -> Builder:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from correlation.event import Event
 from detector.relay.wire import WireError, decode
-from detector.sources.http_server import RequestRejected
+from detector.sources.http_server import Decoded, RequestRejected
 
 PATH: Final = "/events"
 
@@ -28,17 +27,16 @@ class EventsReceiver:
     name = "events"
     path = PATH
 
-    def __init__(self, max_body_bytes: int, max_events: int) -> None:
+    def __init__(self, max_body_bytes: int) -> None:
         self.max_body_bytes = max_body_bytes
-        self._max_events = max_events
 
-    def decode(self, body: bytes) -> list[Event]:
+    async def decode(self, body: bytes, max_events: int) -> Decoded:
         try:
             events = decode(body)
         except WireError as exc:
             raise RequestRejected(400, exc.reason, str(exc)) from None
-        if len(events) > self._max_events:
+        if len(events) > max_events:
             raise RequestRejected(
-                413, "too_many_events", f"{len(events)} events; the queue holds {self._max_events}"
+                413, "too_many_events", f"{len(events)} events; the queue holds {max_events}"
             )
-        return events
+        return Decoded(events)

@@ -1,30 +1,37 @@
 """The one aiohttp server behind ``--listen``: receivers, health, readiness, metrics.
 
-Receivers (``POST /falco``, ``POST /k8s-audit``) plug in as :class:`Receiver` objects;
-this module does everything they share, in this order, cheapest refusal first::
+Receivers (``POST /falco``, ``POST /k8s-audit``, ``POST /events``) plug in as
+:class:`Receiver` objects; this module does everything they share, in this order,
+cheapest refusal first::
 
-    draining?        -> 503 + Retry-After      (SIGTERM received: stop accepting)
+    connection       -> closed at accept        (over max_connections or the per-peer cap,
+                                                 or headers not complete in header_timeout_s;
+                                                 see :mod:`detector.sources.http_guard`)
+    draining?        -> 503 + Retry-After       (SIGTERM received: stop accepting)
     bearer token     -> 401                     (constant-time compare)
     Content-Type     -> 415                     (only application/json)
-    Content-Length   -> 413, body never read    (over the receiver's cap)
-    in-flight budget -> 503 + Retry-After       (over_budget: Content-Length reserved first)
-    read body        -> 413 as soon as the cap is passed (chunked / gzip-inflated)
-    decode           -> 400 {"error": reason}   (receiver's parser)
-    offer to queue   -> 429 + Retry-After       (full: enqueue-or-refuse, never wait)
-    else             -> 200 {"accepted": n}
+    queue has room?  -> 429 + Retry-After       (queue_full: refused before reading or decoding)
+    read body        -> 413 / 408 / 503 / 400   (cap, timeouts, budget, Content-Encoding:
+                                                 see :mod:`detector.sources.http_body`)
+    decode           -> 400 {"error": reason}   (the document itself is broken)
+                     -> 413 too_many_events     (more events than the queue can ever hold)
+    offer to queue   -> 429 + Retry-After       (not room for all: enqueue-or-refuse, never wait)
+    commit           -> the intake log has the events on disk (when configured)
+    else             -> 200 {"accepted": n, "rejected": {reason: count}}
+
+Bad *items* of a batch are counted by reason and skipped; the rest are accepted, and the
+answer and one summary log line carry the counts (never a line per item).
 
 429 and 503 keep nothing and ask the sender to retry: they are counted as
 ``detector_http_refused_total{endpoint,reason}``, not as dropped events (the
 ``detector_dropped_events_total`` counter is for events this process had and lost).
+A client that goes away mid-body is one debug line and
+``detector_http_connections_closed_total{reason="client_gone"}``.
 
 aiohttp inflates ``Content-Encoding: gzip`` bodies itself and de-chunks chunked
 transfers, so the cap applies to the inflated size (a small gzip bomb gets 413 too).
-
-The per-request cap alone still lets N senders hold N × 16 MiB at once, before the queue
-limit can say no. :class:`InflightBudget` bounds the body bytes of all requests being
-read or decoded (``http.max_inflight_bytes``): a request reserves its Content-Length
-before reading (chunked or inflated bodies are charged as they grow) and gives it back
-when answered. Decoded events cost a multiple of their bytes, so this bounds that too.
+Decoding runs on the event loop in bounded slices (receivers yield between slices), so
+``/healthz`` keeps answering while a large batch is decoded.
 
 Exceptions::
 
@@ -37,6 +44,7 @@ import asyncio
 import hmac
 import ssl
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import orjson
@@ -44,58 +52,37 @@ from aiohttp import web
 
 from correlation.event import Event
 from detector.config import HttpConfig, split_listen
+from detector.errors import ParseError
 from detector.event_time import input_name
 from detector.logging import get_logger
 from detector.metrics import CONTENT_TYPE, Metrics
 from detector.sources.base import Emit
+from detector.sources.http_body import ClientGone, Held, InflightBudget, RequestRejected, read_body
+from detector.sources.http_guard import ConnectionGuard, GuardedSite, check_fd_limit, request_marker
+
+__all__ = ["Decoded", "HttpServer", "InflightBudget", "Intake", "Receiver", "RequestRejected"]
 
 log = get_logger("detector.http")
-# (receiver name, events, input): the input names the sender (see detector.event_time)
-Offer = Callable[[str, Sequence[Event], str], bool]
 JSON_TYPES: Final = ("application/json",)
-_READ_CHUNK: Final = 64 * 1024
 
 
-class InflightBudget:
-    """Body bytes reserved by the requests in progress; refuses beyond ``limit``."""
+@dataclass
+class Decoded:
+    """What a receiver made of one body: the events, and what it left out, by reason."""
 
-    def __init__(self, limit: int, metrics: Metrics) -> None:
-        self.limit, self.used, self._metrics = limit, 0, metrics
-
-    def take(self, size: int) -> None:
-        """Reserve ``size`` bytes more, or raise 503 ``over_budget``."""
-        if self.used + size > self.limit:
-            raise RequestRejected(503, "over_budget", "too many request bytes in flight")
-        self.used += size
-        self._metrics.http_inflight_bytes.set(self.used)
-
-    def give(self, size: int) -> None:
-        self.used -= size
-        self._metrics.http_inflight_bytes.set(self.used)
+    events: list[Event]
+    rejected: dict[str, int] = field(default_factory=dict)  # bad items (parse errors)
+    skipped: dict[str, int] = field(default_factory=dict)  # valid but not events
 
 
-class _Held:
-    """One request's share of the budget (given back in ``finally``)."""
+class Intake(Protocol):
+    """Where accepted events go: the bounded queue, behind the intake log when there is one."""
 
-    def __init__(self, budget: InflightBudget) -> None:
-        self.budget, self.size = budget, 0
-
-    def grow_to(self, size: int) -> None:
-        if size > self.size:
-            self.budget.take(size - self.size)
-            self.size = size
-
-    def release(self) -> None:
-        self.budget.give(self.size)
-        self.size = 0
-
-
-class RequestRejected(Exception):
-    """An HTTP error answer: ``status``, a snake_case ``reason`` and a human ``detail``."""
-
-    def __init__(self, status: int, reason: str, detail: str = "") -> None:
-        super().__init__(f"{status} {reason}: {detail}")
-        self.status, self.reason, self.detail = status, reason, detail
+    @property
+    def capacity(self) -> int: ...
+    def room(self) -> int: ...
+    def offer(self, source: str, events: Sequence[Event], input: str) -> bool: ...
+    async def committed(self) -> None: ...
 
 
 class Receiver(Protocol):
@@ -105,8 +92,9 @@ class Receiver(Protocol):
     path: str
     max_body_bytes: int
 
-    def decode(self, body: bytes) -> list[Event]:
-        """Events in the body; raise :class:`RequestRejected` (400) when it is bad."""
+    async def decode(self, body: bytes, max_events: int) -> Decoded:
+        """The events in the body; raise :class:`RequestRejected` when the document is
+        bad (400) or holds more than ``max_events`` (413)."""
         ...
 
 
@@ -137,14 +125,15 @@ class HttpServer:
         self,
         config: HttpConfig,
         receivers: Sequence[Receiver],
-        offer: Offer,
+        intake: Intake,
         metrics: Metrics,
         readiness: Callable[[], bool] = lambda: True,
     ) -> None:
-        self._config, self._offer, self._metrics = config, offer, metrics
+        self._config, self._intake, self._metrics = config, intake, metrics
         self._receivers = list(receivers)
         self._readiness = readiness
         self.budget = InflightBudget(config.max_inflight_bytes, metrics)
+        self.guard = ConnectionGuard(config, metrics)
         self._listening = False
         self._draining = False
         self.port = 0  # the bound port, known once listening (useful with port 0)
@@ -158,10 +147,18 @@ class HttpServer:
 
     async def run(self, emit: Emit) -> None:
         host, port = split_listen(self._config.listen)
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        check_fd_limit(self._config.max_connections)
+        runner = web.AppRunner(
+            self.app(),
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=self._config.idle_timeout_s,
+            lingering_time=0,  # an unread body closes the connection instead of being drained
+        )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port, ssl_context=server_ssl_context(self._config))
+            ssl_context = server_ssl_context(self._config)
+            site = GuardedSite(runner, host, port, self.guard, ssl_context)
             await site.start()
             self.port = _bound_port(runner)
             self._listening = True
@@ -174,7 +171,9 @@ class HttpServer:
             await runner.cleanup()
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=max([1 << 20, *self._caps()]))
+        app = web.Application(
+            client_max_size=max([1 << 20, *self._caps()]), middlewares=[request_marker]
+        )
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics_page)
@@ -201,9 +200,17 @@ class HttpServer:
     def _handler(self, receiver: Receiver) -> Callable[[web.Request], Any]:
         async def handle(request: web.Request) -> web.Response:
             try:
-                return await self._receive(receiver, request)
+                response = await self._receive(receiver, request)
             except RequestRejected as exc:
-                return self._reject(receiver, request, exc)
+                response = self._reject(receiver, request, exc)
+            except ClientGone:
+                self.guard.closed("client_gone", str(request.remote))
+                response = _json(400, {"error": "client_gone"})  # nobody reads it
+            if not request.content.is_eof():
+                # Refused before its body was read: the connection closes after the
+                # answer (lingering_time=0), so tell the client not to reuse it.
+                response.force_close()
+            return response
 
         return handle
 
@@ -213,26 +220,55 @@ class HttpServer:
         self._authorize(request)
         if request.content_type not in JSON_TYPES:
             raise RequestRejected(415, "unsupported_media_type", "send application/json")
-        held = _Held(self.budget)
+        if self._intake.room() <= 0:
+            return self._queue_full(receiver, 0)
+        held = Held(self.budget)
         try:
-            body = await _read_capped(request, receiver, held)
-            return self._enqueue(receiver, body, input_name(receiver.name, request.remote))
+            body = await read_body(request, receiver.max_body_bytes, held, self._config)
+            decoded = await receiver.decode(body, self._intake.capacity)
         finally:
             held.release()
+        return await self._enqueue(receiver, decoded, input_name(receiver.name, request.remote))
 
-    def _enqueue(self, receiver: Receiver, body: bytes, input: str) -> web.Response:
-        retry = {"Retry-After": str(self._config.retry_after_s)}
-        events = receiver.decode(body)
-        if not self._offer(receiver.name, events, input):
-            # Not a drop: nothing was accepted, and the sender is told to retry. Whether
-            # it does (the API server does, Falco's http_output does not) is its business.
-            self._count(receiver, 429)
-            self._refused(receiver, "queue_full")
-            log.warning(
-                "http_refused", endpoint=receiver.path, reason="queue_full", events=len(events)
+    async def _enqueue(self, receiver: Receiver, decoded: Decoded, input: str) -> web.Response:
+        events = decoded.events
+        if len(events) > self._intake.capacity:
+            raise RequestRejected(
+                413,
+                "too_many_events",
+                f"{len(events)} events; the queue holds {self._intake.capacity}",
             )
-            return _json(429, {"error": "queue_full", "detail": "retry later"}, retry)
-        return _json(200, {"accepted": len(events)})
+        if not self._intake.offer(receiver.name, events, input):
+            return self._queue_full(receiver, len(events))
+        await self._intake.committed()
+        self._left_out(receiver, decoded)
+        answer: dict[str, Any] = {"accepted": len(events)}
+        if decoded.rejected:
+            answer["rejected"] = decoded.rejected
+        return _json(200, answer)
+
+    def _queue_full(self, receiver: Receiver, events: int) -> web.Response:
+        # Not a drop: nothing was accepted, and the sender is told to retry. Whether
+        # it does (the API server does, Falco's http_output does not) is its business.
+        self._count(receiver, 429)
+        self._refused(receiver, "queue_full")
+        log.warning("http_refused", endpoint=receiver.path, reason="queue_full", events=events)
+        retry = {"Retry-After": str(self._config.retry_after_s)}
+        return _json(429, {"error": "queue_full", "detail": "retry later"}, retry)
+
+    def _left_out(self, receiver: Receiver, decoded: Decoded) -> None:
+        """Bad and skipped items: counted by reason, one summary line for the request."""
+        for reason, count in decoded.rejected.items():
+            self._metrics.parse_errors.labels(source=receiver.name, reason=reason).inc(count)
+        for reason, count in decoded.skipped.items():
+            self._metrics.drops.labels(reason=f"skipped_{reason}").inc(count)
+        if decoded.rejected:
+            log.warning(
+                "http_items_rejected",
+                endpoint=receiver.path,
+                accepted=len(decoded.events),
+                rejected=decoded.rejected,
+            )
 
     def _authorize(self, request: web.Request) -> None:
         expected = self._config.bearer_token
@@ -273,24 +309,6 @@ class HttpServer:
         self._metrics.http_refused.labels(endpoint=receiver.path, reason=reason).inc()
 
 
-async def _read_capped(request: web.Request, receiver: Receiver, held: _Held) -> bytes:
-    """The body, refusing with 413 before reading when Content-Length says it is too big,
-    and with 503 when the in-flight budget cannot take it."""
-    cap = receiver.max_body_bytes
-    if request.content_length is not None and request.content_length > cap:
-        raise RequestRejected(413, "body_too_large", f"limit is {cap} bytes")
-    held.grow_to(request.content_length or 0)
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(_READ_CHUNK):
-        size += len(chunk)
-        if size > cap:
-            raise RequestRejected(413, "body_too_large", f"limit is {cap} bytes")
-        held.grow_to(size)  # chunked or gzip-inflated: charged as it grows
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _json(status: int, payload: object, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status,
@@ -307,9 +325,6 @@ def _bound_port(runner: web.AppRunner) -> int:
     return 0
 
 
-def decode_json(body: bytes) -> Any:
-    """``orjson.loads`` with a 400 ``malformed_json`` on failure (shared by receivers)."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RequestRejected(400, "malformed_json", str(exc)) from None
+def bad_document(exc: ParseError) -> RequestRejected:
+    """A broken document's parse error as its 400 answer (shared by receivers)."""
+    return RequestRejected(400, exc.reason, str(exc.args[0]) if exc.args else exc.reason)

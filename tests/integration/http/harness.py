@@ -12,6 +12,7 @@ import msgspec
 import orjson
 
 from detector.config import HttpConfig
+from detector.delivery.intake import Intake
 from detector.metrics import Metrics
 from detector.pipeline import EventQueue
 from detector.sources.falco_http import FalcoHttpReceiver
@@ -44,8 +45,8 @@ async def receivers(
     config = msgspec.structs.replace(config, listen="127.0.0.1:0")
     metrics = Metrics()
     queue = EventQueue(max_events, metrics)
-    found = [FalcoHttpReceiver(cap, metrics), K8sAuditReceiver(cap, metrics)]
-    server = HttpServer(config, found, queue.offer, metrics)
+    found = [FalcoHttpReceiver(cap), K8sAuditReceiver(cap)]
+    server = HttpServer(config, found, Intake(queue), metrics)
     task = asyncio.create_task(server.run(queue.emitter("unused")))
     try:
         async with asyncio.timeout(5):

@@ -20,7 +20,8 @@ JSON = {"Content-Type": "application/json"}
 
 
 async def test_overload_answers_429_and_the_queue_stays_bounded() -> None:
-    async with receivers(max_events=50) as h, aiohttp.ClientSession() as session:
+    http = HttpConfig(max_connections_per_peer=400)  # the 400 senders all share 127.0.0.1
+    async with receivers(http, max_events=50) as h, aiohttp.ClientSession() as session:
 
         async def send(n: int) -> tuple[int, str | None]:
             body = orjson.dumps(falco_alert(n))

@@ -12,6 +12,7 @@ import pytest
 
 from correlation.event import Event, Identity
 from detector.config import HttpConfig
+from detector.delivery.intake import Intake
 from detector.metrics import Metrics
 from detector.pipeline import EventQueue
 from detector.relay import wire
@@ -41,7 +42,7 @@ async def events_server(max_events: int = 4) -> AsyncIterator[Harness]:
     metrics = Metrics()
     queue = EventQueue(max_events, metrics)
     config = HttpConfig(listen="127.0.0.1:0", bearer_token=TOKEN)
-    server = HttpServer(config, [EventsReceiver(64 * 1024, max_events)], queue.offer, metrics)
+    server = HttpServer(config, [EventsReceiver(64 * 1024)], Intake(queue), metrics)
     task = asyncio.create_task(server.run(queue.emitter("unused")))
     try:
         async with asyncio.timeout(5):

@@ -43,6 +43,13 @@ EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         (),
     ),
     (
+        "http_connections_closed",
+        "detector_http_connections_closed",
+        "counter",
+        "HTTP connections closed by the server's limits or lost mid-request, by reason",
+        ("reason",),
+    ),
+    (
         "drops",
         "detector_dropped_events",
         "counter",
@@ -199,9 +206,9 @@ EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
 ]
 # sha256 of the exposition below (every labelled metric labelled once, ``_created`` lines
 # dropped: they carry the wall clock), taken before the table refactor and re-taken when
-# the per-input event-time metrics (clock skew, inputs, idle changes, late chains) and the
-# long-running stage fold counter came.
-EXPOSITION_SHA256 = "559f69cf53e4d4fee399ce420d5e702152e94986f0d917d2fa76ac6aa9f29599"
+# the per-input event-time metrics (clock skew, inputs, idle changes, late chains), the
+# long-running stage fold counter and detector_http_connections_closed came.
+EXPOSITION_SHA256 = "30a9d6ba9adf02263a0d219dea62182e801e5f11a4df9af3d66046b3355de972"
 
 
 def _labelled(metrics: Metrics) -> Metrics:
