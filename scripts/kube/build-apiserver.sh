@@ -16,18 +16,23 @@ binary="$out_dir/kube-apiserver"
 if [ -x "$binary" ]; then echo "$binary"; exit 0; fi
 
 command -v go >/dev/null || { echo "build-apiserver: Go is required (https://go.dev/doc/install)" >&2; exit 1; }
-mkdir -p "$out_dir"
-exec 9>"$out_dir/.lock"
+mkdir -p "$cache_root/kube"
+exec 9>"$cache_root/kube/.lock"
 flock 9   # a second caller waits for the first build instead of racing it
 if [ -x "$binary" ]; then echo "$binary"; exit 0; fi
 
 staging_version="v0.${version#v1.}"
-work="$(mktemp -d "$out_dir/.build.XXXXXX")"
+work="$(mktemp -d "$cache_root/kube/.build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 export GOFLAGS="${GOFLAGS:-} -mod=mod -buildvcs=false" CGO_ENABLED=0
-kube_mod="$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')"
-[ -f "$kube_mod" ] || { echo "build-apiserver: cannot fetch k8s.io/kubernetes@$version" >&2; exit 1; }
+if ! download="$(go mod download -json "k8s.io/kubernetes@$version" 2>&1)"; then
+  echo "build-apiserver: cannot fetch k8s.io/kubernetes@$version:" >&2
+  echo "$download" >&2
+  exit 1
+fi
+kube_mod="$(echo "$download" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')"
+[ -f "$kube_mod" ] || { echo "build-apiserver: no go.mod for k8s.io/kubernetes@$version" >&2; exit 1; }
 go_line="$(grep -m1 '^go ' "$kube_mod")"
 {
   echo "module lcd.local/kube-apiserver-build"
@@ -56,5 +61,6 @@ for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
 done
 go build -trimpath -ldflags "$ldflags" -o "$work/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2
 "$work/kube-apiserver" --version >&2
+mkdir -p "$out_dir"
 mv "$work/kube-apiserver" "$binary"
 echo "$binary"
