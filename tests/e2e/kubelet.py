@@ -55,19 +55,7 @@ class StandInKubelet:
 
     def register(self, admin: Kube) -> str:
         """Create the Node whose kubelet this is (InternalIP 127.0.0.1, this port)."""
-        node = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": NODE},
-            "status": {
-                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
-            },
-        }
-        admin.create("/api/v1/nodes", node)
-        status = admin.request("PUT", f"/api/v1/nodes/{NODE}/status", {**node, **_current(admin)})
-        assert status.status == 200, status.body
-        return NODE
+        return register_node(admin, NODE, self.port)
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -98,7 +86,19 @@ class StandInKubelet:
             return
 
 
-def _current(admin: Kube) -> dict[str, object]:
-    """The Node's metadata as stored (resourceVersion), for the status update."""
-    reply = admin.get(f"/api/v1/nodes/{NODE}")
-    return {"metadata": reply.body["metadata"]}
+def register_node(admin: Kube, name: str, kubelet_port: int) -> str:
+    """A Node at 127.0.0.1 whose kubelet listens on ``kubelet_port`` (or nowhere)."""
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+        },
+    }
+    admin.create("/api/v1/nodes", node)
+    stored = admin.get(f"/api/v1/nodes/{name}").body["metadata"]  # its resourceVersion
+    status = admin.request("PUT", f"/api/v1/nodes/{name}/status", {**node, "metadata": stored})
+    assert status.status == 200, status.body
+    return name

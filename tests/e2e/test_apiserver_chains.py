@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from tests.e2e.cluster import LATENESS_S, Cluster
+from tests.e2e.cluster import LATENESS_S, Cluster, free_port
+from tests.e2e.kubelet import register_node
 from tests.e2e.world import (
     audit_id_of,
     both_paths,
@@ -166,6 +167,17 @@ def test_apiserver_negatives_controllers_and_setup_chain_nothing(cluster: Cluste
     })  # fmt: skip
     post_alert(cluster, falco_alert(created(job_pod), NETWORK_TOOL, "wget", "wget -q http://10.96.0.9/",
                                     NETWORK_TAGS))  # fmt: skip
+    # an exec the kubelet never served (a node whose kubelet is down: 500) is no pivot,
+    # whatever runs in the pod afterwards
+    dead = register_node(cluster.admin, unique("dead-node"), free_port())
+    stranded = cluster.admin.create(f"/api/v1/namespaces/{quiet}/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stranded"},
+        "spec": pod_spec(dead),
+    })  # fmt: skip
+    failed = cluster.admin.exec_stream(quiet, "stranded", "sh", "app")
+    assert failed.status == 500, failed.head
+    failed.close()
+    post_alert(cluster, falco_alert(created(stranded), SHELL, "sh", "sh -i", SHELL_TAGS))
     _sentinel(cluster)
     for detector in (cluster.webhook, cluster.logfile):
         touched = [r for r in chains(detector) if quiet in json.dumps(r["entities"])]

@@ -23,10 +23,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.e2e.cluster import Cluster, Detector
+import jsonschema
+
+from tests.e2e.cluster import REPO, Cluster, Detector
 from tests.e2e.kube import Kube, Reply
 
 CHAIN_WAIT_S = 30.0
+CHAIN_SCHEMA = jsonschema.Draft202012Validator(
+    json.loads((REPO / "docs" / "schema" / "chain-v1.schema.json").read_text())
+)
 _names = itertools.count()
 _addresses = itertools.count()
 
@@ -182,11 +187,14 @@ def wait_chain(detector: Detector, rule: str, cites: str) -> dict[str, Any]:
 
 
 def both_paths(cluster: Cluster, rule: str, cites: str) -> dict[str, Any]:
-    """The chain from the webhook path; the log-file path must give the same one."""
+    """The chain from the webhook path; the log-file path must give the same one, and both
+    must be valid chain records (the published JSON Schema)."""
     via_webhook = wait_chain(cluster.webhook, rule, cites)
     via_file = wait_chain(cluster.logfile, rule, cites)
     assert via_file["id"] == via_webhook["id"]
     assert evidence(via_file) == evidence(via_webhook)
+    for record in (via_webhook, via_file):
+        CHAIN_SCHEMA.validate(record)
     return via_webhook
 
 
