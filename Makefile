@@ -1,5 +1,7 @@
 .PHONY: demo test lint lock drift bench
-# @: make prints no echo of the recipe, so `make demo > chains.jsonl` holds only chains.
+# @: make prints no echo of the recipe, so `make demo > chains.jsonl` holds only chains;
+# and no "Entering directory" lines on stdout when called from another make.
+MAKEFLAGS += --no-print-directory
 demo:  ## install from the runtime lock, replay the bundled attack scenario, print the chains
 	@scripts/demo.sh
 test:  ## the whole suite: set-up (venv from the lock, sysdig, Kafka jars, etcd + kube-apiserver), ruff, mypy, pytest

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from detector.commands import REGISTRY, CommandUnavailable, load_command
 from detector.errors import UsageError
+from detector.version import detector_version
 
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 1
@@ -27,6 +28,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         description="Confirmed Kubernetes lateral-movement chains from Falco alerts "
         "and API audit events.",
     )
+    parser.add_argument("--version", action="version", version=f"detector {detector_version()}")
     subparsers = parser.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
     for name, entry in REGISTRY.items():
         sub = subparsers.add_parser(name, help=entry.help, description=entry.help)

@@ -14,6 +14,8 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from detector.version import build_info
+
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 # Seconds from the last evidence event's time to the chain leaving the engine. Audit
 # batches arrive up to 30 s late, windows span minutes, so the buckets reach 30 min.
@@ -207,6 +209,13 @@ SPECS: Final = (
         buckets=CHECKPOINT_BUCKETS,
     ),
     Spec("ready", "detector_ready", G, "1 when /readyz answers 200"),
+    Spec(
+        "build_info",
+        "detector_build_info",
+        G,
+        "Always 1; the labels say which detector version and Python are running",
+        ("version", "python"),
+    ),
 )
 
 
@@ -250,11 +259,13 @@ class Metrics:
     checkpoint_bytes: Gauge
     checkpoint_duration: Histogram
     ready: Gauge
+    build_info: Gauge
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         for spec in SPECS:
             setattr(self, spec.attr, spec.build(self.registry))
+        self.build_info.labels(**build_info()).set(1)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this registry."""

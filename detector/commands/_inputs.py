@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -53,12 +54,28 @@ class InputStats:
 
 
 def check_paths(paths: Iterable[str]) -> list[Path]:
-    """The input paths, or :class:`UsageError` naming every one that is not a readable file."""
+    """The input paths, or :class:`UsageError` naming every one that cannot be read.
+
+    Anything readable that is not a directory is an input: a file, ``/dev/stdin``,
+    ``/dev/null``, a FIFO. Opening it is left to the reader (opening a FIFO here would
+    wait for its writer, and a second open would see a different stream).
+    """
     resolved = [Path(p) for p in paths]
-    missing = [str(p) for p in resolved if not p.is_file()]
-    if missing:
-        raise UsageError(f"no such file: {', '.join(missing)}")
+    problems = [problem for p in resolved if (problem := _unreadable(p))]
+    if problems:
+        raise UsageError("; ".join(problems))
     return resolved
+
+
+def _unreadable(path: Path) -> str:
+    """Why ``path`` cannot be an input, or "" when it can."""
+    if not path.exists():
+        return f"no such file: {path}"
+    if path.is_dir():
+        return f"is a directory: {path}"
+    if not os.access(path, os.R_OK):
+        return f"cannot read {path}: permission denied"
+    return ""
 
 
 def merged_events(
@@ -104,7 +121,7 @@ def read_batches(
 ) -> Iterator[list[Event]]:
     """:func:`read_events` a block of lines at a time (empty blocks are not yielded)."""
     with _open(path) as handle:
-        if path.suffix == ".json":
+        if path.suffix == ".json" and handle.seekable():  # a pipe cannot be re-read
             whole = _whole_document(handle, path, stats, on_bad, early)
             if whole is not None:
                 yield whole

@@ -33,10 +33,11 @@ from correlation.chain import Chain, to_record
 from correlation.engine import Engine, EngineConfig
 from correlation.errors import RuleError
 from correlation.interest import Interest
-from correlation.rules import builtin_rules_paths, load_rules
+from correlation.rules import ChainRule, builtin_rules_paths, load_rules
 from detector.allowlist import load_allowlist
 from detector.commands import Command, register
 from detector.commands._inputs import InputStats, check_paths, merged_batches
+from detector.commands._summary import ReplayTotals, render
 from detector.errors import ParseError, UsageError
 from detector.parse.early import EarlyReject
 from detector.parse.long_running import LongRunningStages
@@ -50,10 +51,17 @@ EXIT_BROKEN_PIPE: Final = 128 + 13  # 128 + SIGPIPE
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="JSON-lines files (.gz ok)")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE",
+        help="JSON-lines files (.gz ok); any readable path: /dev/stdin, a FIFO",
+    )  # fmt: skip
     parser.add_argument(
         "--rules", action="append", default=[], metavar="PATH",
         help="extra chain-rule YAML file or directory (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-builtin-rules", action="store_true",
+        help="load only --rules (the shipped signals stay available to them)",
     )  # fmt: skip
     parser.add_argument(
         "--allowlist", metavar="PATH",
@@ -75,8 +83,11 @@ def parse_duration_ns(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     paths = check_paths(args.files)
     lateness_ns = parse_duration_ns(args.lateness)
+    if args.no_builtin_rules and not args.rules:
+        raise UsageError("--no-builtin-rules needs at least one --rules PATH")
+    builtin = [] if args.no_builtin_rules else builtin_rules_paths()
     try:
-        rules = load_rules([*builtin_rules_paths(), *args.rules])
+        rules = load_rules([*builtin, *args.rules])
     except RuleError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
@@ -87,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     # what the engine can use, derived from the same rules and allowlist: the rest of the
     # input skips normalization as time-only ticks (detector/parse/early.py)
     early = EarlyReject(Interest(rules, config.allowlist))
-    report = _Report(quiet=args.quiet)
+    report = _Report(quiet=args.quiet, rules=rules, lateness=args.lateness)
     gc.freeze()  # rules, compiled predicates, modules: never garbage, never walked again
     try:
         with _output(args.output) as out:
@@ -152,8 +163,8 @@ def _output(target: str) -> Iterator[IO[bytes]]:
 class _Report:
     """Everything written to stderr: bad lines, progress, the final summary."""
 
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
+    def __init__(self, quiet: bool, rules: list[ChainRule], lateness: str) -> None:
+        self.quiet, self.rules, self.lateness = quiet, rules, lateness
         self.inputs = InputStats()
         self.chains: Counter[str] = Counter()
         self.started = time.monotonic()
@@ -182,24 +193,16 @@ class _Report:
     def summary(self, engine: Engine) -> None:
         if self.quiet:
             return
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        stats = self.inputs
-        lines = [
-            f"replay: {self._events:,} events in {elapsed:.2f}s "
-            f"({self._events / elapsed:,.0f} events/s) from {stats.lines:,} lines",
-            f"  events by source: {_counts(stats.events)}",
-            f"  chains by rule:   {_counts(self.chains)}",
-            f"  bad lines:        {_counts(stats.bad)}",
-            f"  skipped:          {_counts(stats.skipped)}",
-            f"  engine:           {engine.stats()}",
-        ]
-        print("\n".join(lines), file=sys.stderr)
-
-
-def _counts(counter: Counter[str]) -> str:
-    if not counter:
-        return "none"
-    return ", ".join(f"{key}={value:,}" for key, value in sorted(counter.items()))
+        totals = ReplayTotals(
+            events=self._events,
+            elapsed_s=time.monotonic() - self.started,
+            inputs=self.inputs,
+            chains=self.chains,
+            rules=self.rules,
+            engine=engine.stats(),
+            lateness=self.lateness,
+        )
+        print(render(totals), file=sys.stderr)
 
 
 register(Command("replay", "replay recorded Falco/audit files through the engine", configure, run))

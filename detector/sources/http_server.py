@@ -59,6 +59,7 @@ from detector.metrics import CONTENT_TYPE, Metrics
 from detector.sources.base import Emit
 from detector.sources.http_body import ClientGone, Held, InflightBudget, RequestRejected, read_body
 from detector.sources.http_guard import ConnectionGuard, GuardedSite, check_fd_limit, request_marker
+from detector.version import detector_version
 
 __all__ = ["Decoded", "HttpServer", "InflightBudget", "Intake", "Receiver", "RequestRejected"]
 
@@ -185,7 +186,7 @@ class HttpServer:
         return [r.max_body_bytes for r in self._receivers]
 
     async def _healthz(self, _request: web.Request) -> web.Response:
-        return _json(200, {"status": "ok"})
+        return _json(200, {"status": "ok", "version": detector_version()})
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         ok = self.ready() and self._readiness()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.metadata
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -173,6 +174,8 @@ async def test_health_ready_and_metrics() -> None:
     async with receivers() as h, aiohttp.ClientSession() as session:
         async with session.get(h.url + "/healthz") as response:
             assert response.status == 200
+            version = importlib.metadata.version("lateral-chain-detector")
+            assert await response.json() == {"status": "ok", "version": version}
         async with session.get(h.url + "/readyz") as response:
             assert response.status == 200
         await post(h.url + "/falco", orjson.dumps(falco_alert()))

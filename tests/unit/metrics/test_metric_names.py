@@ -8,6 +8,8 @@ prometheus_client API is used to read them back (``collect()`` and ``labels()``)
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import platform
 import typing
 
 from detector.metrics import CHECKPOINT_BUCKETS, LATENCY_BUCKETS, Metrics
@@ -203,7 +205,16 @@ EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         (),
     ),
     ("ready", "detector_ready", "gauge", "1 when /readyz answers 200", ()),
+    (
+        "build_info",
+        "detector_build_info",
+        "gauge",
+        "Always 1; the labels say which detector version and Python are running",
+        ("version", "python"),
+    ),
 ]
+# Metrics added after the hash below was taken; their exposition is checked on its own.
+ADDED_LATER = ("detector_build_info",)
 # sha256 of the exposition below (every labelled metric labelled once, ``_created`` lines
 # dropped: they carry the wall clock), taken before the table refactor and re-taken when
 # the per-input event-time metrics (clock skew, inputs, idle changes, late chains), the
@@ -213,8 +224,8 @@ EXPOSITION_SHA256 = "30a9d6ba9adf02263a0d219dea62182e801e5f11a4df9af3d66046b3355
 
 def _labelled(metrics: Metrics) -> Metrics:
     """Give every labelled metric one child so its samples (and label names) show."""
-    for attr, *_, labels in EXPECTED:
-        if labels:
+    for attr, name, *_, labels in EXPECTED:
+        if labels and name not in ADDED_LATER:
             getattr(metrics, attr).labels(**{label: "x" for label in labels}).inc()
     return metrics
 
@@ -252,5 +263,18 @@ def test_histogram_buckets_are_unchanged() -> None:
 
 def test_exposition_bytes_are_unchanged() -> None:
     text = _labelled(Metrics()).render().decode()
-    kept = "".join(line + "\n" for line in text.splitlines() if "_created" not in line)
+    kept = "".join(
+        line + "\n"
+        for line in text.splitlines()
+        if "_created" not in line and not any(name in line for name in ADDED_LATER)
+    )
     assert hashlib.sha256(kept.encode()).hexdigest() == EXPOSITION_SHA256
+
+
+def test_build_info_names_the_installed_version_and_python() -> None:
+    text = Metrics().render().decode()
+    want = (
+        f'detector_build_info{{python="{platform.python_version()}",'
+        f'version="{importlib.metadata.version("lateral-chain-detector")}"}} 1.0'
+    )
+    assert want in text.splitlines()
