@@ -62,7 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.command.run(args)
     except UsageError as exc:
-        print(f"detector {args.command_name}: error: {exc}", file=sys.stderr)
+        for problem in exc.problems:  # a configuration check: one line each, key first
+            print(problem, file=sys.stderr)
+        if not exc.problems:
+            print(f"detector {args.command_name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return code
 

@@ -20,7 +20,7 @@ Exceptions::
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -31,7 +31,14 @@ from correlation.state import EngineConfig
 from detector.errors import UsageError
 from detector.relay.config import RelayConfig
 from detector.sinks.config import MASK as MASK
-from detector.sinks.config import SECRET_FIELDS, ConfigStruct, OutboxConfig, SinkConfig, doc
+from detector.sinks.config import (
+    SECRET_FIELDS,
+    ConfigStruct,
+    FileSinkConfig,
+    OutboxConfig,
+    SinkConfig,
+    doc,
+)
 from detector.sinks.config import masked as _masked
 from detector.sources.falco_grpc import FalcoGrpcConfig
 from detector.sources.kafka_events import KafkaEventsConfig
@@ -46,7 +53,9 @@ _ENGINE: Final = EngineConfig()
 
 
 class ConfigError(UsageError):
-    """The configuration cannot be used; the message names the key and why."""
+    """The configuration cannot be used; ``problems`` has one :class:`Problem` per mistake."""
+
+    problems: Sequence[Problem]
 
 
 class TlsConfig(ConfigStruct):
@@ -256,10 +265,18 @@ class Config(ConfigStruct):
                 f"the largest enabled max_body_bytes ({biggest})"
             )
 
+    @property
+    def effective_sinks(self) -> list[SinkConfig]:
+        """The configured sinks, or JSON lines to ``output`` when there is none."""
+        return list(self.sinks) or [FileSinkConfig(name="output", path=self.output)]
+
     def _receivers(self) -> list[ReceiverConfig]:
         found = [self.sources.falco_http, self.sources.k8s_audit, self.sources.events]
         return [r for r in found if r.enabled] or [ReceiverConfig(max_body_bytes=1024)]
 
+
+# Top-level key -> its type, to decode the sections one by one (see collect()).
+_FIELDS: Final[dict[str, Any]] = {f.encode_name: f.type for f in msgspec.structs.fields(Config)}
 
 # CLI flag -> config key. Flags are aliases only; the config key is the truth.
 FLAG_KEYS: Final[dict[str, str]] = {
@@ -297,34 +314,105 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - explicit "all interfaces"
 
 
+class Problem(msgspec.Struct, frozen=True):
+    """One thing wrong with the configuration: the key, where it came from, and why.
+
+    Printed as one line, ``key: where: message`` (``where`` is the config file, the
+    environment variable or the file a key names; left out when there is none).
+    """
+
+    key: str
+    message: str
+    where: str = ""
+
+    def __str__(self) -> str:
+        middle = f"{self.where}: " if self.where else ""
+        return f"{self.key}: {middle}{self.message}"
+
+
 def load(
     path: str | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Read the file (optional), apply environment then ``overrides`` (key path → value)."""
-    raw = _read_file(path) if path else {}
+    """Read the file (optional), apply environment then ``overrides`` (key path → value).
+
+    :class:`ConfigError` lists every problem found, one per line (see :func:`collect`).
+    """
+    config, problems = collect(path, environ, overrides)
+    if config is None or problems:
+        raise ConfigError("\n".join(map(str, problems)), problems)
+    return config
+
+
+def collect(
+    path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[Config | None, list[Problem]]:
+    """The config and every problem of its structure (keys, types, values) at once.
+
+    msgspec stops at the first error, so when the whole fails each top-level section is
+    decoded alone too: one bad key per section is reported, not only the first one.
+    """
+    problems: list[Problem] = []
+    raw = _read_file(path, problems) if path else {}
+    origins: dict[str, str] = {}
     for key, value in _env_overrides(os.environ if environ is None else environ):
-        _set_path(raw, key, value, origin=f"environment variable {_env_name(key)}")
+        _set_path(raw, key, value, f"environment variable {_env_name(key)}", problems, origins)
     for key, value in (overrides or {}).items():
-        _set_path(raw, key, value, origin=f"option for {key}")
+        _set_path(raw, key, value, f"option for {key}", problems, origins)
     try:
-        return msgspec.convert(raw, Config, strict=False)
+        config = msgspec.convert(raw, Config, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_explain(str(exc))) from None
+        first = _problem(str(exc), "", path or "", origins)
+        found = [p for name in raw if (p := _section_problem(raw, name, path or "", origins))]
+        return None, problems + (found or [first])
+    return (None, problems) if problems else (config, [])
 
 
-def _read_file(path: str) -> dict[str, Any]:
+def _section_problem(
+    raw: dict[str, Any], name: str, path: str, origins: dict[str, str]
+) -> Problem | None:
+    field = _FIELDS.get(name)
+    if field is None:
+        return Problem(name, "unknown config key", path)
+    try:
+        msgspec.convert(raw[name], field, strict=False)
+    except msgspec.ValidationError as exc:
+        return _problem(str(exc), name, path, origins)
+    return None
+
+
+def _problem(message: str, section: str, path: str, origins: dict[str, str]) -> Problem:
+    """msgspec's ``... - at `$.a.b``` → ``Problem("a.b", ...)``, with where the value came from."""
+    text, sep, where = message.rpartition(" - at `$")
+    if not sep:
+        text, where = message, ""
+    inner = where.rstrip("`").lstrip(".")
+    key = ".".join(part for part in (section, inner) if part).replace(".[", "[")
+    origin = next((o for k, o in origins.items() if key == k or key.startswith(k + ".")), path)
+    if text.startswith("Object contains unknown field"):
+        unknown = text.rpartition(" ")[2].strip("`")
+        return Problem(f"{key}.{unknown}" if key else unknown, "unknown config key", origin)
+    return Problem(key or "(top level)", text, origin)
+
+
+def _read_file(path: str, problems: list[Problem]) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        problems.append(Problem("--config", f"cannot read config file: {exc.strerror}", path))
+        return {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        message = " ".join(str(exc).split())  # one line: PyYAML's message spans several
+        problems.append(Problem("--config", f"not valid YAML: {message}", path))
+        return {}
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        problems.append(Problem("--config", "must hold a mapping at the top level", path))
+        return {}
     return data
 
 
@@ -348,26 +436,28 @@ def _scalar(text: str) -> Any:
         return text
 
 
-def _set_path(raw: dict[str, Any], key: str, value: Any, origin: str) -> None:
+def _set_path(
+    raw: dict[str, Any],
+    key: str,
+    value: Any,
+    origin: str,
+    problems: list[Problem],
+    origins: dict[str, str],
+) -> None:
     """Set ``raw[a][b][c] = value`` for ``"a.b.c"``; refuse keys Config does not have."""
     if key not in known_keys():
-        raise ConfigError(f"{origin}: unknown config key {key!r}")
+        problems.append(Problem(key, "unknown config key", origin))
+        return
     *parents, leaf = key.split(".")
     node = raw
     for part in parents:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"{origin}: config key {part!r} must be a mapping")
+            problems.append(Problem(part, "must be a mapping", origin))
+            return
         node = child
     node[leaf] = value
-
-
-def _explain(message: str) -> str:
-    """msgspec's ``... - at `$.a.b``` → ``config key a.b: ...``."""
-    text, sep, where = message.rpartition(" - at `$")
-    if not sep:
-        return f"invalid config: {message}"
-    return f"config key {where.rstrip('`').lstrip('.') or '(top level)'}: {text}"
+    origins[key] = origin
 
 
 def known_keys() -> frozenset[str]:

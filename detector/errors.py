@@ -15,6 +15,8 @@ Sink delivery failures have their own small tree in :mod:`detector.sinks.base`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class DetectorError(Exception):
     """Base of every error the detector raises deliberately."""
@@ -41,4 +43,12 @@ class SkippedInput(ParseError):
 
 
 class UsageError(DetectorError):
-    """Bad arguments or configuration: the command cannot start."""
+    """Bad arguments or configuration: the command cannot start.
+
+    ``problems`` holds one entry per mistake when there are several (a configuration
+    check); the CLI prints each on its own line.
+    """
+
+    def __init__(self, message: str, problems: Sequence[object] = ()) -> None:
+        super().__init__(message)
+        self.problems: Sequence[object] = tuple(problems)

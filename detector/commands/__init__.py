@@ -53,6 +53,10 @@ class Entry:
 
 
 REGISTRY: dict[str, Entry] = {
+    "check": Entry(
+        "detector.commands.check",
+        "validate the configuration, its files and rules; start nothing",
+    ),
     "replay": Entry(
         "detector.commands.replay", "replay recorded Falco/audit files through the engine"
     ),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import heapq
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from detector.errors import ParseError, SkippedInput, UsageError
 from detector.parse import parse_document, parse_line
 from detector.parse.early import EarlyReject
 from detector.parse.limits import MAX_DOCUMENT_BYTES
+from detector.readable import why_unreadable
 
 REORDER_EVENTS: Final = 10_000
 READ_BYTES: Final = 1 << 16  # below malloc's mmap threshold (see _line_blocks)
@@ -61,21 +61,10 @@ def check_paths(paths: Iterable[str]) -> list[Path]:
     wait for its writer, and a second open would see a different stream).
     """
     resolved = [Path(p) for p in paths]
-    problems = [problem for p in resolved if (problem := _unreadable(p))]
+    problems = [f"{why}: {p}" for p in resolved if (why := why_unreadable(p))]
     if problems:
         raise UsageError("; ".join(problems))
     return resolved
-
-
-def _unreadable(path: Path) -> str:
-    """Why ``path`` cannot be an input, or "" when it can."""
-    if not path.exists():
-        return f"no such file: {path}"
-    if path.is_dir():
-        return f"is a directory: {path}"
-    if not os.access(path, os.R_OK):
-        return f"cannot read {path}: permission denied"
-    return ""
 
 
 def merged_events(

@@ -29,8 +29,6 @@ import msgspec
 import yaml
 
 from correlation.engine import Engine, EngineConfig
-from correlation.errors import RuleError
-from correlation.rules import builtin_rules_paths, load_rules
 from correlation.watermarks import WatermarkConfig
 from detector import config as cfg
 from detector.allowlist import load_allowlist
@@ -44,8 +42,9 @@ from detector.logging import configure as configure_logging
 from detector.logging import get_logger
 from detector.metrics import Metrics
 from detector.pipeline import Correlator, EventQueue, Output, Supervisor, Worker
+from detector.preflight import checked, engine_rules
 from detector.relay.worker import NoOutput, build_relay
-from detector.sinks.config import DeliveryConfig, FileSinkConfig, add_arguments, apply_arguments
+from detector.sinks.config import DeliveryConfig, add_arguments, apply_arguments
 from detector.sources.base import Source
 from detector.sources.events import EventsReceiver
 from detector.sources.falco_grpc import FalcoGrpcSource
@@ -75,7 +74,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(args: argparse.Namespace) -> cfg.Config:
-    """File, environment, then the flags that were given."""
+    """File, environment, then the flags that were given; every problem found at once
+    (:func:`detector.preflight.checked`: the files the keys name are checked too)."""
     overrides: dict[str, Any] = {
         key: getattr(args, flag)
         for flag, key in cfg.FLAG_KEYS.items()
@@ -83,12 +83,17 @@ def load_config(args: argparse.Namespace) -> cfg.Config:
     }
     if args.rules:
         overrides["engine.rules"] = list(args.rules)
-    config = cfg.load(args.config, overrides=overrides)
-    try:
-        delivery = apply_arguments(args, DeliveryConfig(outbox=config.outbox, sinks=config.sinks))
-    except ValueError as exc:
-        raise cfg.ConfigError(f"delivery options: {exc}") from None
-    return msgspec.structs.replace(config, outbox=delivery.outbox, sinks=delivery.sinks)
+
+    def delivery_flags(config: cfg.Config) -> cfg.Config:
+        try:
+            sinks = DeliveryConfig(outbox=config.outbox, sinks=config.sinks)
+            delivery = apply_arguments(args, sinks)
+        except ValueError as exc:
+            problem = cfg.Problem("delivery options", str(exc))
+            raise cfg.ConfigError(str(problem), [problem]) from None
+        return msgspec.structs.replace(config, outbox=delivery.outbox, sinks=delivery.sinks)
+
+    return checked(args.config, overrides=overrides, adjust=delivery_flags)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,15 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if config.mode == "relay":  # no engine, no rules: events go to the correlator
         asyncio.run(serve(config, None))
         return 0
-    paths: list[str | Path] = [*config.engine.rules]
-    if config.engine.builtin_rules:
-        paths[:0] = builtin_rules_paths()
-    try:
-        rules = load_rules(paths)
-    except RuleError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 2
+    rules = engine_rules(config.engine)  # checked above; the loader's errors, if any
     engine_config = build_engine_config(config.engine)
     metrics = Metrics()
     checkpointer = build_checkpointer(config, metrics)
@@ -299,8 +296,7 @@ class _GrpcMetrics:
 
 def build_output(config: cfg.Config, metrics: Metrics) -> Output:
     """The durable Delivery; with no sink configured, JSON lines to ``output``."""
-    sinks = config.sinks or [FileSinkConfig(name="output", path=config.output)]
-    delivery_config = DeliveryConfig(outbox=config.outbox, sinks=sinks)
+    delivery_config = DeliveryConfig(outbox=config.outbox, sinks=config.effective_sinks)
     return Delivery(delivery_config, DeliveryMetrics(metrics.registry))
 
 

@@ -39,19 +39,33 @@ def test_file_values_are_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("http: {listn: x}\n", "config key http: Object contains unknown field `listn`"),
-        ("buffer: {max_events: 0}\n", "config key buffer.max_events: Expected `int` >= 1"),
-        ("http: {listen: nonsense}\n", "config key http: listen must be HOST:PORT"),
-        ("sources: {falco_file: {start_at: middle}}\n", "config key sources.falco_file: start_at"),
-        ("http: {tls: {cert_file: a.pem}}\n", "config key http.tls: cert_file and key_file"),
-        ("- a\n- b\n", "must hold a mapping"),
-        ("http: [\n", "is not valid YAML"),
+        ("http: {listn: x}\n", "http.listn: {path}: unknown config key"),
+        ("buffer: {max_events: 0}\n", "buffer.max_events: {path}: Expected `int` >= 1"),
+        ("http: {listen: nonsense}\n", "http: {path}: listen must be HOST:PORT"),
+        ("sources: {falco_file: {start_at: middle}}\n", "sources.falco_file: {path}: start_at"),
+        ("http: {tls: {cert_file: a.pem}}\n", "http.tls: {path}: cert_file and key_file"),
+        ("- a\n- b\n", "--config: {path}: must hold a mapping"),
+        ("http: [\n", "--config: {path}: not valid YAML"),
     ],
 )
 def test_bad_files_name_the_key_and_why(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(cfg.ConfigError) as raised:
-        cfg.load(write(tmp_path, text), environ={})
-    assert message in str(raised.value)
+        cfg.load(path := write(tmp_path, text), environ={})
+    assert str(raised.value).startswith(message.format(path=path))
+    assert "\n" not in str(raised.value)  # one problem, one line
+
+
+def test_every_bad_section_is_reported_at_once(tmp_path: Path) -> None:
+    text = "http: {listn: x}\nbuffer: {max_events: 0}\nsinks: [{type: webhook, url: ftp://x}]\n"
+    path = write(tmp_path, text)
+    with pytest.raises(cfg.ConfigError) as raised:
+        cfg.load(path, environ={"DETECTOR_NOPE": "1"})
+    assert str(raised.value).splitlines() == [
+        "nope: environment variable DETECTOR_NOPE: unknown config key",
+        f"http.listn: {path}: unknown config key",
+        f"buffer.max_events: {path}: Expected `int` >= 1",
+        f"sinks[0].url: {path}: Expected `str` matching regex '^https?://'",
+    ]
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -76,12 +90,18 @@ def test_environment_overrides_file_with_typed_values(tmp_path: Path) -> None:
 
 
 def test_unknown_environment_key_names_the_variable() -> None:
-    with pytest.raises(cfg.ConfigError, match="DETECTOR_HTTP__LISTNE: unknown config key"):
+    with pytest.raises(
+        cfg.ConfigError,
+        match="http.listne: environment variable DETECTOR_HTTP__LISTNE: unknown config key",
+    ):
         cfg.load(environ={"DETECTOR_HTTP__LISTNE": "x"})
 
 
 def test_bad_environment_value_names_the_key() -> None:
-    with pytest.raises(cfg.ConfigError, match="config key buffer.max_events"):
+    with pytest.raises(
+        cfg.ConfigError,
+        match="buffer.max_events: environment variable DETECTOR_BUFFER__MAX_EVENTS: ",
+    ):
         cfg.load(environ={"DETECTOR_BUFFER__MAX_EVENTS": "lots"})
 
 

@@ -31,7 +31,7 @@ def test_checkpoint_can_be_turned_off_and_tuned_from_the_environment() -> None:
 
 
 def test_checkpoint_interval_must_be_positive() -> None:
-    with pytest.raises(cfg.ConfigError, match="config key checkpoint.interval_s"):
+    with pytest.raises(cfg.ConfigError, match="checkpoint.interval_s: "):
         cfg.load(environ={"DETECTOR_CHECKPOINT__INTERVAL_S": "0"})
 
 
@@ -51,7 +51,7 @@ def test_reused_kafka_structs_reject_keys_that_are_not_theirs(
 ) -> None:
     section = "relay: {kafka: " if where == "relay" else "sources: {kafka_events: "
     text = f"{section}{{bootstrap_servers: ['k:9092'], {key}: x}}}}\n"
-    with pytest.raises(cfg.ConfigError, match=f"Object contains unknown field `{key}`"):
+    with pytest.raises(cfg.ConfigError, match=f"\\.{key}: .*: unknown config key"):
         cfg.load(write(tmp_path, text), environ={})
 
 
