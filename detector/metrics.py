@@ -8,7 +8,7 @@ so tests and embedded pipelines can build as many as they like. ``/metrics`` ren
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -26,6 +26,21 @@ CHECKPOINT_BUCKETS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5)
 
 
 Kind = type[Counter] | type[Gauge] | type[Histogram]
+# What the ``source`` label of intake metrics says: the name of the source or receiver.
+INTAKE_SOURCES: Final = (
+    "falco_http",
+    "k8s_audit",
+    "events",
+    "falco_grpc",
+    "falco_file",
+    "audit_file",
+    "kafka_events",
+)
+ENDPOINTS: Final = ("/falco", "/k8s-audit", "/events")
+# The same, for the delivery metrics (declared with the outbox): fixed label values.
+DELIVERY_LABEL_VALUES: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
+    "detector_outbox_expired": {"reason": ("max_records", "max_age", "dead_letter_cap")},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +53,9 @@ class Spec:
     help: str
     labels: tuple[str, ...] = ()
     buckets: tuple[float, ...] | None = None
+    # The values a label takes, where the code fixes them (docs' alert examples and
+    # dashboards may only use these; tests tie them to the code that sets them).
+    values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def build(self, registry: CollectorRegistry) -> Counter | Gauge | Histogram:
         extra: dict[str, Any] = {} if self.buckets is None else {"buckets": self.buckets}
@@ -48,13 +66,21 @@ C, G, H = Counter, Gauge, Histogram
 # Registration order is exposition order; docs/operations.md lists every name and label
 # (counters gain ``_total`` in the exposition), and the alert rules there depend on them.
 SPECS: Final = (
-    Spec("events_in", "detector_events_in", C, "Events accepted, by source", ("source",)),
+    Spec(
+        "events_in",
+        "detector_events_in",
+        C,
+        "Events accepted, by source",
+        ("source",),
+        values={"source": INTAKE_SOURCES},
+    ),
     Spec(
         "parse_errors",
         "detector_parse_errors",
         C,
         "Inputs rejected as unparseable, by source and reason",
         ("source", "reason"),
+        values={"source": INTAKE_SOURCES},
     ),
     Spec(
         "http_rejects",
@@ -62,6 +88,7 @@ SPECS: Final = (
         C,
         "HTTP requests answered 4xx/5xx, by endpoint and status",
         ("endpoint", "status"),
+        values={"endpoint": ENDPOINTS, "status": ("400", "401", "413", "415", "429", "503")},
     ),
     Spec(
         "http_refused",
@@ -69,6 +96,7 @@ SPECS: Final = (
         C,
         "POSTs answered 429/503 + Retry-After (nothing kept; the sender should retry)",
         ("endpoint", "reason"),
+        values={"endpoint": ENDPOINTS, "reason": ("queue_full", "shutting_down", "over_budget")},
     ),
     Spec(
         "http_inflight_bytes",
@@ -89,6 +117,15 @@ SPECS: Final = (
         C,
         "Events accepted or read but not processed, by reason",
         ("reason",),
+        values={
+            "reason": (
+                "shutdown_timeout",
+                "skipped_falco_internal",
+                "relay_rejected",
+                "relay_too_large",
+                "relay_shutdown",
+            )
+        },
     ),
     Spec("queue_depth", "detector_queue_depth", G, "Events waiting for the engine"),
     Spec("queue_capacity", "detector_queue_capacity", G, "buffer.max_events"),
@@ -105,6 +142,16 @@ SPECS: Final = (
         C,
         "Engine state evicted by a cap, by reason (key_cap, total_cap, pending_cap, ...)",
         ("reason",),
+        values={
+            "reason": (
+                "key_cap",
+                "total_cap",
+                "pending_cap",
+                "identity_cap",
+                "incident_cap",
+                "restore_unknown_rule",
+            )
+        },
     ),
     Spec(
         "engine_errors",
@@ -118,6 +165,7 @@ SPECS: Final = (
         C,
         "Events older than the watermark, by source (not correlated)",
         ("source",),
+        values={"source": ("falco", "k8s_audit")},  # the event's source, not the intake's
     ),
     Spec(
         "stages_folded",
@@ -140,7 +188,12 @@ SPECS: Final = (
         "Container and IP -> pod bindings",
     ),
     Spec(
-        "reconnects", "detector_source_reconnects", C, "Source reconnects, by source", ("source",)
+        "reconnects",
+        "detector_source_reconnects",
+        C,
+        "Source reconnects, by source",
+        ("source",),
+        values={"source": ("falco_grpc", "falco_file", "audit_file", "kafka_events")},
     ),
     Spec("watermark", "detector_watermark_seconds", G, "Engine watermark (event time, epoch s)"),
     Spec(
@@ -184,6 +237,7 @@ SPECS: Final = (
         C,
         "Events a relay delivered to the correlator, by transport",
         ("transport",),
+        values={"transport": ("http", "kafka")},
     ),
     Spec(
         "relay_retries",
@@ -191,6 +245,7 @@ SPECS: Final = (
         C,
         "Relay batch sends that failed transiently and were retried, by transport",
         ("transport",),
+        values={"transport": ("http", "kafka")},
     ),
     Spec("checkpoint_saves", "detector_checkpoint_saves", C, "Engine checkpoints written"),
     Spec(

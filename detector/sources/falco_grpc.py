@@ -322,7 +322,7 @@ def _hint(reason: str, detail: str, *, tls: bool) -> str:
     if reason == "deadline_exceeded":
         return "no answer before connect_timeout_s: is this Falco's gRPC server (<= 0.43)?"
     if reason == "unavailable" and "permission denied" in text:
-        return "no permission on the unix socket: run in Falco's group or fix socket mode"
+        return "no permission on the unix socket (root-owned, mode 0755): run as uid 0"
     if reason == "unimplemented":
         return "server has no falco.outputs/falco.version service: Falco >= 0.44 removed gRPC"
     return ""
