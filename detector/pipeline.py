@@ -272,7 +272,15 @@ class Correlator:
             last = max(step.event.time_ns for step in chain.steps)
             self._metrics.latency.observe(max(0.0, now - last / 1e9))
             self._metrics.chains.labels(rule=chain.rule).inc()
-            await self._output.submit(to_record(chain))
+            record = to_record(chain)
+            log.info(
+                "chain_emitted",
+                chain_id=record["id"],
+                rule=chain.rule,
+                incident=record["incident"],
+                severity=record["severity"],
+            )
+            await self._output.submit(record)
 
     def _refresh_stats(self) -> None:
         stats = getattr(self._engine, "stats", None)
@@ -307,7 +315,13 @@ class Supervisor:
 
     def ready(self) -> bool:
         """Engine running and every source connected or listening."""
-        return self._correlator.running and all(s.ready() for s in self._sources)
+        return not self.not_ready()
+
+    def not_ready(self) -> list[str]:
+        """What keeps ``/readyz`` at 503: ``engine`` and ``source:<name>`` of each source
+        not connected or listening (empty = ready)."""
+        found = [] if self._correlator.running else ["engine"]
+        return found + [f"source:{s.name}" for s in self._sources if not s.ready()]
 
     async def serve(self) -> None:
         watch = getattr(self._correlator, "watch", None)

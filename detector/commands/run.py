@@ -50,7 +50,7 @@ from detector.sources.events import EventsReceiver
 from detector.sources.falco_grpc import FalcoGrpcSource
 from detector.sources.falco_http import FalcoHttpReceiver
 from detector.sources.files import FileTailer
-from detector.sources.http_server import HttpServer, Receiver
+from detector.sources.http_server import HttpServer, Readiness, Receiver
 from detector.sources.k8s_audit import K8sAuditReceiver
 from detector.sources.kafka_events import KafkaEventsSource
 
@@ -157,7 +157,14 @@ async def serve(
     queue = EventQueue(config.buffer.max_events, metrics)
     output, worker = build_worker(config, engine, queue, metrics)
     holder: list[Supervisor] = []
-    sources = build_sources(config, queue, metrics, lambda: bool(holder) and holder[0].ready())
+
+    def readiness() -> tuple[list[str], dict[str, str]]:
+        not_ready = holder[0].not_ready() if holder else ["engine"]
+        health = getattr(output, "health", None)  # relay mode's output has no sinks
+        stopped, failing = health() if health is not None else ([], {})
+        return not_ready + [f"sink:{name}" for name in stopped], failing
+
+    sources = build_sources(config, queue, metrics, readiness)
     if engine is not None:  # file tailers keep within max_drift_s of the others
         alignment = Alignment(engine, _ns(config.engine.max_drift_s))
         for source in sources:
@@ -213,11 +220,11 @@ def _rules(engine: Any) -> list[Any]:
     return list(getattr(engine, "rules", []))
 
 
-Builder = Callable[[cfg.Config, EventQueue, Metrics, Callable[[], bool]], Source | None]
+Builder = Callable[[cfg.Config, EventQueue, Metrics, Readiness], Source | None]
 
 
 def _http(
-    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Callable[[], bool]
+    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Readiness
 ) -> Source | None:
     if not config.http.listen:
         return None
@@ -233,7 +240,7 @@ def _http(
 
 def _file(name: str) -> Builder:
     def build(
-        config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Callable[[], bool]
+        config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Readiness
     ) -> Source | None:
         file_config: cfg.FileConfig = getattr(config.sources, name)
         if not file_config.path:
@@ -247,7 +254,7 @@ def _file(name: str) -> Builder:
 
 
 def _grpc(
-    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Callable[[], bool]
+    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Readiness
 ) -> Source | None:
     grpc_config = config.sources.falco_grpc
     if not grpc_config.enabled:
@@ -256,7 +263,7 @@ def _grpc(
 
 
 def _kafka_events(
-    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Callable[[], bool]
+    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Readiness
 ) -> Source | None:
     kafka = config.sources.kafka_events
     return None if kafka is None else KafkaEventsSource(kafka, metrics)
@@ -272,7 +279,7 @@ SOURCE_BUILDERS: dict[str, Builder] = {
 
 
 def build_sources(
-    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Callable[[], bool]
+    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Readiness
 ) -> list[Source]:
     built = (build(config, queue, metrics, ready) for build in SOURCE_BUILDERS.values())
     return [source for source in built if source is not None]

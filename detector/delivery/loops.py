@@ -93,6 +93,12 @@ class Delivery:
         self._running = False
         self._tasks: list[asyncio.Task[None]] = []
         self._done = asyncio.Event()
+        self._failing: dict[str, str] = {}  # sink -> its last transient failure
+
+    def health(self) -> tuple[list[str], dict[str, str]]:
+        """Sinks whose delivery loop is not running, and sinks retrying (with the error)."""
+        stopped = [] if self._running else list(self._wake)
+        return stopped, dict(self._failing)
 
     async def submit(self, record: dict[str, Any]) -> None:
         """Store ``record`` for every sink whose routing accepts it; returns once durable."""
@@ -162,10 +168,13 @@ class Delivery:
                 await self._idle(cfg.name)
                 continue
             error = await self._deliver_rows(cfg.name, sink, rows)
+            await self._refresh_pending(cfg.name)
             if error is None:
                 failures = 0
+                self._failing.pop(cfg.name, None)
                 continue
             failures += 1
+            self._failing[cfg.name] = f"{failures} failed rounds, last: {error}"
             await asyncio.sleep(backoff_s(failures, self._config.outbox.retry, error.retry_after))
 
     async def _idle(self, name: str) -> None:
@@ -215,6 +224,14 @@ class Delivery:
         except Exception as exc:  # a sink bug or an unformattable record must not stop the loop
             await self._dead_letter(name, row, f"{type(exc).__name__}: {exc}")
         else:
+            latency = time.monotonic() - started
+            log.info(
+                "chain_delivered",
+                sink=name,
+                chain_id=row.id,
+                attempt=row.attempts + 1,
+                latency_s=round(latency, 4),
+            )
             return True
         finally:
             self._metrics.latency.labels(name).observe(time.monotonic() - started)
@@ -228,12 +245,19 @@ class Delivery:
     async def _housekeeping(self) -> None:
         while not self._draining:
             await self.outbox.expire_old()
-            for name, count in (await self.outbox.pending_counts()).items():
-                self._metrics.pending.labels(name).set(count)
+            await self._refresh_pending()
             try:
                 await asyncio.wait_for(self._stop.wait(), _HOUSEKEEPING_S)
             except TimeoutError:
                 pass
+
+    async def _refresh_pending(self, only: str | None = None) -> None:
+        """Set the pending gauges from the table. A sink with nothing owed has no row in
+        the table's counts, so it is set to 0 explicitly (else the gauge kept its last
+        value after the last record was delivered)."""
+        counts = await self.outbox.pending_counts()
+        for name in [only] if only is not None else list(self._wake):
+            self._metrics.pending.labels(name).set(counts.get(name, 0))
 
     def _expired(self, ids: list[str], reason: str) -> None:
         self._metrics.expired.labels(reason).inc(len(ids))

@@ -54,7 +54,7 @@ from correlation.event import Event
 from detector.config import HttpConfig, split_listen
 from detector.errors import ParseError
 from detector.event_time import input_name
-from detector.logging import get_logger
+from detector.logging import OwnText, get_logger
 from detector.metrics import CONTENT_TYPE, Metrics
 from detector.sources.base import Emit
 from detector.sources.http_body import ClientGone, Held, InflightBudget, RequestRejected, read_body
@@ -64,6 +64,10 @@ from detector.version import detector_version
 __all__ = ["Decoded", "HttpServer", "InflightBudget", "Intake", "Receiver", "RequestRejected"]
 
 log = get_logger("detector.http")
+# What /readyz reports besides this server: the names not ready (``engine``,
+# ``source:<name>``, ``sink:<name>``; any = 503) and sinks whose deliveries are failing
+# (shown, but not a reason for 503: the outbox keeps their chains).
+Readiness = Callable[[], tuple[list[str], dict[str, str]]]
 JSON_TYPES: Final = ("application/json",)
 
 
@@ -128,7 +132,7 @@ class HttpServer:
         receivers: Sequence[Receiver],
         intake: Intake,
         metrics: Metrics,
-        readiness: Callable[[], bool] = lambda: True,
+        readiness: Readiness = lambda: ([], {}),
     ) -> None:
         self._config, self._intake, self._metrics = config, intake, metrics
         self._receivers = list(receivers)
@@ -189,11 +193,18 @@ class HttpServer:
         return _json(200, {"status": "ok", "version": detector_version()})
 
     async def _readyz(self, _request: web.Request) -> web.Response:
-        ok = self.ready() and self._readiness()
-        self._metrics.ready.set(1 if ok else 0)
-        if ok:
-            return _json(200, {"status": "ready"})
-        return _json(503, {"status": "draining" if self._draining else "not ready"})
+        not_ready, failing = self._readiness()
+        if not self.ready():
+            not_ready = [f"source:{self.name}", *(n for n in not_ready if n != "source:http")]
+        self._metrics.ready.set(0 if not_ready else 1)
+        body: dict[str, Any] = {"status": "ready"}
+        if self._draining:
+            body = {"status": "draining"}
+        elif not_ready:
+            body = {"status": "not ready", "not_ready": not_ready}
+        if failing:
+            body["sinks_failing"] = failing
+        return _json(503 if not_ready else 200, body)
 
     async def _metrics_page(self, _request: web.Request) -> web.Response:
         return web.Response(body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})
@@ -280,7 +291,8 @@ class HttpServer:
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode(), expected.encode()
         ):
-            raise RequestRejected(401, "unauthorized", "missing or wrong bearer token")
+            # OwnText: the log keeps the service's own words ("bearer token" is no secret)
+            raise RequestRejected(401, "unauthorized", OwnText("missing or wrong bearer token"))
 
     def _reject(
         self, receiver: Receiver, request: web.Request, exc: RequestRejected
