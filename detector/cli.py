@@ -62,12 +62,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.command.run(args)
     except UsageError as exc:
-        for problem in exc.problems:  # a configuration check: one line each, key first
-            print(problem, file=sys.stderr)
-        if not exc.problems:
-            print(f"detector {args.command_name}: error: {exc}", file=sys.stderr)
+        _report(args.command_name, exc)
+        return EXIT_USAGE
+    except ExceptionGroup as group:  # a task of the service's TaskGroup refused to start
+        usage, other = group.split(UsageError)
+        if usage is None or other is not None:
+            raise
+        for refused in _leaves(usage):
+            _report(args.command_name, refused)
         return EXIT_USAGE
     return code
+
+
+def _report(command: str, exc: UsageError) -> None:
+    for problem in exc.problems:  # a configuration check: one line each, key first
+        print(problem, file=sys.stderr)
+    if not exc.problems:
+        print(f"detector {command}: error: {exc}", file=sys.stderr)
+
+
+def _leaves(group: BaseExceptionGroup[UsageError]) -> list[UsageError]:
+    found: list[UsageError] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found
 
 
 if __name__ == "__main__":

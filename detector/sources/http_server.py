@@ -52,7 +52,7 @@ from aiohttp import web
 
 from correlation.event import Event
 from detector.config import HttpConfig, split_listen
-from detector.errors import ParseError
+from detector.errors import ParseError, UsageError
 from detector.event_time import input_name
 from detector.logging import OwnText, get_logger
 from detector.metrics import CONTENT_TYPE, Metrics
@@ -164,7 +164,11 @@ class HttpServer:
         try:
             ssl_context = server_ssl_context(self._config)
             site = GuardedSite(runner, host, port, self.guard, ssl_context)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:  # taken or not ours: a config mistake, said in one line
+                problem = f"http.listen: {self._config.listen}: cannot listen: {exc.strerror}"
+                raise UsageError(problem, [problem]) from None
             self.port = _bound_port(runner)
             self._listening = True
             log.info(

@@ -256,3 +256,19 @@ def test_check_takes_rules_like_run(tmp_path: Path) -> None:
     rules = tmp_path / "missing-rules.yaml"
     done = detector("check", "--rules", str(rules))
     _expect(done, [f"engine.rules: {rules}:0: no such rule file or directory"])
+
+
+def test_run_refuses_a_taken_listen_address_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        env = {
+            "DETECTOR_OUTBOX__PATH": str(tmp_path / "outbox.sqlite3"),
+            "DETECTOR_CHECKPOINT__PATH": "",
+        }
+        done = detector("run", "--listen", listen, "--output", str(tmp_path / "c.jsonl"), env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith(f"http.listen: {listen}: cannot listen: ")
