@@ -123,4 +123,4 @@ def test_replay_correlates_on_response_started_and_counts_nothing_late(
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["rule"] == "exec-pivot"
     assert record["steps"][0]["event_id"] == f"{AUDIT_ID}/ResponseStarted"
-    assert "late=0," in capsys.readouterr().err  # the engine's stats line
+    assert "\n  late events:      none\n" in capsys.readouterr().err  # the replay summary
