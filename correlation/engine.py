@@ -220,10 +220,11 @@ class Engine:
         if state is None or state.idle:
             state = state or inputs.add(input, False, self.config.lateness_ns)
             self._holder = None  # an input joined or rejoined: the minimum may be its
+        before = state.max_seen_ns
         if not inputs.saw(state, time_ns, now_ns):
             self._stats.clock_skew[event.source] = self._stats.clock_skew.get(event.source, 0) + 1
-        if state is self._holder or self._holder is None:
-            self._rewatermark()
+        if self._holder is None or (state is self._holder and state.max_seen_ns != before):
+            self._holder = inputs.update()  # only the holder's progress can move it
         watermark = inputs.watermark
         if time_ns < watermark:
             self._late(event, state, watermark)
@@ -255,16 +256,6 @@ class Engine:
                 or watermark - self._swept > INCIDENT_SWEEP_NS
             ):
                 self._settle_due(watermark, out)
-
-    def _rewatermark(self) -> None:
-        """Recompute the watermark; remember which input holds it (only that one's
-        events can move it until the clock moves or an input is added)."""
-        inputs = self._inputs
-        watermark = inputs.update()
-        self._holder = next(
-            (s for s in inputs.by_name.values() if not s.idle and inputs.of(s) <= watermark),
-            None,
-        )
 
     def _late(self, event: Event, state: InputState, watermark: int) -> None:
         """Older than the watermark: counted, handed over, checked for a missed chain."""
@@ -413,7 +404,7 @@ class Engine:
     def _settle(self, out: list[Chain]) -> None:
         """Apply a new watermark: release held alerts, wake keys, expire state."""
         if self._holder is None:
-            self._rewatermark()
+            self._holder = self._inputs.update()
         for event in self._held.expired(self.watermark):
             self._offer(self._resolver.resolve(event), out)
         settled = self.watermark

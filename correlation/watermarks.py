@@ -144,17 +144,21 @@ class Inputs:
                 state.idle = True  # (no arrival clock at all, as in a replay: quiet)
         self.update()
 
-    def update(self) -> int:
-        """Recompute the global watermark (it never moves back) and return it."""
-        active = [self.of(s) for s in self.by_name.values() if not s.idle]
-        if active:
-            found = min(active)
-        else:
+    def update(self) -> InputState | None:
+        """Recompute the global watermark (it never moves back); returns the input that
+        holds it back (None when every input is idle)."""
+        lowest, holder = UNSEEN, None
+        for state in self.by_name.values():
+            if not state.idle:
+                own = self.of(state)
+                if holder is None or own < lowest:
+                    lowest, holder = own, state
+        if holder is None:
             seen = [s.max_seen_ns for s in self.by_name.values() if s.max_seen_ns > UNSEEN]
-            found = max(seen) + 1 if seen else UNSEEN
-        if found > self.watermark:
-            self.watermark = found
-        return self.watermark
+            lowest = max(seen) + 1 if seen else UNSEEN
+        if lowest > self.watermark:
+            self.watermark = lowest
+        return holder
 
     def restore(self, states: Iterable[InputState], now_ns: int) -> None:
         """Inputs from a snapshot; with a clock, no progress ahead of ``now + skew``."""

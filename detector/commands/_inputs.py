@@ -6,8 +6,10 @@ and the per-line Python overhead stays small. Each file passes through a bounded
 (:class:`~detector.commands._reorder.Reorder`, at most ``reorder`` events) that absorbs
 the small disorder of real captures — audit batches and alerts from several nodes
 interleave within seconds — and, when there is more than one file, the per-file streams
-are merged with ``heapq.merge``. Disorder larger than the buffer is left to the engine's
-lateness handling, which counts what it cannot place.
+are merged with ``heapq.merge``. A file whose buffer has to pass an event on more than
+``max_disorder_ns`` out of order (more than the engine's lateness absorbs) raises
+:class:`OutOfOrder`: the replay then starts again with that file sorted on disk
+(``_spill``), so the chains never depend on the order of a file's lines.
 
 A line that does not parse is reported (file:line and reason) through ``on_bad``,
 counted, and skipped; it never stops the replay.
@@ -28,6 +30,7 @@ from typing import Final
 
 from correlation.event import Event
 from detector.commands._reorder import Reorder
+from detector.commands._spill import SortStats, sorted_batches
 from detector.errors import ParseError, SkippedInput, UsageError
 from detector.parse import parse_document, parse_line
 from detector.parse.early import EarlyReject
@@ -51,6 +54,24 @@ class InputStats:
     events: Counter[str] = field(default_factory=Counter)  # by source
     bad: Counter[str] = field(default_factory=Counter)  # by reason
     skipped: Counter[str] = field(default_factory=Counter)  # by reason (not errors)
+
+
+class OutOfOrder(Exception):  # noqa: N818 - a signal to the replay, not an error
+    """A file is out of order by more than its reorder buffer and the lateness absorb."""
+
+    def __init__(self, path: Path, behind_ns: int) -> None:
+        super().__init__(f"{path}: an event {behind_ns / 1e9:,.0f} s older than one before it")
+        self.path, self.behind_ns = path, behind_ns
+
+
+@dataclass
+class Ordering:
+    """How each file is put in order: which to sort on disk, and the tolerated disorder."""
+
+    max_disorder_ns: int | None = None  # None: pass any disorder on (no OutOfOrder)
+    sort: set[Path] = field(default_factory=set)
+    spill_dir: str | None = None
+    sorts: dict[Path, SortStats] = field(default_factory=dict)
 
 
 def check_paths(paths: Iterable[str]) -> list[Path]:
@@ -87,9 +108,11 @@ def merged_batches(
     on_bad: OnBad,
     reorder: int = REORDER_EVENTS,
     early: EarlyReject | None = None,
+    ordering: Ordering | None = None,
 ) -> Iterator[list[Event]]:
     """:func:`merged_events` as lists of consecutive events (the replay's fast path)."""
-    streams = [_reordered(read_batches(p, stats, on_bad, early), reorder) for p in paths]
+    ordering = ordering or Ordering()
+    streams = [_ordered(p, read_batches(p, stats, on_bad, early), reorder, ordering) for p in paths]
     if len(streams) == 1:
         return streams[0]
     merged = heapq.merge(*(chain.from_iterable(s) for s in streams), key=_time)
@@ -213,11 +236,25 @@ def _parse_lines(
     return events
 
 
-def _reordered(batches: Iterable[list[Event]], size: int) -> Iterator[list[Event]]:
+def _ordered(
+    path: Path, batches: Iterable[list[Event]], size: int, ordering: Ordering
+) -> Iterator[list[Event]]:
+    """One file's batches in event-time order: sorted on disk, or through the buffer."""
+    if path in ordering.sort:
+        stats = ordering.sorts.setdefault(path, SortStats())
+        return sorted_batches(batches, stats, ordering.spill_dir)
+    return _reordered(path, batches, size, ordering.max_disorder_ns)
+
+
+def _reordered(
+    path: Path, batches: Iterable[list[Event]], size: int, limit: int | None
+) -> Iterator[list[Event]]:
     """The batches re-sorted within a sliding buffer of ``size`` events (see ``_reorder``)."""
     buffer = Reorder(size)
     for batch in batches:
         out = buffer.push(batch)
+        if limit is not None and buffer.worst_ns > limit:
+            raise OutOfOrder(path, buffer.worst_ns)
         if out:
             yield out
     rest = buffer.drain()

@@ -1,31 +1,39 @@
 """A bounded reorder buffer that absorbs the small disorder of real captures.
 
 Semantics are those of a sliding min-heap of ``size`` events: once the buffer is full,
-each arriving event pushes out the earliest buffered one (ties: arrival order). Events
-later than the whole buffer can hold are passed on out of order and left to the engine's
-lateness handling, which counts them.
+each arriving event pushes out the earliest buffered one (ties: arrival order). An event
+older than one already pushed out is passed on out of order; :attr:`Reorder.worst_ns`
+says by how much at most, so the replay can tell when a file needs a real sort.
 
-Fed in batches, most of a time-ordered capture takes a fast path with no per-event heap
-work. When a batch of ``k <= size`` events starts no earlier than the latest buffered
-event, the heap would emit exactly the ``k`` earliest buffered events and keep the rest
-plus the batch, so the buffer is kept as a list sorted by time (a sorted list is also a
-valid heap) and the batch is appended::
+The buffer has two shapes and switches between them as the input demands:
 
-    buffered (sorted)          batch (all >= buffered[-1])
-    [e1 e2 e3 ... eN]    +     [b1 b2 ... bk]   →   emit e1..ek, keep ek+1..eN b1..bk
+* *sorted* — a list sorted by time (a sorted list is also a valid heap). A batch of
+  ``k <= size`` events that starts no earlier than the latest buffered event only
+  appends; the heap would emit exactly the ``k`` earliest, so they are sliced off::
 
-Any other batch goes event by event through a real heap, which is re-sorted afterwards.
+      buffered (sorted)          batch (all >= buffered[-1])
+      [e1 e2 e3 ... eN]    +     [b1 b2 ... bk]   →   emit e1..ek, keep ek+1..eN b1..bk
+
+* *heap* — ``(time << 40 | arrival number, event)`` entries in a persistent heap, one
+  ``heappushpop`` per event (about a microsecond; one int key compares faster than a
+  ``(time, number)`` tuple). Entered when a batch does not fit
+  the sorted shape; left (one sort) when an ordered batch comes again, so an ordered
+  capture stays on the fast path and a disordered one never re-sorts per batch.
 """
 
 from __future__ import annotations
 
 import heapq
+from itertools import count
 from operator import attrgetter
 from typing import Final
 
 from correlation.event import Event
 
 _TIME: Final = attrgetter("time_ns")
+Entry = tuple[int, Event]  # (time_ns << 32 | arrival number, event): unique keys
+_SHIFT: Final = 40  # arrival numbers wrap after 2**40 events (ties only)
+_NUMBERS: Final = (1 << _SHIFT) - 1
 
 
 class Reorder:
@@ -33,7 +41,12 @@ class Reorder:
 
     def __init__(self, size: int) -> None:
         self.size = max(size, 1)
-        self._held: list[Event] = []  # sorted by time; equal times in arrival order
+        self._held: list[Event] = []  # the sorted shape: by time, ties in arrival order
+        self._heap: list[Entry] = []  # the heap shape (only one of the two is in use)
+        self._seq = count()
+        self._max_held = -(1 << 62)  # latest time buffered (heap shape)
+        self._last_out = -(1 << 62)  # latest time pushed out
+        self.worst_ns = 0  # largest amount by which an event came out older than one before
 
     def push(self, batch: list[Event]) -> list[Event]:
         """Add a batch (in arrival order); returns the events pushed out, in order."""
@@ -43,33 +56,70 @@ class Reorder:
                 out += self.push(batch[start : start + self.size])
             return out
         ordered = sorted(batch, key=_TIME)  # stable: arrival order within equal times
+        if ordered and self._heap:
+            if ordered[0].time_ns < self._max_held:
+                return self._push_heap(batch)
+            self._to_sorted()
         held = self._held
         if ordered and held and ordered[0].time_ns < held[-1].time_ns:
-            return self._push_slow(batch)
+            self._to_heap()
+            return self._push_heap(batch)
         held += ordered
         excess = len(held) - self.size
         if excess <= 0:
             return []
         out = held[:excess]
         del held[:excess]
+        self._emitted(out[0].time_ns, out[-1].time_ns)
         return out
 
     def drain(self) -> list[Event]:
         """End of input: everything still buffered, in order."""
+        self._to_sorted()
         held, self._held = self._held, []
+        if held:
+            self._emitted(held[0].time_ns, held[-1].time_ns)
         return held
 
-    def _push_slow(self, batch: list[Event]) -> list[Event]:
-        # (time, arrival number, event): the buffered events keep their relative order,
-        # and the batch's numbers are larger than all of theirs.
-        heap = [(event.time_ns, seq, event) for seq, event in enumerate(self._held)]
+    def _emitted(self, first_ns: int, last_ns: int) -> None:
+        if first_ns < self._last_out:
+            self.worst_ns = max(self.worst_ns, self._last_out - first_ns)
+        self._last_out = max(self._last_out, last_ns)
+
+    def _to_heap(self) -> None:
+        # sorted by time with ties in arrival order: numbering in list order keeps both,
+        # and a sorted list of entries is already a heap
+        seq = self._seq
+        self._heap = [
+            (event.time_ns << _SHIFT | (next(seq) & _NUMBERS), event) for event in self._held
+        ]
+        self._max_held = self._held[-1].time_ns if self._held else -(1 << 62)
+        self._held = []
+
+    def _to_sorted(self) -> None:
+        if self._heap:
+            self._heap.sort()
+            self._held = [entry[1] for entry in self._heap]
+            self._heap = []
+
+    def _push_heap(self, batch: list[Event]) -> list[Event]:
+        heap, seq, size = self._heap, self._seq, self.size
         out: list[Event] = []
-        for seq, event in enumerate(batch, start=len(heap)):
-            item = (event.time_ns, seq, event)
-            if len(heap) < self.size:
+        emit, pushpop = out.append, heapq.heappushpop
+        last_out, worst, max_held = self._last_out, self.worst_ns, self._max_held
+        for event in batch:
+            time_ns = event.time_ns
+            if time_ns > max_held:
+                max_held = time_ns
+            item = (time_ns << _SHIFT | (next(seq) & _NUMBERS), event)
+            if len(heap) < size:
                 heapq.heappush(heap, item)
+                continue
+            gone = pushpop(heap, item)[1]
+            if gone.time_ns < last_out:
+                worst = max(worst, last_out - gone.time_ns)
             else:
-                out.append(heapq.heappushpop(heap, item)[2])
-        heap.sort()
-        self._held = [item[2] for item in heap]
+                last_out = gone.time_ns
+            emit(gone)
+        self._last_out, self.worst_ns, self._max_held = last_out, worst, max_held
         return out

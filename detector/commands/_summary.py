@@ -11,7 +11,8 @@ are edited here without touching how events flow. Example::
       chains by rule:   exec-pivot=1, recon-token-pivot=2
       bad lines:        malformed_json=6
       skipped:          none
-      late events:      3 (not correlated): they arrived more than --lateness 60s behind ...
+      late events:      3 (not correlated; 1 would have completed a chain): they arrived ...
+      sorted on disk:   audit.log (200,000 events, 7 runs, 66.0 MiB spilled)
       evictions:        none
       suppressed:       12 (allowlist or a rule's suppress: list)
       still open:       4 partial matches, 0 held alerts (expired at the end of input)
@@ -23,12 +24,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from correlation.rules import ChainRule
 from correlation.state import EngineStats
 from detector.commands._inputs import InputStats
+from detector.commands._spill import SortStats
 
 # What to do about each eviction reason, in the words of the replay's options.
 EVICTION_HINTS: dict[str, str] = {
@@ -51,6 +53,7 @@ class ReplayTotals:
     rules: Sequence[ChainRule]
     engine: EngineStats
     lateness: str  # as given on the command line, e.g. "60s"
+    sorts: Mapping[Path, SortStats] = field(default_factory=dict)  # files sorted on disk
 
 
 def render(totals: ReplayTotals) -> str:
@@ -65,7 +68,8 @@ def render(totals: ReplayTotals) -> str:
         _row("chains by rule", counts(totals.chains)),
         _row("bad lines", counts(stats.bad)),
         _row("skipped", counts(stats.skipped)),
-        _row("late events", _late(engine.late, totals.lateness)),
+        _row("late events", _late(engine.late, engine.late_chains_missed, totals.lateness)),
+        *(_row("sorted on disk", _sorted(path, sort)) for path, sort in totals.sorts.items()),
         _row("evictions", _evictions(engine.evictions)),
         _row("suppressed", f"{engine.suppressed:,} (allowlist or a rule's suppress: list)"),
         _row(
@@ -110,12 +114,20 @@ def _where(rule: ChainRule) -> str:
     return f"{shown}:{rule.line}"
 
 
-def _late(late: int, lateness: str) -> str:
+def _late(late: int, missed: int, lateness: str) -> str:
     if not late:
         return "none"
     return (
-        f"{late:,} (not correlated): they arrived more than --lateness {lateness} behind the "
-        "newest event time already read; raise --lateness or sort the inputs by time"
+        f"{late:,} (not correlated; {missed:,} would have completed a chain): they arrived "
+        f"more than --lateness {lateness} behind the newest event time already read; "
+        "raise --lateness"
+    )
+
+
+def _sorted(path: Path, sort: SortStats) -> str:
+    return (
+        f"{path} ({sort.events:,} events, {sort.runs} runs, "
+        f"{sort.spilled_bytes / 2**20:,.1f} MiB spilled)"
     )
 
 

@@ -4,8 +4,17 @@ Reads any mix of Falco alert and audit event files (JSON lines, EventList lines,
 ``.gz``), merges them by event time, runs the engine with the built-in chain rules plus
 ``--rules``, and writes one chain record (``lateral-movement-chain/v1``) per line to
 ``--output``. stderr gets bad lines (``file:line: reason: message``), progress on long
-runs, and a summary. Exit 0 on success, 2 on usage or rule errors, 141 (128 + SIGPIPE,
-as a shell reports ``yes | head``) when the reader of the output goes away early.
+runs, and a summary.
+
+Order-free: the chains do not depend on the order of lines in a file. A file whose
+disorder is more than its reorder buffer and ``--lateness`` absorb is detected while it
+is read (``_inputs.OutOfOrder``, usually within its first tens of thousands of events);
+the replay then starts again with that file sorted on disk (``_spill``: sorted runs in a
+temporary directory, merged; bounded memory). A restart never leaves a partial output:
+an output file is truncated and written again; a pipe or terminal gets the records once
+the replay is done (they wait in a spooled temporary file). Exit 0 on success, 2 on
+usage or rule errors, 141 (128 + SIGPIPE, as a shell reports ``yes | head``) when the
+reader of the output goes away early.
 
 Speed: input comes in batches (see ``_inputs``), and the state built at start-up (rules,
 compiled predicates, imported modules) is moved out of the cyclic GC's sight with
@@ -19,7 +28,9 @@ import argparse
 import gc
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,7 +47,14 @@ from correlation.interest import Interest
 from correlation.rules import ChainRule, builtin_rules_paths, load_rules
 from detector.allowlist import load_allowlist
 from detector.commands import Command, register
-from detector.commands._inputs import InputStats, check_paths, merged_batches
+from detector.commands._inputs import (
+    InputStats,
+    Ordering,
+    OutOfOrder,
+    check_paths,
+    merged_batches,
+)
+from detector.commands._spill import SortStats
 from detector.commands._summary import ReplayTotals, render
 from detector.errors import ParseError, UsageError
 from detector.parse.early import EarlyReject
@@ -48,6 +66,8 @@ PROGRESS_CHECK_EVENTS: Final = 16_384  # look at the clock this often, not per e
 _DURATION: Final = re.compile(r"^(\d+)(ms|s|m|h)$")
 _UNIT_NS: Final = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 EXIT_BROKEN_PIPE: Final = 128 + 13  # 128 + SIGPIPE
+SPOOL_BYTES: Final = 8 << 20  # chain records kept in memory before the spool goes to disk
+REPLAY_INPUT: Final = "replay"  # the merged stream is one pulled input
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -94,15 +114,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"detector replay: {len(exc.errors)} rule error(s)", file=sys.stderr)
         return 2
     config = EngineConfig(lateness_ns=lateness_ns, allowlist=load_allowlist(args.allowlist))
-    engine = Engine(rules, config)
     # what the engine can use, derived from the same rules and allowlist: the rest of the
     # input skips normalization as time-only ticks (detector/parse/early.py)
     early = EarlyReject(Interest(rules, config.allowlist))
     report = _Report(quiet=args.quiet, rules=rules, lateness=args.lateness)
+    ordering = Ordering(max_disorder_ns=lateness_ns)
+    engine = _engine(rules, config)
     gc.freeze()  # rules, compiled predicates, modules: never garbage, never walked again
     try:
         with _output(args.output) as out:
-            report.chains = _replay(engine, paths, out, report, early)
+            engine = _replay_in_order(engine, paths, out, report, ordering, early)
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
@@ -112,8 +133,57 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine(rules: list[ChainRule], config: EngineConfig) -> Engine:
+    engine = Engine(rules, config)
+    engine.add_input(REPLAY_INPUT, pushed=False)
+    return engine
+
+
+def _replay_in_order(
+    engine: Engine,
+    paths: list[Path],
+    out: IO[bytes],
+    report: _Report,
+    ordering: Ordering,
+    early: EarlyReject,
+) -> Engine:
+    """Replay until no file is out of order beyond what the buffer absorbs (each one
+    that is gets sorted on disk and the replay starts again); the engine that finished."""
+    seekable = out.seekable()
+    while True:
+        try:
+            with _spool(out, seekable) as target:  # an exception discards the attempt
+                report.chains = _replay(engine, paths, target, report, ordering, early)
+        except OutOfOrder as exc:
+            ordering.sort.add(exc.path)
+            report.restart(exc)
+            engine = _engine(engine.rules, engine.config)
+            continue
+        return engine
+
+
+@contextmanager
+def _spool(out: IO[bytes], seekable: bool) -> Iterator[IO[bytes]]:
+    """Where one attempt writes: the output itself when it can be rewound (truncated on a
+    restart), else a spooled temporary file copied out when the attempt succeeds."""
+    if seekable:
+        out.seek(0)
+        out.truncate()
+        yield out
+        return
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        yield spool
+        spool.seek(0)
+        shutil.copyfileobj(spool, out)
+
+
 def _replay(
-    engine: Engine, paths: list[Path], out: IO[bytes], report: _Report, early: EarlyReject
+    engine: Engine,
+    paths: list[Path],
+    out: IO[bytes],
+    report: _Report,
+    ordering: Ordering,
+    early: EarlyReject,
 ) -> Counter[str]:
     chains: Counter[str] = Counter()
 
@@ -123,15 +193,17 @@ def _replay(
             out.write(orjson.dumps(to_record(chain)) + b"\n")
 
     process, admit = engine.process, LongRunningStages().admit
-    for batch in merged_batches(paths, report.inputs, report.bad_line, early=early):
+    batches = merged_batches(paths, report.inputs, report.bad_line, early=early, ordering=ordering)
+    for batch in batches:
         for event in batch:
             if not admit(event):
                 continue  # a later stage of a long-running request already passed on
-            found = process(event)
+            found = process(event, REPLAY_INPUT)
             if found:
                 write(found)
         report.tick(len(batch))
     write(engine.flush())
+    report.sorts = ordering.sorts
     return chains
 
 
@@ -172,10 +244,26 @@ class _Report:
         self._events = 0
         self._next_check = PROGRESS_CHECK_EVENTS
         self._reported = 0
+        self._printed: set[tuple[Path, int]] = set()  # a restart does not repeat them
+        self.sorts: dict[Path, SortStats] = {}
+
+    def restart(self, exc: OutOfOrder) -> None:
+        """Start the counts again: the replay restarts with ``exc.path`` sorted on disk."""
+        self.inputs, self._events, self._reported = InputStats(), 0, 0
+        self._next_check = PROGRESS_CHECK_EVENTS
+        if not self.quiet:
+            print(
+                f"replay: {exc}: more disorder than the reorder buffer and --lateness absorb; "
+                "starting again with it sorted on disk",
+                file=sys.stderr,
+            )
 
     def bad_line(self, path: Path, number: int, error: ParseError) -> None:
         self._reported += 1
+        if (path, number) in self._printed:
+            return
         if self._reported <= MAX_REPORTED_BAD_LINES:
+            self._printed.add((path, number))
             print(f"{path}:{number}: {error}", file=sys.stderr)
         elif self._reported == MAX_REPORTED_BAD_LINES + 1:
             print("(further bad lines are counted in the summary only)", file=sys.stderr)
@@ -201,6 +289,7 @@ class _Report:
             rules=self.rules,
             engine=engine.stats(),
             lateness=self.lateness,
+            sorts=self.sorts,
         )
         print(render(totals), file=sys.stderr)
 

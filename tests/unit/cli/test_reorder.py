@@ -45,6 +45,16 @@ def test_batches_match_the_sliding_heap(times: list[int], size: int, cuts: list[
         start += cut
     out += buffer.drain()
     assert [e.id for e in out] == [e.id for e in _sliding_heap(events, size)]
+    assert buffer.worst_ns == _worst_regression(out)
+
+
+def _worst_regression(out: list[Event]) -> int:
+    """How much older than an earlier one an event came out, at most."""
+    latest, worst = -1, 0
+    for event in out:
+        worst = max(worst, latest - event.time_ns)
+        latest = max(latest, event.time_ns)
+    return worst
 
 
 def test_in_order_input_passes_through_in_order() -> None:
@@ -52,6 +62,7 @@ def test_in_order_input_passes_through_in_order() -> None:
     buffer = Reorder(8)
     out = buffer.push(events[:20]) + buffer.push(events[20:]) + buffer.drain()
     assert out == events
+    assert buffer.worst_ns == 0
 
 
 def test_disorder_larger_than_the_buffer_is_passed_on_not_lost() -> None:
@@ -59,4 +70,5 @@ def test_disorder_larger_than_the_buffer_is_passed_on_not_lost() -> None:
     buffer = Reorder(2)
     out = buffer.push(events) + buffer.drain()
     assert [e.id for e in out] == ["e0", "e3", "e1", "e2"]  # e3 came too late for e0
+    assert buffer.worst_ns == 9
     assert sorted(e.id for e in out) == ["e0", "e1", "e2", "e3"]
