@@ -95,6 +95,13 @@ class InputReports:
         self._metrics, self._clock = metrics, clock
         self._seen: dict[str, _Seen] = {}
 
+    def baseline(self, inputs: list[InputState]) -> None:
+        """Counts from before this process (a restored engine) are not news."""
+        for state in inputs:
+            self._seen[state.name] = _Seen(
+                state.late, state.skewed, state.idle, state.late, state.skewed
+            )
+
     def look(self, inputs: list[InputState]) -> None:
         now = self._clock()
         idle = 0

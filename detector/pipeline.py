@@ -112,6 +112,7 @@ class EventQueue:
         # each source had done: a file tailer's offset may only be committed that far.
         self._taken: deque[str] = deque()
         self._done: dict[str, int] = {}
+        self._in: dict[str, int] = {}  # accepted per source, since start
         metrics.queue_capacity.set(max_events)
 
     @property
@@ -148,6 +149,7 @@ class EventQueue:
         return emit
 
     def _accepted(self, source: str, count: int) -> None:
+        self._in[source] = self._in.get(source, 0) + count
         self._metrics.events_in.labels(source=source).inc(count)
         self._metrics.queue_depth.set(self._queue.qsize())
 
@@ -176,6 +178,10 @@ class EventQueue:
         self._done[source] = self._done.get(source, 0) + 1
         self._queue.task_done()
         self._metrics.queue_depth.set(self._queue.qsize())
+
+    def waiting(self, source: str) -> int:
+        """Events of ``source`` accepted but not yet done."""
+        return self._in.get(source, 0) - self._done.get(source, 0)
 
     def processed(self, source: str) -> int:
         """How many events of ``source`` are done, since start."""
@@ -208,6 +214,9 @@ class Correlator:
         self._pulled: list[Any] = []  # pulled sources, asked whether they are at their end
         self.running = False
         self._reports = InputReports(metrics)
+        inputs = getattr(engine, "inputs", None)
+        if inputs is not None:
+            self._reports.baseline(inputs())
         self._stages = LongRunningStages()
         stats = getattr(engine, "stats", None)
         self._export = EngineExport(metrics, stats() if stats is not None else None)
@@ -256,7 +265,9 @@ class Correlator:
     async def advance(self) -> None:
         """Tell the engine the clock moved and which pulled sources are at their end."""
         now = self._queue.clock() if not len(self._queue) else self._last_arrival
-        at_end = [s.name for s in self._pulled if s.at_end()]
+        # at its end = read to the end *and* the engine has taken all of it (an input is
+        # judged idle on the engine's view, or its queued events would come in late)
+        at_end = [s.name for s in self._pulled if s.at_end() and not self._queue.waiting(s.name)]
         await self._publish(self._engine.advance(now, at_end))
         self._metrics.watermark.set(max(self._engine.watermark, 0) / 1e9)
         self._reports.look(self._engine.inputs())

@@ -23,10 +23,10 @@ STEPS_S: Final = (0.0, 0.1, 0.4)  # recon, token read, secrets listed: seconds a
 T0_NS = time.time_ns() - 500_000_000  # see rebase()
 
 
-def rebase() -> int:
-    """Put the attack's start half a second before now (ns)."""
+def rebase(before_s: float = 0.5) -> int:
+    """Put the attack's start ``before_s`` before now (ns)."""
     global T0_NS
-    T0_NS = time.time_ns() // 1000 * 1000 - 500_000_000  # whole µs: exact on the wire
+    T0_NS = time.time_ns() // 1000 * 1000 - int(before_s * 1e9)  # whole µs: exact on the wire
     return T0_NS
 
 

@@ -17,6 +17,7 @@ from correlation.rules.loader import BUILTIN_DIR
 from correlation.state import EngineStats
 from detector.cli import main
 from detector.commands._inputs import InputStats
+from detector.commands._spill import SortStats
 from detector.commands._summary import ReplayTotals, render
 from tests.unit.cli.test_inputs import _alert
 
@@ -135,8 +136,11 @@ def test_summary_names_late_events_evictions_and_what_to_do() -> None:
         inputs=inputs,
         chains=Counter({"exec-pivot": 2}),
         rules=load_rules([BUILTIN_DIR / "exec-pivot.yaml"]),
-        engine=EngineStats(late=3, evictions={"key_cap": 4, "total_cap": 0}, partials=1),
+        engine=EngineStats(
+            late=3, late_chains_missed=1, evictions={"key_cap": 4, "total_cap": 0}, partials=1
+        ),
         lateness="60s",
+        sorts={Path("audit.log"): SortStats(events=200_000, runs=7, spilled_bytes=66 << 20)},
     )
     lines = render(totals).splitlines()
     assert lines[0] == "replay: 12 events in 0.50s (24 events/s) from 12 lines"
@@ -147,9 +151,10 @@ def test_summary_names_late_events_evictions_and_what_to_do() -> None:
     assert "  events by source: falco=7, k8s_audit=5" in lines
     assert "  chains by rule:   exec-pivot=2" in lines
     assert (
-        "  late events:      3 (not correlated): they arrived more than --lateness 60s behind "
-        "the newest event time already read; raise --lateness or sort the inputs by time"
+        "  late events:      3 (not correlated; 1 would have completed a chain): they arrived "
+        "more than --lateness 60s behind the newest event time already read; raise --lateness"
     ) in lines
+    assert "  sorted on disk:   audit.log (200,000 events, 7 runs, 66.0 MiB spilled)" in lines
     assert "  evictions:        key_cap=4 (one join key held too many step events)" in lines
     assert (
         "  still open:       1 partial matches, 0 held alerts (unconfirmed at the end of input)"
