@@ -209,6 +209,7 @@ SPECS: Final = (
         "Events stamped ahead of the receiving clock beyond max_clock_skew_s (correlated, "
         "but moving no watermark), by source and reason",
         ("source", "reason"),
+        values={"source": ("falco", "k8s_audit"), "reason": ("ahead",)},
     ),
     Spec(
         "inputs",
@@ -216,6 +217,7 @@ SPECS: Final = (
         G,
         "Inputs (senders, files) the engine follows, by state (active, idle)",
         ("state",),
+        values={"state": ("active", "idle")},
     ),
     Spec(
         "input_idle",
@@ -223,6 +225,7 @@ SPECS: Final = (
         C,
         "Pulled inputs going idle or resuming, by change",
         ("change",),
+        values={"change": ("idle", "resumed")},
     ),
     Spec(
         "latency",
