@@ -23,7 +23,7 @@ import msgspec
 import orjson
 
 from bench import ours
-from bench.dataset import Clock, chunks, peak_rss_kb
+from bench.dataset import STREAMING_CHUNK, Clock, chunks, peak_rss_kb
 
 
 class _Minimal(msgspec.Struct, gc=False):
@@ -38,7 +38,7 @@ class _Minimal(msgspec.Struct, gc=False):
 def stage_decode(stream: Path) -> dict[str, Any]:
     """(a) orjson decode alone, nothing retained."""
     clock, events = Clock(), 0
-    for chunk in chunks(stream):
+    for chunk in chunks(stream, STREAMING_CHUNK):
         with clock:
             for line in chunk:
                 orjson.loads(line)
@@ -50,7 +50,7 @@ def stage_msgspec(stream: Path) -> dict[str, Any]:
     """(a') msgspec decode into a four-field Struct, nothing retained."""
     decode = msgspec.json.Decoder(_Minimal).decode
     clock, events = Clock(), 0
-    for chunk in chunks(stream):
+    for chunk in chunks(stream, STREAMING_CHUNK):
         with clock:
             for line in chunk:
                 decode(line)
@@ -63,7 +63,7 @@ def stage_eql_pipeline(stream: Path) -> dict[str, Any]:
     from bench.eql_peer import Normalizer, Peer
 
     normalize, peer, clock, events = Normalizer(), Peer(), Clock(), 0
-    for chunk in chunks(stream):
+    for chunk in chunks(stream, STREAMING_CHUNK):
         with clock:
             for line in chunk:
                 peer.stream(normalize(orjson.loads(line)))

@@ -72,8 +72,8 @@ def _orders_table(rows: list[Row]) -> list[str]:
         cli, eql = _rate(r, "cli", "cpu_rate"), _process_rate(r, "eql_pipeline")
         truth = r["truth"]["chains"]
         s = score(truth, _chains(r)) if _chains(r) else None
-        rss_d = r.get("cli", {}).get("process_peak_rss_kb", 0) / 1024
-        rss_e = r.get("eql_pipeline", {}).get("process_peak_rss_kb", 0) / 1024
+        rss_d = r.get("cli", {}).get("peak_rss_kb", 0) / 1024
+        rss_e = r.get("eql_pipeline", {}).get("peak_rss_kb", 0) / 1024
         sha = str(r.get("ours_replay", {}).get("chains_sha256", ""))[:12] or "—"
         lines.append(
             f"| {row.events:.0e} | {row.pods:.0e} | {row.order} | {row.runs} | {_k(a)} | "

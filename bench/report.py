@@ -41,11 +41,12 @@ README = Path(__file__).parent / "README.md"
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 
 
-def _process(argv: list[str]) -> tuple[int, str, str, dict[str, float]]:
-    """Run ``argv``; its exit code, stdout, last stderr line, and its own rusage.
+def _process(argv: list[str]) -> tuple[int, str, str, float]:
+    """Run ``argv``; its exit code, stdout, last stderr line and CPU seconds (user + system).
 
-    ``os.wait4`` gives the rusage of this child alone (RUSAGE_CHILDREN would fold in the
-    peak RSS of every earlier stage): CPU seconds (user + system) and peak RSS.
+    ``os.wait4`` gives this child's own rusage. Its peak RSS is not taken from there
+    (a forked child inherits the runner's peak; see ``dataset.peak_rss_kb``): every
+    process run here reports its own on stdout.
     """
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err)
@@ -55,35 +56,43 @@ def _process(argv: list[str]) -> tuple[int, str, str, dict[str, float]]:
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = (err.read().decode(errors="replace").strip().splitlines() or ["?"])[-1]
-    cost = {"process_cpu_seconds": usage.ru_utime + usage.ru_stime,
-            "process_peak_rss_kb": float(usage.ru_maxrss)}  # fmt: skip
-    return proc.returncode, out, tail, cost
+    return proc.returncode, out, tail, usage.ru_utime + usage.ru_stime
 
 
-def stage(name: str, stream: Path) -> dict[str, Any]:
-    """One stage in a fresh process (``python -m bench stage``), with its whole cost."""
-    if name == "cli":
-        return cli(stream)
-    code, out, tail, cost = _process([sys.executable, "-m", "bench", "stage", name, str(stream)])
-    if code != 0:
-        return {"error": tail[:200]}
+def _last_json(out: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    result.update(cost)
     return result
 
 
+def stage(name: str, stream: Path) -> dict[str, Any]:
+    """One stage in a fresh process (``python -m bench stage``), with its whole CPU cost."""
+    if name == "cli":
+        return cli(stream)
+    code, out, tail, cpu = _process([sys.executable, "-m", "bench", "stage", name, str(stream)])
+    if code != 0:
+        return {"error": tail[:200]}
+    return {**_last_json(out), "process_cpu_seconds": cpu}
+
+
+# ``detector replay`` as its console script runs it, then the process's own peak RSS
+_CLI = (
+    "import sys; from bench.dataset import peak_rss_kb; from detector.cli import main; "
+    "code = main(['replay', '--quiet', '--output', '/dev/null', sys.argv[1]]); "
+    'print(\'{"exit": %d, "peak_rss_kb": %d}\' % (code, peak_rss_kb())); sys.exit(code)'
+)
+
+
 def cli(stream: Path) -> dict[str, Any]:
-    """The ``detector`` CLI's replay as a whole process (interpreter start to exit)."""
-    argv = [str(Path(sys.executable).parent / "detector"), "replay", "--quiet", "--output",
-            "/dev/null", str(stream)]  # fmt: skip
+    """``detector replay`` as a whole process (interpreter start to exit)."""
     start = time.perf_counter()
-    code, _, tail, cost = _process(argv)
+    code, out, tail, cpu = _process([sys.executable, "-c", _CLI, str(stream)])
     wall = time.perf_counter() - start
     if code != 0:
         return {"error": tail[:200]}
-    events, cpu = count_lines(stream), cost["process_cpu_seconds"]
+    events = count_lines(stream)
     return {"events": events, "seconds": wall, "cpu_seconds": cpu, "rate": events / wall,
-            "cpu_rate": events / cpu if cpu else 0.0, **cost}  # fmt: skip
+            "cpu_rate": events / cpu if cpu else 0.0, "process_cpu_seconds": cpu,
+            "peak_rss_kb": _last_json(out)["peak_rss_kb"]}  # fmt: skip
 
 
 def ensure(data: Path, events: int, pods: int) -> Path:
