@@ -56,15 +56,19 @@ def table(rows: list[Row], when: str) -> str:
     return "\n".join([*parts, "", *notes])
 
 
+def _head(*columns: str) -> list[str]:
+    """A markdown table's header and separator lines."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def _orders_table(rows: list[Row]) -> list[str]:
     """Replay vs eql and the floors, per arrival order, in CPU time."""
-    head = (
-        "| events | pods | order | runs | (a) orjson decode | (a') msgspec decode | "
-        "(d) our replay | (e) eql pipeline | d/e | d/a | `detector replay` process | "
-        "eql process | process ratio | peak RSS replay / eql process | recall | "
-        "false chains | chains sha256 |"
-    )
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    lines = _head(
+        "events", "pods", "order", "runs", "(a) orjson decode", "(a') msgspec decode",
+        "(d) our replay", "(e) eql pipeline", "d/e", "d/a", "`detector replay` process",
+        "eql process", "process ratio", "peak RSS replay / eql process", "recall",
+        "false chains", "chains sha256",
+    )  # fmt: skip
     for row in rows:
         r = row.results
         a, m = _rate(r, "decode", "cpu_rate"), _rate(r, "msgspec", "cpu_rate")
@@ -93,13 +97,12 @@ def _process_rate(r: dict[str, Any], name: str) -> float:
 
 def _detail_table(rows: list[Row]) -> list[str]:
     """The ordered streams: every stage (wall time, as the earlier tables)."""
-    head = (
-        "| events | pods | runs | (a) orjson decode | (b) our parse | (c) our engine | "
-        "eql engine 4q | eql engine 3q | (d) our replay | (e) eql pipeline | d/e | c/eql3q | "
-        "d/a | peak RSS (d) | live partials | B/partial | snapshot | latency p50/p99/max | "
-        "eql agrees |"
-    )
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    lines = _head(
+        "events", "pods", "runs", "(a) orjson decode", "(b) our parse", "(c) our engine",
+        "eql engine 4q", "eql engine 3q", "(d) our replay", "(e) eql pipeline", "d/e",
+        "c/eql3q", "d/a", "peak RSS (d)", "live partials", "B/partial", "snapshot",
+        "latency p50/p99/max", "eql agrees",
+    )  # fmt: skip
     for row in rows:
         r = row.results
         engine = r.get("ours_engine", {})
