@@ -52,3 +52,17 @@ def test_a_tick_is_never_evidence_and_late_ticks_count_as_late(tmp_path: Path) -
     stats = engine.stats()
     assert (stats.events, stats.time_only, stats.late) == (4, 2, 1)
     assert not engine.flush()
+
+
+def test_a_tick_moves_its_own_input_and_so_the_engine_watermark(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    engine.add_input("falco", pushed=False)
+    engine.add_input("audit", pushed=False)
+    engine.process(falco_event("Scan", 100), input="falco")
+    engine.process(audit_event("list", "secrets", 10), input="audit")
+    before = engine.watermark
+    assert before == engine.input_watermark("audit")  # the audit input holds it back
+    # only ticks arrive from the audit input (all its noise was rejected early)
+    engine.process(time_only(at(90), K8S_AUDIT), input="audit")
+    assert engine.input_watermark("audit") == at(90) - engine.config.lateness_ns
+    assert engine.watermark > before
