@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         help="arrival orders to measure (default: all; only 'ordered' gets every stage)",
     )  # fmt: skip
     run.add_argument("--no-readme", action="store_true")
+    run.add_argument(
+        "--no-detail", action="store_true",
+        help="ordered streams too get only the floors, the eql pipeline and detector replay",
+    )  # fmt: skip
     sub.add_parser("timestamps", help="RFC 3339 parsing cost per shape (markdown table)")
     stage = sub.add_parser("stage", help="(internal) run one timed stage, print JSON")
     stage.add_argument("name")
@@ -87,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     points = plan_points(args.sizes, args.pods, args.repeat, extra)
-    return run_all(points, args.orders, DATA, write_readme=not args.no_readme)
+    return run_all(
+        points, args.orders, DATA, write_readme=not args.no_readme, detail=not args.no_detail
+    )
 
 
 if __name__ == "__main__":

@@ -156,12 +156,14 @@ def stage_replay(stream: Path) -> dict[str, Any]:
         with clock:
             code = replay.run(args)
         data = out.read_bytes()
+    return clock.result(count_lines(stream), exit=code, **chain_summary(data))
+
+
+def chain_summary(data: bytes) -> dict[str, Any]:
+    """A chain file's chains (rule, pods: what scoring needs) and its sha256."""
     records = [orjson.loads(line) for line in data.splitlines()]
     chains = [[r["rule"], sorted(r["entities"].get("pods", [])), 0] for r in records]
-    return clock.result(
-        count_lines(stream), exit=code, chains=chains,
-        chains_sha256=hashlib.sha256(data).hexdigest(),
-    )  # fmt: skip
+    return {"chains": chains, "chains_sha256": hashlib.sha256(data).hexdigest()}
 
 
 def stage_steady(stream: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 from bench.dataset import count_lines
 from bench.generate import TRUTH, Params, dataset_dir, generate
 from bench.orders import ORDERED, ensure_order
+from bench.ours import chain_summary
 from bench.render import Row, table
 
 RATE_STAGES = (
@@ -36,7 +37,8 @@ RATE_STAGES = (
     "eql_pipeline",
     "cli",
 )
-ORDER_STAGES = ("decode", "msgspec", "ours_replay", "eql_pipeline", "cli")  # the other orders
+# every order: the floors, the eql pipeline, ``detector replay`` (chains from its output)
+ORDER_STAGES = ("decode", "msgspec", "eql_pipeline", "cli")
 README = Path(__file__).parent / "README.md"
 BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
 
@@ -77,22 +79,25 @@ def stage(name: str, stream: Path) -> dict[str, Any]:
 # ``detector replay`` as its console script runs it, then the process's own peak RSS
 _CLI = (
     "import sys; from bench.dataset import peak_rss_kb; from detector.cli import main; "
-    "code = main(['replay', '--quiet', '--output', '/dev/null', sys.argv[1]]); "
+    "code = main(['replay', '--quiet', '--output', sys.argv[2], sys.argv[1]]); "
     'print(\'{"exit": %d, "peak_rss_kb": %d}\' % (code, peak_rss_kb())); sys.exit(code)'
 )
 
 
 def cli(stream: Path) -> dict[str, Any]:
-    """``detector replay`` as a whole process (interpreter start to exit)."""
-    start = time.perf_counter()
-    code, out, tail, cpu = _process([sys.executable, "-c", _CLI, str(stream)])
-    wall = time.perf_counter() - start
-    if code != 0:
-        return {"error": tail[:200]}
+    """``detector replay`` as a whole process (interpreter start to exit), its chains."""
+    with tempfile.TemporaryDirectory() as tmp:
+        chains = Path(tmp) / "chains.jsonl"
+        start = time.perf_counter()
+        code, out, tail, cpu = _process([sys.executable, "-c", _CLI, str(stream), str(chains)])
+        wall = time.perf_counter() - start
+        if code != 0:
+            return {"error": tail[:200]}
+        summary = chain_summary(chains.read_bytes())
     events = count_lines(stream)
     return {"events": events, "seconds": wall, "cpu_seconds": cpu, "rate": events / wall,
             "cpu_rate": events / cpu if cpu else 0.0, "process_cpu_seconds": cpu,
-            "peak_rss_kb": _last_json(out)["peak_rss_kb"]}  # fmt: skip
+            "peak_rss_kb": _last_json(out)["peak_rss_kb"], **summary}  # fmt: skip
 
 
 def ensure(data: Path, events: int, pods: int) -> Path:
@@ -104,17 +109,22 @@ def ensure(data: Path, events: int, pods: int) -> Path:
     return out
 
 
-def measure(dataset: Path, order: str, repeat: int) -> dict[str, Any]:
-    """Every stage of one dataset in one arrival order; rate stages ``repeat`` times."""
+def measure(dataset: Path, order: str, repeat: int, detail: bool = True) -> dict[str, Any]:
+    """The stages of one dataset in one arrival order; rate stages ``repeat`` times.
+
+    The ordered stream gets every stage when ``detail`` is on; other orders (and every
+    order without ``detail``) the floors, the eql pipeline and ``detector replay``.
+    """
     stream = ensure_order(dataset, order)
-    names = RATE_STAGES if order == ORDERED else ORDER_STAGES
+    detail = detail and order == ORDERED
+    names = RATE_STAGES if detail else ORDER_STAGES
     runs: dict[str, list[dict[str, Any]]] = {}
     for _ in range(repeat):
         for name in names:
             print(f"  {dataset.name} {order}: {name}", file=sys.stderr)
             runs.setdefault(name, []).append(stage(name, stream))
     results: dict[str, Any] = {name: _median_run(found) for name, found in runs.items()}
-    if order == ORDERED:
+    if detail:
         results["ours_steady"] = stage("ours_steady", stream)
         results["ours_partials"] = stage("ours_partials", stream)
     results["truth"] = json.loads((dataset / TRUTH).read_text())
@@ -158,13 +168,16 @@ def parse_point(text: str) -> Point:
     return parts[0], parts[1], parts[2] if len(parts) == 3 else 1
 
 
-def run_all(points: list[Point], orders: list[str], data: Path, write_readme: bool) -> int:
+def run_all(
+    points: list[Point], orders: list[str], data: Path, write_readme: bool, detail: bool = True
+) -> int:
     rows: list[Row] = []
     text = ""
     for events, pod_count, reps in points:
         dataset = ensure(data, events, pod_count)
         for order in orders:
-            rows.append(Row(events, pod_count, order, reps, measure(dataset, order, reps)))
+            results = measure(dataset, order, reps, detail)
+            rows.append(Row(events, pod_count, order, reps, results))
             text = render(rows)
             (data / "last-run.json").write_text(json.dumps([r.results for r in rows], default=str))
             if write_readme:
