@@ -64,9 +64,10 @@ def rfc3339_ns(text: str) -> int:
             if len(text) == 25:
                 return seconds * NS
             fraction = text[20:-6]
+        digits = len(fraction)
         # isdigit() alone would accept "²" and int() would accept "+1" or "1_0".
-        if text[19] == "." and 0 < len(fraction) <= 9 and fraction.isascii() and fraction.isdigit():
-            return seconds * NS + int(fraction) * _SCALE[len(fraction)]
+        if 0 < digits <= 9 and text[19] == "." and fraction.isascii() and fraction.isdigit():
+            return seconds * NS + int(fraction) * _SCALE[digits]
     return _general(text)
 
 
