@@ -143,6 +143,10 @@ def _string_fields(raw: dict[str, FieldValue]) -> dict[str, FieldText]:
     """output_fields as strings (tuples of strings for lists), as gRPC renders scalars."""
     fields: dict[str, FieldText] = {}
     for key, value in raw.items():
+        if isinstance(value, str):  # most values: the same test _scalar makes, inlined
+            if value not in _MISSING:
+                fields[cut(key)] = cut(value if key.startswith(_NOT_FREE_TEXT) else redact(value))
+            continue
         if isinstance(value, list):
             if len(value) > MAX_LIST:
                 what = f"{cut(key)[:80]} has {len(value)} items"

@@ -1,5 +1,6 @@
-"""Checks for this project's Falco rules: a rules-file loader, a Falco-condition evaluator and
-the sysdig (libsinsp) compile check.
+"""Checks for this project's Falco rules: a rules-file loader, a Falco-condition evaluator, the
+sysdig (libsinsp) compile check on a real capture (``compile_check``) and the rules evaluated
+on the project's syscall recording (``recording``).
 
 Test and CI tooling only: nothing under ``detector/`` or ``correlation/`` imports it.
 
