@@ -161,13 +161,16 @@ class Inputs:
         return holder
 
     def restore(self, states: Iterable[InputState], now_ns: int) -> None:
-        """Inputs from a snapshot; with a clock, no progress ahead of ``now + skew``."""
+        """Inputs from a snapshot; with a clock, no progress ahead of ``now + skew``.
+
+        The receiving clock itself is not moved to ``now``: events accepted before the
+        restart and replayed from the intake log arrive with their original stamps, and a
+        pushed input at ``now − bound`` would count every one of them late. The clock
+        moves on with those arrivals and the ticks, as it does while running."""
         for state in states:
             if now_ns:
                 state.max_seen_ns = clamp_to_clock(state.max_seen_ns, now_ns)
             self.by_name[state.name] = state
-        if now_ns:
-            self.now_ns = max(self.now_ns, now_ns)
         self.update()
 
 

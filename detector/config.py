@@ -217,6 +217,25 @@ class CheckpointConfig(ConfigStruct):
     interval_s: Annotated[float, doc("seconds between checkpoints", gt=0)] = 30.0
 
 
+class IntakeLogConfig(ConfigStruct):
+    """The write-ahead log of pushed events (HTTP receivers), fsync'd before the 2xx.
+
+    Used when ``checkpoint.path`` is set (``mode: correlate``): the checkpoint says how
+    much of the log it covers, and a restart replays the rest."""
+
+    path: Annotated[str, doc("directory of the log's segments; empty = off")] = "var/intake-log"
+    segment_bytes: Annotated[int, doc("a segment is closed at this size", ge=4096)] = 16 << 20
+    max_bytes: Annotated[int, doc("segments on disk at most; see when_full", ge=4096)] = 1 << 30
+    when_full: Annotated[
+        Literal["refuse", "drop_oldest"],
+        doc("`refuse` (503 + Retry-After) or `drop_oldest` (counted) when max_bytes is reached"),
+    ] = "refuse"
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < self.segment_bytes:
+            raise ValueError("max_bytes must be at least segment_bytes")
+
+
 class LogConfig(ConfigStruct):
     """Structured JSON logs on stderr."""
 
@@ -240,6 +259,7 @@ class Config(ConfigStruct):
     buffer: BufferConfig = msgspec.field(default_factory=BufferConfig)
     engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
     checkpoint: CheckpointConfig = msgspec.field(default_factory=CheckpointConfig)
+    intake_log: IntakeLogConfig = msgspec.field(default_factory=IntakeLogConfig)
     output: Annotated[
         str, doc("chains as JSON lines when `sinks` is empty: `-` = stdout, or a file path")
     ] = "-"

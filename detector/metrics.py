@@ -274,6 +274,31 @@ SPECS: Final = (
         "Always 1; the labels say which detector version and Python are running",
         ("version", "python"),
     ),
+    Spec("intake_log_bytes", "detector_intake_log_bytes", G, "Bytes in the intake log's segments"),
+    Spec(
+        "intake_log_replayed",
+        "detector_intake_log_replayed",
+        C,
+        "Logged events queued again at start (after the checkpoint's covered position)",
+    ),
+    Spec(
+        "intake_log_refused",
+        "detector_intake_log_refused",
+        C,
+        "Batches refused because the intake log is full (when_full: refuse)",
+    ),
+    Spec(
+        "intake_log_dropped",
+        "detector_intake_log_dropped",
+        C,
+        "Logged events not yet covered by a checkpoint deleted to make room (drop_oldest)",
+    ),
+    Spec(
+        "intake_log_corrupt",
+        "detector_intake_log_corrupt",
+        C,
+        "Intake log segments cut at a torn or corrupt record at start",
+    ),
 )
 
 
@@ -318,6 +343,11 @@ class Metrics:
     checkpoint_duration: Histogram
     ready: Gauge
     build_info: Gauge
+    intake_log_bytes: Gauge
+    intake_log_replayed: Counter
+    intake_log_refused: Counter
+    intake_log_dropped: Counter
+    intake_log_corrupt: Counter
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)

@@ -33,8 +33,8 @@ Shutdown (SIGTERM), within ``shutdown_grace_s``::
     readyz → 503, POSTs → 503   (stop_accepting)
     cancel sources              (tailers: offsets follow the checkpoint below)
     drain the queue             (every accepted event is correlated)
-    checkpointer.try_save()     (before flush: flush clears the partial matches)
-    engine.flush()              (chains still pending)
+    checkpointer.try_save()     (the pending chains stay in it for the restart)
+    engine.flush()              (only without a checkpoint, or when it could not be saved)
     output.close(remaining)     (sinks flushed)
 """
 
@@ -124,14 +124,17 @@ class EventQueue:
         """Events that fit right now (0 once closed)."""
         return 0 if self._closed else self._queue.maxsize - self._queue.qsize()
 
-    def offer(self, source: str, events: Sequence[Event], input: str = "") -> bool:
+    def offer(
+        self, source: str, events: Sequence[Event], input: str = "", arrived: int = 0
+    ) -> bool:
         """Enqueue all of ``events`` (of a pushed ``input``, default ``source``) or none
-        of them; never waits."""
+        of them; never waits. ``arrived``: their arrival on the receiving clock, when it
+        was stamped earlier (events replayed from the intake log); default now."""
         if self.room() < len(events):
             return False
         input = input or source
         self.pushed.setdefault(input, True)
-        arrived = self.clock()
+        arrived = arrived or self.clock()
         for event in events:
             self._queue.put_nowait((source, input, arrived, event))
         self._accepted(source, len(events))
@@ -373,10 +376,17 @@ class Supervisor:
         for task in workers:
             task.cancel()
         await asyncio.wait(workers)
+        saved = False
         if self._checkpoint is not None:
             checkpointer, engine = self._checkpoint
-            checkpointer.try_save(engine)
-        await self._correlator.flush()
+            saved = checkpointer.try_save(engine)
+        if saved:
+            # What is pending stays in the checkpoint and is decided after the restart as
+            # an uninterrupted run decides it (same chain and incident ids). A flush here
+            # would decide it early, and the restored engine would decide it again.
+            log.info("shutdown_pending_kept", checkpoint=str(checkpointer.path))
+        else:
+            await self._correlator.flush()
         await self._output.close(max(0.1, deadline - time.monotonic()))
         log.info("shutdown_complete", undrained=len(self._queue))
 

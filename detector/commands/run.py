@@ -21,7 +21,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from detector.allowlist import load_allowlist
 from detector.commands import Command, register
 from detector.delivery.checkpoint import Checkpointer
 from detector.delivery.intake import Intake
+from detector.delivery.intake_log import IntakeLog
 from detector.delivery.loops import Delivery, DeliveryMetrics
 from detector.errors import UsageError
 from detector.event_time import Alignment, input_disorder
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rules = engine_rules(config.engine)  # checked above; the loader's errors, if any
     engine_config = build_engine_config(config.engine)
+    config = remember_long_enough(config, rules)
     metrics = Metrics()
     checkpointer = build_checkpointer(config, metrics)
     if checkpointer is None:
@@ -115,6 +117,18 @@ def run(args: argparse.Namespace) -> int:
         engine = checkpointer.restore(rules, engine_config)
     asyncio.run(serve(config, engine, metrics, checkpointer))
     return 0
+
+
+def remember_long_enough(config: cfg.Config, rules: Sequence[Any]) -> cfg.Config:
+    """``outbox.remember_delivered_s`` raised to the longest rule window plus the longest
+    lateness: within that time a restored engine can decide a delivered chain again."""
+    settings = config.engine
+    lateness = max([settings.allowed_lateness_s, *settings.lateness_by_source.values()])
+    needed = max((rule.within_ns for rule in rules), default=0) / 1e9 + lateness
+    if config.outbox.remember_delivered_s >= needed:
+        return config
+    outbox = msgspec.structs.replace(config.outbox, remember_delivered_s=needed)
+    return msgspec.structs.replace(config, outbox=outbox)
 
 
 def build_engine_config(settings: cfg.EngineSettings) -> EngineConfig:
@@ -164,7 +178,8 @@ async def serve(
         stopped, failing = health() if health is not None else ([], {})
         return not_ready + [f"sink:{name}" for name in stopped], failing
 
-    sources = build_sources(config, queue, metrics, readiness)
+    intake = build_intake(config, queue, metrics)
+    sources = build_sources(config, intake, metrics, readiness)
     if engine is not None:  # file tailers keep within max_drift_s of the others
         alignment = Alignment(engine, _ns(config.engine.max_drift_s))
         for source in sources:
@@ -185,6 +200,8 @@ async def serve(
     holder.append(supervisor)
     if checkpointer is not None:
         checkpointer.followers.extend(s for s in sources if isinstance(s, FileTailer))
+        if intake.logged:
+            checkpointer.followers.append(intake)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, supervisor.stop.set)
@@ -197,6 +214,7 @@ async def serve(
     try:
         await supervisor.serve()
     finally:
+        intake.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
@@ -220,12 +238,11 @@ def _rules(engine: Any) -> list[Any]:
     return list(getattr(engine, "rules", []))
 
 
-Builder = Callable[[cfg.Config, EventQueue, Metrics, Readiness], Source | None]
+# A builder gets the intake (the queue as pushed inputs see it; ``intake.queue`` itself).
+Builder = Callable[[cfg.Config, Intake, Metrics, Readiness], Source | None]
 
 
-def _http(
-    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Readiness
-) -> Source | None:
+def _http(config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness) -> Source | None:
     if not config.http.listen:
         return None
     receivers: list[Receiver] = []
@@ -235,27 +252,25 @@ def _http(
         receivers.append(K8sAuditReceiver(config.sources.k8s_audit.max_body_bytes))
     if config.sources.events.enabled:
         receivers.append(EventsReceiver(config.sources.events.max_body_bytes))
-    return HttpServer(config.http, receivers, Intake(queue), metrics, ready)
+    return HttpServer(config.http, receivers, intake, metrics, ready)
 
 
 def _file(name: str) -> Builder:
     def build(
-        config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Readiness
+        config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness
     ) -> Source | None:
         file_config: cfg.FileConfig = getattr(config.sources, name)
         if not file_config.path:
             return None
         # with engine checkpoints the offset follows them (see detector.sources.files)
         follow = bool(config.checkpoint.path) and config.mode == "correlate"
-        processed = (lambda: queue.processed(name)) if follow else None
+        processed = (lambda: intake.queue.processed(name)) if follow else None
         return FileTailer(name, file_config, metrics, processed=processed)
 
     return build
 
 
-def _grpc(
-    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Readiness
-) -> Source | None:
+def _grpc(config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness) -> Source | None:
     grpc_config = config.sources.falco_grpc
     if not grpc_config.enabled:
         return None
@@ -263,7 +278,7 @@ def _grpc(
 
 
 def _kafka_events(
-    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Readiness
+    config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness
 ) -> Source | None:
     kafka = config.sources.kafka_events
     return None if kafka is None else KafkaEventsSource(kafka, metrics)
@@ -279,10 +294,27 @@ SOURCE_BUILDERS: dict[str, Builder] = {
 
 
 def build_sources(
-    config: cfg.Config, queue: EventQueue, metrics: Metrics, ready: Readiness
+    config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness
 ) -> list[Source]:
-    built = (build(config, queue, metrics, ready) for build in SOURCE_BUILDERS.values())
-    return [source for source in built if source is not None]
+    """Every configured source; with an intake log, the intake itself first (it replays
+    the log's tail at start)."""
+    built = (build(config, intake, metrics, ready) for build in SOURCE_BUILDERS.values())
+    found: list[Source] = [source for source in built if source is not None]
+    if intake.logged and found:
+        found.insert(0, intake)
+    return found
+
+
+def build_intake(config: cfg.Config, queue: EventQueue, metrics: Metrics) -> Intake:
+    """The queue behind the intake log (``intake_log.path``), which needs the checkpoint
+    to say what it covers: no log in relay mode or without ``checkpoint.path``."""
+    settings = config.intake_log
+    if config.mode != "correlate" or not config.checkpoint.path or not settings.path:
+        return Intake(queue)
+    intake_log = IntakeLog(
+        Path(settings.path), metrics, settings.segment_bytes, settings.max_bytes, settings.when_full
+    )
+    return Intake(queue, intake_log)
 
 
 class _GrpcMetrics:

@@ -3,33 +3,123 @@
 The HTTP receivers (and any other pushed input) never wait for queue space: they ask
 :meth:`Intake.room` before reading a body, :meth:`Intake.offer` a decoded batch whole or
 not at all, and await :meth:`Intake.committed` before they acknowledge it.
+
+With an :class:`~detector.delivery.intake_log.IntakeLog` every offered batch is written
+to the log in the same event-loop step that queues it, and ``committed`` waits for its
+fsync, so an acknowledged event survives ``kill -9``. The intake is then also a
+checkpoint :class:`~detector.delivery.checkpoint.Follower`: at each snapshot it captures
+how many logged events the engine has processed (the log's "covered" seq) and commits it
+to the log once the checkpoint is on disk. At start :meth:`Intake.replay` (run as a
+source, beside the engine) queues the log's tail after "covered" under the original
+receiver and sender names; until it is done :meth:`room` is 0, so new batches are refused
+with 429 + Retry-After and cannot overtake the tail (the log's order is the queue's).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from typing import Final
 
 from correlation.event import Event
+from detector.delivery.intake_log import IntakeLog
+from detector.logging import get_logger
 from detector.pipeline import EventQueue
+from detector.sources.base import Emit
+
+log = get_logger("detector.intake")
+_REPLAY_POLL_S: Final = 0.01  # waiting for queue room while the tail is replayed
 
 
 class Intake:
-    """The queue as pushed inputs see it."""
+    """The queue as pushed inputs see it, behind the intake log when there is one."""
 
-    def __init__(self, queue: EventQueue) -> None:
-        self._queue = queue
+    name = "intake_replay"  # as a source: the replay of the log's tail
+
+    def __init__(self, queue: EventQueue, intake_log: IntakeLog | None = None) -> None:
+        self.queue = self._queue = queue
+        self._log = intake_log
+        self._replaying = intake_log is not None
+        # Receivers whose events are logged: their processed counts move "covered".
+        self._logged: set[str] = set()
+        self._base = intake_log.covered if intake_log is not None else 0
 
     @property
     def capacity(self) -> int:
         return self._queue.capacity
 
     def room(self) -> int:
+        if self._replaying:
+            return 0
         return self._queue.room()
+
+    def full_reason(self) -> str:
+        """Why :meth:`room` is short or :meth:`offer` refused: ``replaying`` (the log's
+        tail goes first), ``intake_log_full`` (its bound) or ``queue_full``."""
+        if self._replaying:
+            return "replaying"
+        if self._log is not None and self._queue.room() > 0:
+            return "intake_log_full"
+        return "queue_full"
+
+    @property
+    def logged(self) -> bool:
+        """True when batches go through an intake log."""
+        return self._log is not None
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
 
     def offer(self, source: str, events: Sequence[Event], input: str = "") -> bool:
         """All of ``events`` or none; ``input`` names the sender (detector.event_time)."""
-        return self._queue.offer(source, events, input)
+        if self.room() < len(events):
+            return False
+        arrived = self._queue.clock()
+        if self._log is not None:
+            if not self._log.append(source, input or source, arrived, events):
+                return False
+            self._logged.add(source)
+        return self._queue.offer(source, events, input, arrived)
 
     async def committed(self) -> None:
         """Return once every offered event is as durable as this intake makes it."""
-        return None
+        if self._log is not None:
+            await self._log.synced()
+
+    # --- checkpoint follower ------------------------------------------------------------
+    def capture(self) -> int:
+        """Logged events the engine has processed: the seq the snapshot covers."""
+        return self._base + sum(self._queue.processed(s) for s in self._logged)
+
+    def commit(self, captured: int) -> None:
+        if self._log is not None:
+            self._log.commit(captured)
+
+    # --- start: replay the tail ---------------------------------------------------------
+    async def run(self, emit: Emit) -> None:
+        """Queue the log's tail, then open the door; stays running (a source)."""
+        if self._log is not None:
+            await self._replay(self._log)
+        await asyncio.Event().wait()
+
+    def ready(self) -> bool:
+        return not self._replaying
+
+    async def _replay(self, intake_log: IntakeLog) -> None:
+        count = 0
+        for record in intake_log.tail():
+            self._logged.add(record.source)
+            for start in range(0, len(record.events), self.capacity):
+                part = record.events[start : start + self.capacity]
+                # The original arrival: replayed events are as late as they were, no later.
+                offer = (record.source, part, record.input, record.arrived_ns)
+                while not self._queue.offer(*offer):  # noqa: ASYNC110
+                    await asyncio.sleep(_REPLAY_POLL_S)  # the queue signals no "room" event
+                count += len(part)
+        self._replaying = False
+        if count:
+            log.info("intake_log_replayed", events=count, covered=intake_log.covered)
+        intake_log.replayed(count)
+
+    pulled = False  # as a source: a pushed input (its events carry their own input names)

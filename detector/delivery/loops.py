@@ -57,6 +57,11 @@ class DeliveryMetrics:
         self.unrouted = counter("detector_outbox_unrouted", "Records no sink's routing wanted")
         self.rejected = counter("detector_outbox_rejected", "Records refused by submit()")
         self.expired = counter("detector_outbox_expired", "Records expired", ("reason",))
+        self.repeats = counter(
+            "detector_outbox_repeats",
+            "Records not owed again: the sink had already acknowledged the id",
+            ("sink",),
+        )
         self.delivered = counter("detector_sink_delivered", "Records delivered", ("sink",))
         self.retries = counter("detector_sink_failures", "Transient failures", ("sink",))
         self.dead = counter("detector_sink_dead_letters", "Dead-lettered records", ("sink",))
@@ -86,7 +91,7 @@ class Delivery:
         self._routes: list[tuple[SinkConfig, Sink]] = [
             (cfg, build_sink(cfg)) for cfg in config.effective_sinks
         ]
-        self.outbox = Outbox(config.outbox, on_expired=self._expired)
+        self.outbox = Outbox(config.outbox, on_expired=self._expired, on_repeat=self._repeated)
         self._wake = {cfg.name: asyncio.Event() for cfg, _ in self._routes}
         self._draining = False
         self._stop = asyncio.Event()
@@ -258,6 +263,12 @@ class Delivery:
         counts = await self.outbox.pending_counts()
         for name in [only] if only is not None else list(self._wake):
             self._metrics.pending.labels(name).set(counts.get(name, 0))
+
+    def _repeated(self, pairs: list[tuple[str, str]]) -> None:
+        """A chain decided again (after a restore or a crash) that a sink already has."""
+        for record_id, sink in pairs:
+            self._metrics.repeats.labels(sink=sink).inc()
+            log.info("outbox_repeat_refused", id=record_id, sink=sink)
 
     def _expired(self, ids: list[str], reason: str) -> None:
         self._metrics.expired.labels(reason).inc(len(ids))

@@ -5,9 +5,11 @@ the tables and their SQL are in :mod:`detector.delivery.store`, whose ``Row`` an
 ``DeadLetter`` are re-exported here.
 
 A record lives while any sink still owes it: :meth:`Outbox.ack` deletes the sink's
-pending row and the record with its last row. Expiry by count (``max_records``, oldest
-first) and age (``max_age_s``) is reported through ``on_expired`` so it is counted and
-logged, never silent.
+pending row and the record with its last row, and remembers the id as delivered to that
+sink for ``remember_delivered_s``; a later add of the same id is not owed to that sink
+again (reported through ``on_repeat``), so each sink gets a chain once across restarts.
+Expiry by count (``max_records``, oldest first) and age (``max_age_s``) is reported
+through ``on_expired`` so it is counted and logged, never silent.
 
 Threading: one worker thread owns the connection; the event loop only awaits it.
 :meth:`Outbox.add` group-commits: concurrent callers are written in one transaction by a
@@ -45,6 +47,7 @@ __all__ = ["DeadLetter", "ExpiredCallback", "Outbox", "OutboxClosedError", "Row"
 P = ParamSpec("P")
 T = TypeVar("T")
 ExpiredCallback = Callable[[list[str], str], None]
+RepeatCallback = Callable[[list[tuple[str, str]]], None]
 
 
 class OutboxClosedError(RuntimeError):
@@ -59,9 +62,12 @@ class Outbox:
         config: OutboxConfig,
         on_expired: ExpiredCallback | None = None,
         clock: Callable[[], float] = time.time,
+        on_repeat: RepeatCallback | None = None,
     ) -> None:
+        """``on_repeat``: (id, sink) pairs not stored because the sink already has the id."""
         self._config = config
         self._on_expired = on_expired or (lambda ids, reason: None)
+        self._on_repeat = on_repeat or (lambda pairs: None)
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._store: Store | None = None
@@ -113,7 +119,7 @@ class Outbox:
             batch, self._queue = self._queue, []
             try:
                 items = [(rid, body, sinks) for rid, body, sinks, _ in batch]
-                expired = await self._run(self._db().insert, items, self._clock())
+                inserted = await self._run(self._db().insert, items, self._clock())
             except asyncio.CancelledError:  # close() gave up: nobody may wait forever
                 batch, self._queue = batch + self._queue, []
                 _settle(batch, OutboxClosedError("closed before the commit was confirmed"))
@@ -122,8 +128,10 @@ class Outbox:
                 _settle(batch, exc)
             else:
                 _settle(batch, None)
-                if expired:
-                    self._on_expired(expired, "max_records")
+                if inserted.expired:
+                    self._on_expired(inserted.expired, "max_records")
+                if inserted.repeats:
+                    self._on_repeat(inserted.repeats)
             finally:
                 for _ in batch:
                     self._slots.release()
@@ -140,7 +148,7 @@ class Outbox:
 
     async def ack(self, sink: str, seqs: Sequence[int]) -> None:
         """``sink`` acknowledged these records."""
-        await self._run(self._db().ack, sink, seqs)
+        await self._run(self._db().ack, sink, seqs, self._clock())
 
     async def fail(self, sink: str, seq: int, error: str) -> None:
         """Record a failed attempt; the record stays owed."""

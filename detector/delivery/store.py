@@ -7,6 +7,12 @@ connection serves all of them and transactions never interleave. Tables::
     records       seq (order) · id (unique: the idempotency key) · body (JSON) · created
     pending       (sink, seq) · attempts · last_error      one row per sink still owed
     dead_letters  sink · id · body · reason · failed_at    permanent failures, bounded
+    delivered     (sink, id) · at                         acknowledged deliveries, kept
+                                                          ``remember_delivered_s``
+
+A record whose id a sink has already acknowledged is not owed to that sink again
+(:meth:`Store.insert` returns those (id, sink) pairs as repeats): a chain decided again
+after a crash, or re-emitted after a restore, reaches each sink once.
 
 A record is deleted with its last pending row (an "orphan" sweep after every ack, dead
 letter or forgotten sink). ``count`` mirrors ``COUNT(*) FROM records`` so the
@@ -40,10 +46,20 @@ CREATE TABLE IF NOT EXISTS pending (
 CREATE TABLE IF NOT EXISTS dead_letters (
     n INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, id TEXT NOT NULL,
     body BLOB NOT NULL, reason TEXT NOT NULL, failed_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS delivered (
+    sink TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (sink, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS delivered_at ON delivered (at);
 """
 _DELETE_ORPHANS = (
     "DELETE FROM records WHERE NOT EXISTS (SELECT 1 FROM pending p WHERE p.seq = records.seq)"
 )
+
+
+class Inserted(NamedTuple):
+    """What :meth:`Store.insert` did besides storing: ids expired, (id, sink) repeats."""
+
+    expired: list[str]
+    repeats: list[tuple[str, str]]
 
 
 class Row(NamedTuple):
@@ -77,10 +93,15 @@ class Store:
         self._db.executescript(_SCHEMA)
         self.count: int = self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
 
-    def insert(self, items: Sequence[tuple[str, bytes, Sequence[str]]], now: float) -> list[str]:
-        """Store records with one pending row per sink; returns ids expired to make room."""
+    def insert(self, items: Sequence[tuple[str, bytes, Sequence[str]]], now: float) -> Inserted:
+        """Store records with one pending row per sink that has not had the id yet."""
+        repeats: list[tuple[str, str]] = []
         with self._tx() as db:
-            for record_id, body, sinks in items:
+            for record_id, body, wanted in items:
+                sinks = [s for s in wanted if not self._delivered(db, s, record_id)]
+                repeats += [(record_id, s) for s in wanted if s not in sinks]
+                if not sinks:
+                    continue
                 cur = db.execute(
                     "INSERT OR IGNORE INTO records (id, body, created) VALUES (?, ?, ?)",
                     (record_id, body, now),
@@ -93,13 +114,21 @@ class Store:
                     )
             excess = self.count - self._config.max_records
             if excess <= 0:
-                return []
+                return Inserted([], repeats)
             query = "SELECT seq, id FROM records ORDER BY seq LIMIT ?"
-            return self._expire(db, db.execute(query, (excess,)).fetchall())
+            return Inserted(self._expire(db, db.execute(query, (excess,)).fetchall()), repeats)
+
+    @staticmethod
+    def _delivered(db: sqlite3.Connection, sink: str, record_id: str) -> bool:
+        query = "SELECT 1 FROM delivered WHERE sink = ? AND id = ?"
+        return db.execute(query, (sink, record_id)).fetchone() is not None
 
     def expire_old(self, now: float) -> list[str]:
-        """Delete records older than ``max_age_s``; returns their ids."""
+        """Delete records older than ``max_age_s`` (returns their ids), and delivery
+        memories older than ``remember_delivered_s``."""
         with self._tx() as db:
+            forget = now - self._config.remember_delivered_s
+            db.execute("DELETE FROM delivered WHERE at < ?", (forget,))
             cutoff = now - self._config.max_age_s
             query = "SELECT seq, id FROM records WHERE created < ?"
             return self._expire(db, db.execute(query, (cutoff,)).fetchall())
@@ -120,9 +149,15 @@ class Store:
         ).fetchall()
         return [Row(*row) for row in rows]
 
-    def ack(self, sink: str, seqs: Sequence[int]) -> None:
-        """``sink`` has these records: forget its rows, and records nobody owes any more."""
+    def ack(self, sink: str, seqs: Sequence[int], now: float) -> None:
+        """``sink`` has these records: remember their ids as delivered to it, forget its
+        rows, and records nobody owes any more."""
         with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO delivered (sink, id, at) "
+                "SELECT ?, id, ? FROM records WHERE seq = ?",
+                [(sink, now, s) for s in seqs],
+            )
             db.executemany(
                 "DELETE FROM pending WHERE sink = ? AND seq = ?", [(sink, s) for s in seqs]
             )

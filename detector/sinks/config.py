@@ -72,6 +72,14 @@ class OutboxConfig(ConfigStruct):
     max_dead_letters: Annotated[int, doc("dead-letter rows kept (oldest pruned)", gt=0)] = 10_000
     max_pending_submits: Annotated[int, doc("submits waiting for a commit", gt=0)] = 1024
     batch_size: Annotated[int, doc("records read per delivery round", gt=0)] = 100
+    remember_delivered_s: Annotated[
+        float,
+        doc(
+            "a chain id acknowledged by a sink is not delivered to it again for this long; "
+            "`detector run` raises it to the longest rule window + lateness",
+            gt=0,
+        ),
+    ] = 86400.0
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
 
 

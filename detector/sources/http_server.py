@@ -10,13 +10,15 @@ cheapest refusal first::
     draining?        -> 503 + Retry-After       (SIGTERM received: stop accepting)
     bearer token     -> 401                     (constant-time compare)
     Content-Type     -> 415                     (only application/json)
-    queue has room?  -> 429 + Retry-After       (queue_full: refused before reading or decoding)
+    queue has room?  -> 429 + Retry-After       (queue_full: refused before reading or decoding;
+                                                 503 replaying / intake_log_full, see
+                                                 :mod:`detector.delivery.intake`)
     read body        -> 413 / 408 / 503 / 400   (cap, timeouts, budget, Content-Encoding:
                                                  see :mod:`detector.sources.http_body`)
     decode           -> 400 {"error": reason}   (the document itself is broken)
                      -> 413 too_many_events     (more events than the queue can ever hold)
     offer to queue   -> 429 + Retry-After       (not room for all: enqueue-or-refuse, never wait)
-    commit           -> the intake log has the events on disk (when configured)
+    commit           -> the intake log has the events fsync'd (when configured)
     else             -> 200 {"accepted": n, "rejected": {reason: count}}
 
 Bad *items* of a batch are counted by reason and skipped; the rest are accepted, and the
@@ -87,6 +89,7 @@ class Intake(Protocol):
     def capacity(self) -> int: ...
     def room(self) -> int: ...
     def offer(self, source: str, events: Sequence[Event], input: str) -> bool: ...
+    def full_reason(self) -> str: ...
     async def committed(self) -> None: ...
 
 
@@ -237,7 +240,7 @@ class HttpServer:
         if request.content_type not in JSON_TYPES:
             raise RequestRejected(415, "unsupported_media_type", "send application/json")
         if self._intake.room() <= 0:
-            return self._queue_full(receiver, 0)
+            return self._full(receiver, 0)
         held = Held(self.budget)
         try:
             body = await read_body(request, receiver.max_body_bytes, held, self._config)
@@ -255,7 +258,7 @@ class HttpServer:
                 f"{len(events)} events; the queue holds {self._intake.capacity}",
             )
         if not self._intake.offer(receiver.name, events, input):
-            return self._queue_full(receiver, len(events))
+            return self._full(receiver, len(events))
         await self._intake.committed()
         self._left_out(receiver, decoded)
         answer: dict[str, Any] = {"accepted": len(events)}
@@ -263,14 +266,18 @@ class HttpServer:
             answer["rejected"] = decoded.rejected
         return _json(200, answer)
 
-    def _queue_full(self, receiver: Receiver, events: int) -> web.Response:
-        # Not a drop: nothing was accepted, and the sender is told to retry. Whether
-        # it does (the API server does, Falco's http_output does not) is its business.
-        self._count(receiver, 429)
-        self._refused(receiver, "queue_full")
-        log.warning("http_refused", endpoint=receiver.path, reason="queue_full", events=events)
+    def _full(self, receiver: Receiver, events: int) -> web.Response:
+        """429 when the queue is full; 503 while the intake log's tail is replayed or the
+        log is at its bound. Not a drop: nothing was accepted, and the sender is told to
+        retry. Whether it does (the API server does, Falco's http_output does not) is
+        its business."""
+        reason = self._intake.full_reason()
+        status = 429 if reason == "queue_full" else 503
+        self._count(receiver, status)
+        self._refused(receiver, reason)
+        log.warning("http_refused", endpoint=receiver.path, reason=reason, events=events)
         retry = {"Retry-After": str(self._config.retry_after_s)}
-        return _json(429, {"error": "queue_full", "detail": "retry later"}, retry)
+        return _json(status, {"error": reason, "detail": "retry later"}, retry)
 
     def _left_out(self, receiver: Receiver, decoded: Decoded) -> None:
         """Bad and skipped items: counted by reason, one summary line for the request."""

@@ -66,14 +66,22 @@ async def post_pivot(service: Service) -> None:
     await service.post("/k8s-audit", EVENT_LIST)
 
 
-def _uninterrupted_ids() -> list[str]:
+def _uninterrupted() -> list[Any]:
     engine = Engine(load_rules(builtin_rules_paths()), EngineConfig())
     chains = []
     for doc in (RECON, EVENT_LIST):
         for event in parse_document(orjson.dumps(doc)):
             chains += engine.process(event)
     chains += engine.flush()
-    return [c.id for c in chains if c.rule == "recon-token-pivot"]
+    return [c for c in chains if c.rule == "recon-token-pivot"]
+
+
+def _uninterrupted_ids() -> list[str]:
+    return [c.id for c in _uninterrupted()]
+
+
+def _uninterrupted_incidents() -> list[str]:
+    return [c.incident for c in _uninterrupted()]
 
 
 class Service:
@@ -91,6 +99,10 @@ class Service:
             "DETECTOR_CHECKPOINT__PATH": str(self.checkpoint),
             "DETECTOR_CHECKPOINT__INTERVAL_S": "0.2",
             "DETECTOR_OUTBOX__PATH": str(tmp / "outbox.sqlite3"),
+            "DETECTOR_INTAKE_LOG__PATH": str(tmp / "intake-log"),
+            # chains settle within a second: a graceful stop keeps pending chains in the
+            # checkpoint (no flush), so the tests wait for the emission itself
+            "DETECTOR_ENGINE__LATENESS_BY_SOURCE": "{falco: 0.5, k8s_audit: 0.5}",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -137,6 +149,17 @@ class Service:
             self.proc.kill()
             self.proc.wait(timeout=30)
 
+    async def wait_for_chain(self, rule: str, within_s: float = 20) -> None:
+        async with asyncio.timeout(within_s):
+            while not self.chain_ids(rule):  # noqa: ASYNC110 - the file sink writes it
+                await asyncio.sleep(0.05)
+
+    def records(self, rule: str) -> list[dict[str, Any]]:
+        if not self.output.exists():
+            return []
+        records = [orjson.loads(line) for line in self.output.read_bytes().splitlines()]
+        return [r for r in records if r["rule"] == rule]
+
     def chain_ids(self, rule: str) -> list[str]:
         if not self.output.exists():  # the file sink creates it with the first record
             return []
@@ -174,26 +197,70 @@ async def test_chain_confirmed_across_kill9_with_same_id(service: Service) -> No
 
     await service.start()
     await post_pivot(service)
+    await service.wait_for_chain("recon-token-pivot")
     assert service.stop(signal.SIGTERM) == 0
     assert service.chain_ids("recon-token-pivot") == _uninterrupted_ids()
     assert "checkpoint_restored" in service.log.read_text()
 
 
 async def test_chain_confirmed_across_graceful_restart(service: Service) -> None:
-    """SIGTERM saves on the way out, so no periodic checkpoint is needed (long interval).
-    The save must come before the final flush, which clears the partial matches."""
+    """SIGTERM saves on the way out, so no periodic checkpoint is needed (long interval);
+    the partial match stays in the checkpoint (no flush at shutdown)."""
     service.env["DETECTOR_CHECKPOINT__INTERVAL_S"] = "3600"
     await service.start()
     await post_recon(service)
     assert service.stop(signal.SIGTERM) == 0
     assert service.checkpoint.exists()
-    # The first run's flush emits nothing: the recon step alone is not a chain.
+    # The recon step alone is not a chain: nothing is emitted.
     assert service.chain_ids("recon-token-pivot") == []
 
     await service.start()
     await post_pivot(service)
+    await service.wait_for_chain("recon-token-pivot")
     assert service.stop(signal.SIGTERM) == 0
     assert service.chain_ids("recon-token-pivot") == _uninterrupted_ids()
+
+
+async def test_kill9_before_any_checkpoint_loses_no_acknowledged_event(service: Service) -> None:
+    """Both steps answered 200, then SIGKILL before the first checkpoint: the intake log
+    brings them back and the chain is confirmed after the restart (it used to be lost)."""
+    service.env["DETECTOR_CHECKPOINT__INTERVAL_S"] = "3600"
+    service.env["DETECTOR_ENGINE__LATENESS_BY_SOURCE"] = "{falco: 30, k8s_audit: 30}"
+    await service.start()
+    await post_recon(service)
+    await post_pivot(service)
+    assert not service.checkpoint.exists()
+    assert service.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert service.chain_ids("recon-token-pivot") == []  # still inside the lateness
+
+    service.env["DETECTOR_ENGINE__LATENESS_BY_SOURCE"] = "{falco: 0.5, k8s_audit: 0.5}"
+    await service.start()
+    await service.wait_for_chain("recon-token-pivot")
+    assert service.stop(signal.SIGTERM) == 0
+    assert service.chain_ids("recon-token-pivot") == _uninterrupted_ids()
+    assert "intake_log_replayed" in service.log.read_text()
+
+
+async def test_sigterm_inside_the_lateness_delivers_each_chain_once(service: Service) -> None:
+    """A chain complete but not yet settled at SIGTERM is not flushed: the checkpoint
+    keeps it and the restart emits it once, with the uninterrupted run's chain and
+    incident ids (the flush used to emit it at shutdown and again after the restore)."""
+    service.env["DETECTOR_ENGINE__LATENESS_BY_SOURCE"] = "{falco: 30, k8s_audit: 30}"
+    await service.start()
+    await post_recon(service)
+    await post_pivot(service)
+    assert service.stop(signal.SIGTERM) == 0
+    assert service.chain_ids("recon-token-pivot") == []
+    assert "shutdown_pending_kept" in service.log.read_text()
+
+    service.env["DETECTOR_ENGINE__LATENESS_BY_SOURCE"] = "{falco: 0.5, k8s_audit: 0.5}"
+    await service.start()
+    await service.wait_for_chain("recon-token-pivot")
+    await asyncio.sleep(1.0)  # a second emission, if any, would be here by now
+    assert service.stop(signal.SIGTERM) == 0
+    records = service.records("recon-token-pivot")
+    assert [r["id"] for r in records] == _uninterrupted_ids()
+    assert [r["incident"] for r in records] == _uninterrupted_incidents()
 
 
 async def test_without_checkpoint_the_chain_is_lost(service: Service) -> None:

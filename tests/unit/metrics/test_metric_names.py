@@ -212,14 +212,49 @@ EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         "Always 1; the labels say which detector version and Python are running",
         ("version", "python"),
     ),
+    (
+        "intake_log_bytes",
+        "detector_intake_log_bytes",
+        "gauge",
+        "Bytes in the intake log's segments",
+        (),
+    ),
+    (
+        "intake_log_replayed",
+        "detector_intake_log_replayed",
+        "counter",
+        "Logged events queued again at start (after the checkpoint's covered position)",
+        (),
+    ),
+    (
+        "intake_log_refused",
+        "detector_intake_log_refused",
+        "counter",
+        "Batches refused because the intake log is full (when_full: refuse)",
+        (),
+    ),
+    (
+        "intake_log_dropped",
+        "detector_intake_log_dropped",
+        "counter",
+        "Logged events not yet covered by a checkpoint deleted to make room (drop_oldest)",
+        (),
+    ),
+    (
+        "intake_log_corrupt",
+        "detector_intake_log_corrupt",
+        "counter",
+        "Intake log segments cut at a torn or corrupt record at start",
+        (),
+    ),
 ]
 # Metrics added after the hash below was taken; their exposition is checked on its own.
 ADDED_LATER = ("detector_build_info",)
 # sha256 of the exposition below (every labelled metric labelled once, ``_created`` lines
 # dropped: they carry the wall clock), taken before the table refactor and re-taken when
 # the per-input event-time metrics (clock skew, inputs, idle changes, late chains), the
-# long-running stage fold counter and detector_http_connections_closed came.
-EXPOSITION_SHA256 = "30a9d6ba9adf02263a0d219dea62182e801e5f11a4df9af3d66046b3355de972"
+# long-running stage fold counter, detector_http_connections_closed and the intake log ones came.
+EXPOSITION_SHA256 = "7479b178d2e95df085ba19f76a0cb510eefbefd2a5ca2a735acd67765c205ca1"
 
 
 def _labelled(metrics: Metrics) -> Metrics:

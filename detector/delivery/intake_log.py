@@ -1,0 +1,314 @@
+"""The intake write-ahead log: pushed events are on disk before their sender hears 2xx.
+
+An HTTP receiver acknowledges a batch only after :meth:`IntakeLog.append` wrote it and
+:meth:`IntakeLog.synced` saw it fsync'd; the checkpoint later says how much of the log
+the engine state covers, and a restart replays the rest::
+
+    offer ─► append(record) ─► queue            (one write() per batch, in event-loop order)
+    2xx   ◄─ synced()          ◄─ group fsync   (one fsync for every batch written since
+                                                 the last one, on a worker thread)
+    checkpoint saved ─► commit(covered seq) ─► "covered" file, segments below it deleted
+    start ─► read "covered" ─► records after it are replayed ─► then new appends
+
+Layout (a directory, owner-only)::
+
+    <first seq, 20 digits>.seg   records, oldest segment first; a segment is closed at
+                                 ``segment_bytes`` and named after its first event's seq
+    covered                      the seq up to which the checkpoint holds the events
+
+    record = u32 payload length | u32 crc32(payload) | payload (msgpack: source, input,
+             arrival time, events)
+
+Event sequence numbers (seq) count events, not records: the k-th event ever appended has
+seq k, so "covered" is the number of logged events the engine had processed at the
+snapshot, and the queue's FIFO order is the log's order.
+
+Bounds: the segments never hold more than ``max_bytes``. When an append would pass it,
+``when_full: refuse`` refuses the batch (the receiver answers 503 + Retry-After) and
+``drop_oldest`` deletes the oldest segments, counting their events not yet covered as
+``detector_intake_log_dropped_total`` (they are still correlated; only a crash before the
+next checkpoint would lose them).
+
+A torn or corrupt record (bad length or CRC, e.g. a crash mid-write) ends its segment:
+the file is truncated at the last good record, counted
+(``detector_intake_log_corrupt_total``) and logged; the records it held were never
+acknowledged unless the disk lied about an fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+import msgspec
+
+from correlation.event import Event
+from detector.delivery.checkpoint import write_atomic
+from detector.logging import get_logger
+from detector.metrics import Metrics
+
+log = get_logger("detector.intake_log")
+_HEADER: Final = struct.Struct(">II")
+_SUFFIX: Final = ".seg"
+COVERED: Final = "covered"
+WhenFull = Literal["refuse", "drop_oldest"]
+
+
+class Record(msgspec.Struct, array_like=True, gc=False):
+    """One offered batch: the receiver (queue source), the sender (input), when it
+    arrived on the receiving clock (ns) and the events."""
+
+    source: str
+    input: str
+    arrived_ns: int
+    events: list[Event]
+
+
+_encoder: Final = msgspec.msgpack.Encoder()
+_decoder: Final = msgspec.msgpack.Decoder(Record)
+
+
+@dataclass
+class _Segment:
+    first: int  # seq of its first event
+    path: Path
+    size: int
+    events: int = 0
+
+
+class IntakeLog:
+    """Segments in ``directory``; see the module docstring for the protocol."""
+
+    def __init__(
+        self,
+        directory: Path,
+        metrics: Metrics,
+        segment_bytes: int = 16 << 20,
+        max_bytes: int = 1 << 30,
+        when_full: WhenFull = "refuse",
+    ) -> None:
+        self.directory, self._metrics = directory, metrics
+        self._segment_bytes, self._max_bytes, self._when_full = segment_bytes, max_bytes, when_full
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
+        self.covered = _read_covered(directory)
+        self._segments = self._scan()
+        self.next_seq = max([self.covered, *(s.first + s.events for s in self._segments)])
+        self._fd = -1
+        self._dirty: set[int] = set()  # fds written since the last fsync
+        self._retired: list[int] = []  # closed segments' fds, closed after their fsync
+        self._new_entry = False  # a segment was created since the last directory fsync
+        self._written = self._synced = 0  # bytes appended since start
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._syncer: asyncio.Task[None] | None = None
+        self._refresh_gauge()
+
+    # --- start: what is on disk -----------------------------------------------------------
+    def _scan(self) -> list[_Segment]:
+        segments = []
+        for path in sorted(self.directory.glob("*" + _SUFFIX)):
+            segment = _Segment(int(path.stem), path, 0)
+            good = 0
+            for size, record in _records(path):
+                if record is None:
+                    self._corrupt(path, good)
+                    break
+                good += size
+                segment.events += len(record.events)
+            segment.size = good
+            if good:
+                segments.append(segment)
+            else:  # created, then a crash before its first record: nothing to keep
+                path.unlink()
+        return segments
+
+    def _corrupt(self, path: Path, good: int) -> None:
+        total = path.stat().st_size
+        os.truncate(path, good)
+        self._metrics.intake_log_corrupt.inc()
+        log.error("intake_log_corrupt", segment=path.name, kept_bytes=good, cut_bytes=total - good)
+
+    def tail(self) -> Iterator[Record]:
+        """The logged records after ``covered``, oldest first (the first one cut to the
+        events past ``covered``): what a restart must replay."""
+        for segment in self._segments:
+            seq = segment.first
+            for _, record in _records(segment.path):
+                if record is None:
+                    break
+                end = seq + len(record.events)
+                if end > self.covered:
+                    skip = max(0, self.covered - seq)
+                    yield Record(
+                        record.source, record.input, record.arrived_ns, record.events[skip:]
+                    )
+                seq = end
+
+    # --- append and sync ---------------------------------------------------------------
+    def append(self, source: str, input: str, arrived_ns: int, events: Sequence[Event]) -> bool:
+        """Write one batch (not yet durable: await :meth:`synced`); False when the log is
+        full and ``when_full`` is ``refuse``."""
+        payload = _encoder.encode(Record(source, input, arrived_ns, list(events)))
+        blob = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        if not self._make_room(len(blob)):
+            return False
+        segment = self._writable(len(blob))
+        os.write(self._fd, blob)
+        self._dirty.add(self._fd)
+        segment.size += len(blob)
+        segment.events += len(events)
+        self.next_seq += len(events)
+        self._written += len(blob)
+        self._refresh_gauge()
+        return True
+
+    async def synced(self) -> None:
+        """Return once everything appended before the call is fsync'd."""
+        if self._synced >= self._written:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._written, waiter))
+        if self._syncer is None or self._syncer.done():
+            self._syncer = asyncio.create_task(self._sync_loop(), name="intake-log-sync")
+        await asyncio.shield(waiter)
+
+    async def _sync_loop(self) -> None:
+        """Group commit: one fsync round covers every batch written before it began."""
+        while self._waiters:
+            target, fds, retired = self._written, list(self._dirty), self._retired
+            directory = self.directory if self._new_entry else None
+            self._dirty, self._retired, self._new_entry = set(), [], False
+            try:
+                await asyncio.to_thread(_fsync_all, fds, retired, directory)
+            except OSError as exc:
+                self._fail_waiters(exc)
+                continue
+            self._synced = target
+            done = [w for w in self._waiters if w[0] <= target]
+            self._waiters = [w for w in self._waiters if w[0] > target]
+            for _, waiter in done:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _fail_waiters(self, exc: OSError) -> None:
+        log.error("intake_log_sync_failed", error=exc.strerror)
+        for _, waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
+        self._waiters = []
+
+    def _writable(self, size: int) -> _Segment:
+        current = self._segments[-1] if self._segments and self._fd >= 0 else None
+        if current is not None and current.size + size <= self._segment_bytes:
+            return current
+        if self._fd >= 0:
+            self._retired.append(self._fd)
+        path = self.directory / f"{self.next_seq:020d}{_SUFFIX}"
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._dirty.add(self._fd)
+        self._new_entry = True
+        segment = _Segment(self.next_seq, path, 0)
+        self._segments.append(segment)
+        return segment
+
+    def _make_room(self, size: int) -> bool:
+        while self._on_disk() + size > self._max_bytes:
+            closed = self._segments[:-1] if self._fd >= 0 else self._segments
+            if self._when_full == "refuse" or not closed:
+                self._metrics.intake_log_refused.inc()
+                return False
+            self._drop(closed[0])
+        return True
+
+    def _drop(self, segment: _Segment) -> None:
+        uncovered = max(0, segment.first + segment.events - max(self.covered, segment.first))
+        self._segments.remove(segment)
+        segment.path.unlink(missing_ok=True)
+        if uncovered:
+            self._metrics.intake_log_dropped.inc(uncovered)
+            log.warning("intake_log_dropped", segment=segment.path.name, events=uncovered)
+
+    # --- checkpoint ---------------------------------------------------------------------
+    def commit(self, covered: int) -> None:
+        """The checkpoint holding the first ``covered`` logged events is on disk: record
+        it and delete the segments it covers entirely."""
+        if covered <= self.covered:
+            return
+        write_atomic(self.directory / COVERED, b"%d\n" % covered)
+        self.covered = covered
+        while len(self._segments) > 1 and self._segments[1].first <= covered:
+            done = self._segments.pop(0)
+            done.path.unlink(missing_ok=True)
+        self._refresh_gauge()
+
+    def replayed(self, count: int) -> None:
+        """``count`` logged events were queued again at start."""
+        self._metrics.intake_log_replayed.inc(count)
+
+    def close(self) -> None:
+        """fsync and close the open segments (shutdown)."""
+        for fd in {self._fd, *self._retired, *self._dirty} - {-1}:
+            os.fsync(fd)
+            os.close(fd)
+        self._fd, self._retired, self._dirty = -1, [], set()
+
+    def _on_disk(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    def _refresh_gauge(self) -> None:
+        self._metrics.intake_log_bytes.set(self._on_disk())
+
+
+def _records(path: Path) -> Iterator[tuple[int, Record | None]]:
+    """(size, record) of each record in a segment; (0, None) at a torn or corrupt one."""
+    data = path.read_bytes()
+    at = 0
+    while at < len(data):
+        if at + _HEADER.size > len(data):
+            yield 0, None
+            return
+        length, crc = _HEADER.unpack_from(data, at)
+        payload = data[at + _HEADER.size : at + _HEADER.size + length]
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            yield 0, None
+            return
+        try:
+            record = _decoder.decode(payload)
+        except msgspec.DecodeError:
+            yield 0, None
+            return
+        yield _HEADER.size + length, record
+        at += _HEADER.size + length
+
+
+def _read_covered(directory: Path) -> int:
+    try:
+        return int((directory / COVERED).read_text().strip() or 0)
+    except FileNotFoundError:
+        return 0
+    except ValueError:
+        log.error("intake_log_covered_unreadable", path=str(directory / COVERED))
+        return 0
+
+
+def _fsync_all(fds: list[int], retired: list[int], directory: Path | None) -> None:
+    for fd in fds:
+        os.fsync(fd)
+    for fd in retired:
+        if fd not in fds:
+            os.fsync(fd)
+        os.close(fd)
+    if directory is None:
+        return
+    # A new segment's directory entry must be durable too.
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
