@@ -76,6 +76,13 @@ class HttpConfig(ConfigStruct):
     """The one HTTP port: receivers, health, readiness and metrics."""
 
     listen: Annotated[str, doc("HOST:PORT for the receivers; empty = no HTTP server")] = ""
+    health_listen: Annotated[
+        str,
+        doc(
+            "HOST:PORT of a plain-HTTP listener with only /healthz, /readyz and /metrics "
+            "(for probes that cannot present a client certificate under mTLS); empty = off"
+        ),
+    ] = ""
     bearer_token: Annotated[str, doc("required `Authorization: Bearer` on POSTs; secret")] = ""
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
     retry_after_s: Annotated[int, doc("Retry-After sent with 429/503", ge=1)] = 1
@@ -109,6 +116,8 @@ class HttpConfig(ConfigStruct):
     def __post_init__(self) -> None:
         if self.listen:
             split_listen(self.listen)
+        if self.health_listen:
+            split_listen(self.health_listen)
         if self.max_connections_per_peer > self.max_connections:
             raise ValueError("max_connections_per_peer must not exceed max_connections")
 
@@ -223,7 +232,10 @@ class IntakeLogConfig(ConfigStruct):
     Used when ``checkpoint.path`` is set (``mode: correlate``): the checkpoint says how
     much of the log it covers, and a restart replays the rest."""
 
-    path: Annotated[str, doc("directory of the log's segments; empty = off")] = "var/intake-log"
+    enabled: Annotated[bool, doc("log pushed batches before answering them")] = True
+    path: Annotated[
+        str, doc("directory of the segments; empty = beside the checkpoint, CHECKPOINT.intake-log")
+    ] = ""
     segment_bytes: Annotated[int, doc("a segment is closed at this size", ge=4096)] = 16 << 20
     max_bytes: Annotated[int, doc("segments on disk at most; see when_full", ge=4096)] = 1 << 30
     when_full: Annotated[

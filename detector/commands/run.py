@@ -309,10 +309,12 @@ def build_intake(config: cfg.Config, queue: EventQueue, metrics: Metrics) -> Int
     """The queue behind the intake log (``intake_log.path``), which needs the checkpoint
     to say what it covers: no log in relay mode or without ``checkpoint.path``."""
     settings = config.intake_log
-    if config.mode != "correlate" or not config.checkpoint.path or not settings.path:
+    if config.mode != "correlate" or not config.checkpoint.path or not settings.enabled:
         return Intake(queue)
+    # beside the checkpoint by default: one log per checkpoint, so per correlator process
+    directory = Path(settings.path or config.checkpoint.path + ".intake-log")
     intake_log = IntakeLog(
-        Path(settings.path), metrics, settings.segment_bytes, settings.max_bytes, settings.when_full
+        directory, metrics, settings.segment_bytes, settings.max_bytes, settings.when_full
     )
     return Intake(queue, intake_log)
 

@@ -145,6 +145,7 @@ class HttpServer:
         self._listening = False
         self._draining = False
         self.port = 0  # the bound port, known once listening (useful with port 0)
+        self.health_port = 0  # the same for http.health_listen
 
     def ready(self) -> bool:
         return self._listening and not self._draining
@@ -173,14 +174,41 @@ class HttpServer:
                 problem = f"http.listen: {self._config.listen}: cannot listen: {exc.strerror}"
                 raise UsageError(problem, [problem]) from None
             self.port = _bound_port(runner)
+            health = await self._health_runner()
             self._listening = True
             log.info(
                 "http_listening", host=host, port=self.port, tls=bool(self._config.tls.cert_file)
             )
-            await asyncio.Event().wait()  # serve until cancelled by the supervisor
+            try:
+                await asyncio.Event().wait()  # serve until cancelled by the supervisor
+            finally:
+                if health is not None:
+                    await health.cleanup()
         finally:
             self._listening = False
             await runner.cleanup()
+
+    async def _health_runner(self) -> web.AppRunner | None:
+        """``http.health_listen``: /healthz, /readyz and /metrics on plain HTTP, so kubelet
+        probes keep working when the main port requires client certificates."""
+        if not self._config.health_listen:
+            return None
+        host, port = split_listen(self._config.health_listen)
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics_page)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            problem = f"http.health_listen: {self._config.health_listen}: {exc.strerror}"
+            raise UsageError(problem, [problem]) from None
+        self.health_port = _bound_port(runner)
+        log.info("http_health_listening", host=host, port=self.health_port)
+        return runner
 
     def app(self) -> web.Application:
         app = web.Application(

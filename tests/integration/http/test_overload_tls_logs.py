@@ -78,6 +78,30 @@ async def test_mutual_tls_receivers(tmp_path: Path) -> None:
         assert len(h.queue) == 1
 
 
+async def test_health_port_answers_probes_without_a_client_certificate(tmp_path: Path) -> None:
+    """Under mTLS a kubelet probe (no client certificate) fails on the main port; the plain
+    health port answers /healthz and /readyz and serves no receiver."""
+    pki = make_pki(tmp_path)
+    tls = TlsConfig(
+        cert_file=str(pki.server_cert), key_file=str(pki.server_key), client_ca_file=str(pki.ca)
+    )
+    async with receivers(HttpConfig(tls=tls, health_listen="127.0.0.1:0")) as h:
+        health = f"http://127.0.0.1:{h.server.health_port}"
+        async with aiohttp.ClientSession() as session:
+            for path in ("/healthz", "/readyz"):
+                async with session.get(health + path) as response:
+                    assert response.status == 200, path
+            async with session.post(health + "/falco", data=b"{}", headers=JSON) as response:
+                assert response.status in (404, 405)  # no receiver here
+            try:
+                no_cert = ssl.create_default_context(cafile=str(pki.ca))
+                async with session.get(h.url + "/healthz", ssl=no_cert) as response:
+                    status = response.status
+            except aiohttp.ClientError:
+                status = 0
+            assert status == 0  # what a kubelet probe gets on the mTLS port
+
+
 async def test_tokens_never_reach_the_logs() -> None:
     secret = "tok-9f8e7d6c5b4a"
     async with receivers(HttpConfig(bearer_token=secret)) as h:

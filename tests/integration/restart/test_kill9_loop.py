@@ -122,7 +122,6 @@ class Service:
         config.write_text(
             f"""
 checkpoint: {{path: {tmp / "engine.ckpt"}, interval_s: 0.3}}
-intake_log: {{path: {tmp / "intake-log"}}}
 outbox: {{path: {tmp / "outbox.sqlite3"}, retry: {{initial_s: 0.05, max_s: 0.5}}}}
 sinks: [{{type: webhook, name: hook, url: "{hook_url}"}}]
 engine:

@@ -99,7 +99,6 @@ class Service:
             "DETECTOR_CHECKPOINT__PATH": str(self.checkpoint),
             "DETECTOR_CHECKPOINT__INTERVAL_S": "0.2",
             "DETECTOR_OUTBOX__PATH": str(tmp / "outbox.sqlite3"),
-            "DETECTOR_INTAKE_LOG__PATH": str(tmp / "intake-log"),
             # chains settle within a second: a graceful stop keeps pending chains in the
             # checkpoint (no flush), so the tests wait for the emission itself
             "DETECTOR_ENGINE__LATENESS_BY_SOURCE": "{falco: 0.5, k8s_audit: 0.5}",

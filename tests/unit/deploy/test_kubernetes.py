@@ -116,7 +116,7 @@ def _container(pod: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("kind", "name"), [("DaemonSet", "falco-detector"), ("Deployment", "detector-audit")]
+    ("kind", "name"), [("DaemonSet", "falco-detector"), ("StatefulSet", "detector-audit")]
 )
 def test_detector_containers_are_restricted_and_probed(kind: str, name: str) -> None:
     pod = _pod(BASE, kind, name)
@@ -180,7 +180,7 @@ def test_network_policies_select_real_pods() -> None:
     labels = [
         o["spec"]["template"]["metadata"]["labels"]
         for o in BASE
-        if o["kind"] in ("DaemonSet", "Deployment")
+        if o["kind"] in ("DaemonSet", "Deployment", "StatefulSet")
     ]
     for policy in (o for o in BASE if o["kind"] == "NetworkPolicy"):
         selector = policy["spec"]["podSelector"]["matchLabels"]
@@ -226,3 +226,33 @@ def test_sidecar_mounts_the_ca_its_relay_config_names() -> None:
     assert sidecar["relay"]["http"]["ca_file"].startswith(mounts["detector-ca"] + "/")
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["detector-ca"]["secret"]["secretName"] == "detector-ca"
+
+
+def test_correlator_state_is_on_a_claim_and_probes_survive_mtls() -> None:
+    """Outbox, checkpoint and intake log on a PersistentVolumeClaim (a rollout used to wipe
+    an emptyDir); probes on the plain health port, which needs no client certificate."""
+    correlator = _find(BASE, "StatefulSet", "detector-audit")
+    claims = {t["metadata"]["name"] for t in correlator["spec"]["volumeClaimTemplates"]}
+    pod = correlator["spec"]["template"]["spec"]
+    detector = _container(pod, "detector")
+    state = next(m for m in detector["volumeMounts"] if m["mountPath"] == "/var/lib/detector")
+    assert state["name"] in claims
+    assert state["name"] not in {v["name"] for v in pod["volumes"]}  # not an emptyDir
+    ports = {p["name"]: p["containerPort"] for p in detector["ports"]}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = detector[probe]["httpGet"]
+        assert (get["port"], get["scheme"]) == ("health", "HTTP"), probe
+    config = yaml.safe_load(
+        _find(BASE, "ConfigMap", "detector-config")["data"]["audit-receiver.yaml"]
+    )
+    assert config["http"]["health_listen"].endswith(f":{ports['health']}")
+    assert config["checkpoint"]["path"].startswith(state["mountPath"])
+    assert config["outbox"]["path"].startswith(state["mountPath"])
+    assert pod["terminationGracePeriodSeconds"] > config.get("shutdown_grace_s", 10)
+
+
+def test_correlator_has_a_disruption_budget() -> None:
+    budget = _find(BASE, "PodDisruptionBudget", "detector-audit")
+    labels = _find(BASE, "StatefulSet", "detector-audit")["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert budget["spec"]["minAvailable"] == 1
