@@ -39,6 +39,9 @@ def correlator_config(port: int, tmp_path: Path) -> cfg.Config:
             "output": str(tmp_path / "chains.jsonl"),
             "engine.idle_advance_s": 0.05,
             "outbox.path": str(tmp_path / "outbox.sqlite3"),
+            # no checkpoint: the graceful stop flushes pending chains (the end of the input),
+            # and no state is written into the working directory
+            "checkpoint.path": "",
         },
     )
 

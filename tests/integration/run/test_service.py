@@ -50,6 +50,9 @@ async def test_attack_half_over_grpc_half_over_webhook_out_of_order(tmp_path: Pa
             # them within 10 s changes nothing (outside it, the older step would be late)
             "engine.delivery_bound_floor_s": 10,
             "outbox.path": str(tmp_path / "outbox.sqlite3"),
+            # no checkpoint: the graceful stop flushes pending chains (the end of the input),
+            # and no state is written into the working directory
+            "checkpoint.path": "",
         },
     )
     metrics = Metrics()

@@ -117,6 +117,9 @@ async def _correlate(bootstrap: str, topic: str, tmp_path: Path) -> Metrics:
             "output": str(tmp_path / "chains.jsonl"),
             "engine.idle_advance_s": 0.05,
             "outbox.path": str(tmp_path / "outbox.sqlite3"),
+            # no checkpoint: the graceful stop flushes pending chains (the end of the input),
+            # and no state is written into the working directory
+            "checkpoint.path": "",
         },
     )
     metrics = Metrics()
