@@ -1,4 +1,4 @@
-"""One control plane per session (etcd, kube-apiserver, two detectors); see cluster.py."""
+"""One control plane for the e2e tier (etcd, kube-apiserver, two detectors); see cluster.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from tests.e2e.cluster import Cluster, StartError, control_plane
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # torn down when tests/e2e is done, not at session end
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Fails (never skips) the tests that need it when a part cannot start."""
     workdir = tmp_path_factory.mktemp("apiserver-e2e")
