@@ -40,7 +40,11 @@ API_SERVER_DIR = REPO / "deploy" / "kubernetes" / "api-server"
 SHIPPED_POLICY = API_SERVER_DIR / "audit-policy.yaml"
 SHIPPED_WEBHOOK = API_SERVER_DIR / "audit-webhook-kubeconfig.yaml"
 SHIPPED_FLAGS = API_SERVER_DIR / "kube-apiserver-flags.txt"
-LATENESS_S = 2.0  # the detectors' allowed lateness: the exec scenario outlasts it
+LATENESS_S = 2.0  # the detectors' disorder bound within an input, every source
+# pushed inputs (the webhook, Falco's POSTs) progress with the clock minus their learned
+# delivery delay, at least this: generous, so a loaded machine's slow batches are not late
+DELIVERY_FLOOR_S = 5.0
+STREAM_S = DELIVERY_FLOOR_S + LATENESS_S + 2  # the exec outlasts both: unfolded, it is late
 BATCH_MAX_WAIT = "1s"
 
 
@@ -156,7 +160,12 @@ def _detector_config(
             "bearer_token": token,
             "tls": {"cert_file": str(tls.cert), "key_file": str(tls.key)},
         },
-        "engine": {"allowed_lateness_s": LATENESS_S, "idle_advance_s": 0.2},
+        "engine": {
+            "allowed_lateness_s": LATENESS_S,
+            "lateness_by_source": {"falco": LATENESS_S, "k8s_audit": LATENESS_S},
+            "delivery_bound_floor_s": DELIVERY_FLOOR_S,
+            "idle_advance_s": 0.2,
+        },
         "checkpoint": {"path": str(workdir / f"{name}.ckpt"), "interval_s": 5},
         "outbox": {"path": str(workdir / f"{name}-outbox.sqlite3")},
         "output": str(workdir / f"{name}-chains.jsonl"),

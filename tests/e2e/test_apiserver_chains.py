@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.e2e.cluster import LATENESS_S, Cluster, free_port
+from tests.e2e.cluster import STREAM_S, Cluster, free_port
 from tests.e2e.kubelet import register_node
 from tests.e2e.world import (
     audit_id_of,
@@ -113,7 +113,7 @@ def test_apiserver_exec_pivot_longer_than_the_lateness(cluster: Cluster) -> None
     stream = p.api.exec_stream(b, "q", "sh", "app")
     assert stream.status == 101, stream.head
     post_alert(cluster, falco_alert(q, SHELL, "sh", "sh -i", SHELL_TAGS))
-    time.sleep(LATENESS_S * 2 + 1.5)  # the stream outlasts the lateness (and a batch)
+    time.sleep(STREAM_S)  # the stream outlasts the lateness and the delivery bound
     stream.close()
     assert any(line.startswith(f"POST /exec/{b}/q/app?") for line in cluster.kubelet.requests)
     exec_id = audit_id_of(
