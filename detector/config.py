@@ -29,6 +29,7 @@ import yaml
 
 from correlation.state import EngineConfig
 from detector.errors import UsageError
+from detector.incidents.config import ClusterConfig, IncidentsConfig
 from detector.relay.config import RelayConfig
 from detector.sinks.config import MASK as MASK
 from detector.sinks.config import (
@@ -266,6 +267,7 @@ class Config(ConfigStruct):
         doc("`correlate` here, or `relay` normalized events to a correlator (see `relay`)"),
     ] = "correlate"
     relay: RelayConfig = msgspec.field(default_factory=RelayConfig)
+    cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     sources: SourcesConfig = msgspec.field(default_factory=SourcesConfig)
     buffer: BufferConfig = msgspec.field(default_factory=BufferConfig)
@@ -276,6 +278,7 @@ class Config(ConfigStruct):
         str, doc("chains as JSON lines when `sinks` is empty: `-` = stdout, or a file path")
     ] = "-"
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
+    incidents: IncidentsConfig = msgspec.field(default_factory=IncidentsConfig)
     sinks: Annotated[
         list[SinkConfig], doc("Kafka/webhook/Slack/file sinks, see docs/sinks.md")
     ] = []

@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from correlation.chain import Chain, to_record
@@ -70,6 +70,9 @@ class EngineLike(Protocol):
     def process(self, event: Event, input: str = "", now_ns: int = 0) -> list[Chain]: ...
     def advance(self, now_ns: int, at_end: Iterable[str] = ()) -> list[Chain]: ...
     def flush(self) -> list[Chain]: ...
+
+
+Annotate = Callable[[Chain], Awaitable[dict[str, Any]]]
 
 
 class Output(Protocol):
@@ -207,10 +210,14 @@ class Correlator:
         output: Output,
         metrics: Metrics,
         disorder: Callable[[str], int] | None = None,
+        annotate: Annotate | None = None,
     ) -> None:
         """``disorder``: an input's disorder bound (ns) from its source name (default:
-        the engine's own lateness)."""
+        the engine's own lateness); ``annotate``: chain → record (default
+        :func:`to_record`; ``detector run`` adds the cluster and stores the chain, see
+        :mod:`detector.incidents.service`)."""
         self._engine, self._queue, self._output, self._metrics = engine, queue, output, metrics
+        self._annotate = annotate
         self._disorder = disorder or (lambda _source: None)  # type: ignore[return-value]
         self._known: set[str] = set()
         self._last_arrival = 0  # of the last event taken (see the module docstring)
@@ -286,7 +293,7 @@ class Correlator:
             last = max(step.event.time_ns for step in chain.steps)
             self._metrics.latency.observe(max(0.0, now - last / 1e9))
             self._metrics.chains.labels(rule=chain.rule).inc()
-            record = to_record(chain)
+            record = to_record(chain) if self._annotate is None else await self._annotate(chain)
             log.info(
                 "chain_emitted",
                 chain_id=record["id"],

@@ -57,10 +57,14 @@ REGISTRY: dict[str, Entry] = {
         "detector.commands.check",
         "validate the configuration, its files and rules; start nothing",
     ),
+    "incidents": Entry(
+        "detector.commands.incidents", "list the incidents in the local incident store"
+    ),
     "replay": Entry(
         "detector.commands.replay", "replay recorded Falco/audit files through the engine"
     ),
     "run": Entry("detector.commands.run", "run the live service (HTTP, gRPC and file sources)"),
+    "show": Entry("detector.commands.show", "show one incident: attack path and timeline"),
     "worker": Entry("detector.commands.worker", "one correlation worker of a Kafka consumer group"),
 }
 

@@ -54,6 +54,7 @@ from detector.commands._inputs import (
     check_paths,
     merged_batches,
 )
+from detector.commands._report import write_report
 from detector.commands._spill import SortStats
 from detector.commands._summary import ReplayTotals, render
 from detector.errors import ParseError, UsageError
@@ -90,6 +91,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lateness", default="60s", help="allowed lateness (default 60s)")
     parser.add_argument("--output", default="-", help="chain records: - (stdout) or a path")
     parser.add_argument("--quiet", action="store_true", help="no progress or summary")
+    parser.add_argument(
+        "--report", metavar="FILE.html", help="also write the incidents as one offline HTML page"
+    )
 
 
 def parse_duration_ns(text: str) -> int:
@@ -120,16 +124,21 @@ def run(args: argparse.Namespace) -> int:
     report = _Report(quiet=args.quiet, rules=rules, lateness=args.lateness)
     ordering = Ordering(max_disorder_ns=lateness_ns)
     engine = _engine(rules, config)
+    found: list[Chain] | None = [] if args.report else None
     gc.freeze()  # rules, compiled predicates, modules: never garbage, never walked again
     try:
         with _output(args.output) as out:
-            engine = _replay_in_order(engine, paths, out, report, ordering, early)
+            engine = _replay_in_order(engine, paths, out, report, ordering, early, found)
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     finally:
         gc.unfreeze()  # an in-process caller (tests, bench) gets its collector back
     report.summary(engine)
+    if found is not None:
+        incidents = write_report(args.report, found)
+        if not args.quiet:
+            print(f"replay: report of {incidents} incident(s) in {args.report}", file=sys.stderr)
     return 0
 
 
@@ -146,14 +155,18 @@ def _replay_in_order(
     report: _Report,
     ordering: Ordering,
     early: EarlyReject,
+    keep: list[Chain] | None = None,
 ) -> Engine:
     """Replay until no file is out of order beyond what the buffer absorbs (each one
-    that is gets sorted on disk and the replay starts again); the engine that finished."""
+    that is gets sorted on disk and the replay starts again); the engine that finished.
+    ``keep`` collects the chains of the attempt that finished."""
     seekable = out.seekable()
     while True:
+        if keep is not None:
+            keep.clear()  # a restarted attempt emits its chains again
         try:
             with _spool(out, seekable) as target:  # an exception discards the attempt
-                report.chains = _replay(engine, paths, target, report, ordering, early)
+                report.chains = _replay(engine, paths, target, report, ordering, early, keep)
         except OutOfOrder as exc:
             ordering.sort.add(exc.path)
             report.restart(exc)
@@ -184,13 +197,17 @@ def _replay(
     report: _Report,
     ordering: Ordering,
     early: EarlyReject,
+    keep: list[Chain] | None = None,
 ) -> Counter[str]:
+    """Run the files through ``engine``, writing records; ``keep`` collects the chains."""
     chains: Counter[str] = Counter()
 
     def write(found: list[Chain]) -> None:
         for chain in found:
             chains[chain.rule] += 1
             out.write(orjson.dumps(to_record(chain)) + b"\n")
+        if keep is not None:
+            keep.extend(found)
 
     process, admit = engine.process, LongRunningStages().admit
     batches = merged_batches(paths, report.inputs, report.bad_line, early=early, ordering=ordering)

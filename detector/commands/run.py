@@ -39,6 +39,7 @@ from detector.delivery.intake_log import IntakeLog
 from detector.delivery.loops import Delivery, DeliveryMetrics
 from detector.errors import UsageError
 from detector.event_time import Alignment, input_disorder
+from detector.incidents.service import IncidentService, RecordAnnotator
 from detector.logging import configure as configure_logging
 from detector.logging import get_logger
 from detector.metrics import Metrics
@@ -54,6 +55,7 @@ from detector.sources.files import FileTailer
 from detector.sources.http_server import HttpServer, Readiness, Receiver
 from detector.sources.k8s_audit import K8sAuditReceiver
 from detector.sources.kafka_events import KafkaEventsSource
+from detector.web.pages import IncidentPages
 
 log = get_logger("detector.run")
 
@@ -169,7 +171,8 @@ async def serve(
     """Run until SIGTERM/SIGINT, then shut down gracefully (checkpointing ``engine``)."""
     metrics = metrics or Metrics()
     queue = EventQueue(config.buffer.max_events, metrics)
-    output, worker = build_worker(config, engine, queue, metrics)
+    incidents = build_incidents(config)
+    output, worker = build_worker(config, engine, queue, metrics, incidents)
     holder: list[Supervisor] = []
 
     def readiness() -> tuple[list[str], dict[str, str]]:
@@ -187,6 +190,11 @@ async def serve(
                 source.align = alignment.wait
     if not sources:
         raise UsageError("no source configured: give --listen, --falco-grpc or a file")
+    if incidents is not None and config.incidents.pages:
+        pages = IncidentPages(incidents, config.http.bearer_token)
+        for source in sources:
+            if isinstance(source, HttpServer):
+                source.add_routes(pages.routes())
     supervisor = Supervisor(
         sources,
         queue,
@@ -217,10 +225,16 @@ async def serve(
         intake.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if incidents is not None:
+            incidents.close()
 
 
 def build_worker(
-    config: cfg.Config, engine: Any, queue: EventQueue, metrics: Metrics
+    config: cfg.Config,
+    engine: Any,
+    queue: EventQueue,
+    metrics: Metrics,
+    incidents: IncidentService | None = None,
 ) -> tuple[Output, Worker]:
     """Correlate mode: engine + Delivery. Relay mode: a relay and no chain output."""
     if config.mode == "relay":
@@ -231,7 +245,15 @@ def build_worker(
     def disorder(source: str) -> int:
         return input_disorder(source, settings.lateness_by_source, settings.allowed_lateness_s)
 
-    return output, Correlator(engine, queue, output, metrics, disorder)
+    annotate = RecordAnnotator(config.cluster.name, incidents, config.incidents.public_url)
+    return output, Correlator(engine, queue, output, metrics, disorder, annotate=annotate)
+
+
+def build_incidents(config: cfg.Config) -> IncidentService | None:
+    """The incident store (correlate mode, ``incidents.path`` set), else None."""
+    if config.mode != "correlate" or not config.incidents.path:
+        return None
+    return IncidentService(config.incidents)
 
 
 def _rules(engine: Any) -> list[Any]:

@@ -138,6 +138,7 @@ class HttpServer:
         readiness: Readiness = lambda: ([], {}),
     ) -> None:
         self._config, self._intake, self._metrics = config, intake, metrics
+        self._routes: list[web.RouteDef] = []
         self._receivers = list(receivers)
         self._readiness = readiness
         self.budget = InflightBudget(config.max_inflight_bytes, metrics)
@@ -149,6 +150,10 @@ class HttpServer:
 
     def ready(self) -> bool:
         return self._listening and not self._draining
+
+    def add_routes(self, routes: Sequence[web.RouteDef]) -> None:
+        """More routes on this listener (the incident pages), before it runs."""
+        self._routes.extend(routes)
 
     def stop_accepting(self) -> None:
         """First step of shutdown: /readyz and every POST answer 503 from now on."""
@@ -219,6 +224,7 @@ class HttpServer:
         app.router.add_get("/metrics", self._metrics_page)
         for receiver in self._receivers:
             app.router.add_post(receiver.path, self._handler(receiver))
+        app.router.add_routes(self._routes)
         return app
 
     def _caps(self) -> list[int]:
