@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-venv.sh dev,bench   # bench: eql (AGPL) for the benchmark tests only, never at runtime
 scripts/ensure-sysdig.sh
+scripts/ensure-chromium.sh        # Debian's chromium: the incident pages' browser tests
 scripts/kafka/fetch.sh
 scripts/kube/ensure.sh
 .venv/bin/ruff check .

@@ -32,9 +32,12 @@ STATIC: Final = {
     "vendor/LICENSE.graphlib": "text/plain; charset=utf-8",
     "vendor/manifest.json": "application/json",
 }
+# cytoscape injects a <style> (which the CSP forbids) unless an element with this id
+# exists; app.css carries the one rule it would add.
+_CYTOSCAPE_SHEET: Final = "__________cytoscape_stylesheet"
 _CLOSE: Final = re.compile(r"</script|<!--", re.IGNORECASE)
 _SCRIPTS: Final = ("vendor/cytoscape.min.js", "vendor/cytoscape-dagre.min.js", "app.js")
-# Scripts only from this origin, no inline script or style, no framing: the pages show
+# Scripts only from this origin, no inline script, no framing: the pages show
 # attacker-influenced strings (command lines, pod names), always as text, never as HTML.
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -52,14 +55,14 @@ def static_file(name: str) -> bytes:
 
 def page(kind: str, title: str, incident: str = "") -> str:
     """The live shell: ``kind`` is ``list`` or ``incident``."""
-    head = '<link rel="stylesheet" href="/static/app.css">'
+    head = f'<link rel="stylesheet" id="{_CYTOSCAPE_SHEET}" href="/static/app.css">'
     scripts = "".join(f'<script src="/static/{name}"></script>' for name in _SCRIPTS)
     return _shell(kind, title, head, scripts, incident)
 
 
 def report(title: str, data: dict[str, Any]) -> str:
     """One self-contained file: the shell with every asset and the data inlined."""
-    style = f"<style>{static_file('app.css').decode()}</style>"
+    style = f'<style id="{_CYTOSCAPE_SHEET}">{static_file("app.css").decode()}</style>'
     # JSON may escape "/" anywhere, so no "</" of the data can close the element
     payload = orjson.dumps(data).decode().replace("</", "<\\/")
     blocks = [f'<script type="application/json" id="lmd-data">{payload}</script>']
@@ -71,7 +74,7 @@ def _shell(kind: str, title: str, head: str, scripts: str, incident: str = "") -
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title>{head}</head>"
+        f'<title>{html.escape(title)}</title><link rel="icon" href="data:,">{head}</head>'
         f'<body data-page="{kind}" data-incident="{html.escape(incident, quote=True)}">'
         '<header class="bar"><a class="home" href="/incidents">Incidents</a>'
         '<span id="status" class="status"></span></header>'

@@ -158,12 +158,12 @@
     var elements = data.vertices.map(function (v) {
       return { group: "nodes", data: { id: v.id, label: v.label, kind: v.kind, value: v.value } };
     }).concat(data.edges.map(function (e) {
-      return { group: "edges", data: e, classes: e.kind + (e.denied ? " denied" : "") };
+      var classes = [e.kind, e.denied ? "denied" : "", e.source === e.target ? "loop" : ""];
+      return { group: "edges", data: e, classes: classes.join(" ").trim() };
     }));
     graph = cytoscape({
       container: document.getElementById("graph"),
       elements: elements,
-      wheelSensitivity: 0.3,
       style: graphStyle(),
       layout: { name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 110, edgeSep: 15, padding: 20 },
     });
@@ -189,7 +189,7 @@
         "text-background-opacity": 0.85, "text-background-padding": 2, "text-rotation": "autorotate",
         "control-point-step-size": 28 } },
       { selector: "edge.step.denied", style: { "line-style": "dashed" } },
-      { selector: "edge.step[source = target]", style: { "loop-direction": "-45deg", "loop-sweep": "-30deg" } },
+      { selector: "edge.loop", style: { "loop-direction": "-45deg", "loop-sweep": "-30deg" } },
     ];
   }
 
