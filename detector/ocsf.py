@@ -14,8 +14,13 @@ Attribute choices (see ``docs/ocsf.md`` for the full table):
   the wall clock, which keeps the mapping deterministic;
 * evidence steps become ``evidences[].data`` and ``finding_info.related_events``; pods,
   service accounts and nodes become ``resources``; ATT&CK ids become
-  ``finding_info.attacks``; what OCSF has no slot for (incident path, IPs) goes to
-  ``unmapped``.
+  ``finding_info.attacks``; what OCSF has no slot for (incident path, IPs, cluster)
+  goes to ``unmapped``;
+* ``observables`` name every pod, service account, node and IP of the chain, so a SIEM
+  can pivot on them;
+* ``confidence`` follows the independent sources that saw the chain
+  (:func:`confidence`): the API server's audit log and Falco are independent of each
+  other, and Falco sensors on different nodes are independent of each other.
 
 Exceptions::
 
@@ -50,6 +55,14 @@ _RESOURCE_KINDS: Final = (
     ("service_accounts", "Kubernetes ServiceAccount"),
     ("nodes", "Kubernetes Node"),
 )
+_CONFIDENCE: Final = {1: ("Low", 30), 2: ("Medium", 60), 3: ("High", 90)}
+# entity kind -> observable (name = where the value sits in the finding, OCSF type id)
+_OBSERVABLES: Final = (
+    ("pods", "resources.uid", 10, "Resource UID"),
+    ("service_accounts", "resources.uid", 4, "User Name"),
+    ("nodes", "resources.name", 1, "Hostname"),
+    ("ips", "unmapped.ips", 2, "IP Address"),
+)
 _REQUIRED: Final = (
     *("schema", "id", "incident", "rule", "title", "severity", "techniques"),
     *("first_seen", "last_seen", "entities", "path", "steps"),
@@ -81,22 +94,57 @@ def to_ocsf(record: dict[str, Any]) -> dict[str, Any]:
         "end_time": last_ms,
         "status_id": 1,
         "status": "New",
-        # A chain is confirmed by evidence from two sources: high confidence by construction.
-        "confidence_id": 3,
-        "confidence": "High",
+        **confidence(record),
         "message": _message(record),
         "metadata": _metadata(record),
         "finding_info": _finding_info(record, first_ms, last_ms),
         "resources": _resources(record["entities"]),
+        "observables": _observables(record["entities"]),
         "evidences": [{"data": dict(step)} for step in record["steps"]],
-        "unmapped": {
-            "schema": record["schema"],
-            "incident": record["incident"],
-            "path": list(record["path"]),
-            "ips": list(record["entities"].get("ips", [])),
-            "namespaces": list(record["entities"].get("namespaces", [])),
-        },
+        "unmapped": _unmapped(record),
     }
+
+
+def _unmapped(record: dict[str, Any]) -> dict[str, Any]:
+    unmapped = {
+        "schema": record["schema"],
+        "incident": record["incident"],
+        "path": list(record["path"]),
+        "ips": list(record["entities"].get("ips", [])),
+        "namespaces": list(record["entities"].get("namespaces", [])),
+    }
+    if record.get("cluster"):
+        unmapped["cluster"] = record["cluster"]
+    return unmapped
+
+
+def confidence(record: dict[str, Any]) -> dict[str, Any]:
+    """``confidence_id``/``confidence``/``confidence_score`` from the independent sources.
+
+    ======================================================  ==========  =====
+    evidence                                                confidence  score
+    ======================================================  ==========  =====
+    audit log and Falco (two kinds of source)               3 High      90
+    Falco only, seen on two or more nodes (two sensors)     2 Medium    60
+    one source: Falco on one node, or only the audit log    1 Low       30
+    ======================================================  ==========  =====
+    """
+    kinds = {str(step.get("source", "")) for step in record["steps"]}
+    sensors = len(record["entities"].get("nodes", [])) if kinds == {"falco"} else 1
+    level = 3 if len(kinds) > 1 else 2 if sensors > 1 else 1
+    return {
+        "confidence_id": level,
+        "confidence": _CONFIDENCE[level][0],
+        "confidence_score": _CONFIDENCE[level][1],
+    }
+
+
+def _observables(entities: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "type_id": type_id, "type": caption, "value": str(value)}
+        for key, name, type_id, caption in _OBSERVABLES
+        for value in entities.get(key, [])
+    ]
 
 
 def _check(record: object) -> None:
@@ -131,7 +179,8 @@ def _millis(record: dict[str, Any], key: str) -> int:
 
 def _message(record: dict[str, Any]) -> str:
     path = " → ".join(record["path"])
-    return f"{record['title']} ({path})" if path else str(record["title"])
+    where = f" in cluster {record['cluster']}" if record.get("cluster") else ""
+    return f"{record['title']} ({path}){where}" if path else f"{record['title']}{where}"
 
 
 def _metadata(record: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +216,7 @@ def _finding_info(record: dict[str, Any], first_ms: int, last_ms: int) -> dict[s
         "attacks": [_attack(t) for t in record["techniques"]],
         "first_seen_time": first_ms,
         "last_seen_time": last_ms,
+        **({"src_url": record["url"]} if record.get("url") else {}),
         "data_sources": sorted({str(step.get("source", "")) for step in steps}),
         "related_events": [_related(step) for step in steps],
     }

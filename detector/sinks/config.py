@@ -32,7 +32,7 @@ from detector.logging import is_secret_name
 MASK: Final = "********"
 # Every credential key of the configuration (sinks, receivers, relay): masked when printed.
 SECRET_FIELDS: Final = frozenset(
-    {"secret", "sasl_password", "webhook_url", "bearer_token", "password", "token"}
+    {"secret", "sasl_password", "webhook_url", "bearer_token", "password", "token", "bot_token"}
 )
 Severity = Literal["info", "low", "medium", "high", "critical"]
 Format = Literal["chain-v1", "ocsf"]
@@ -172,14 +172,33 @@ class WebhookSinkConfig(_SinkBase, tag="webhook"):
 
 
 class SlackSinkConfig(_SinkBase, tag="slack"):
-    """Slack incoming webhook: Block Kit message with a plain-text fallback."""
+    """Slack: an incoming webhook (one message per chain), or a bot token posting with
+    ``chat.postMessage`` (one thread per incident, its first message kept up to date)."""
 
     webhook_url: Annotated[str, doc("incoming-webhook URL (a secret)")] = ""
     webhook_url_file: str = ""
     webhook_url_env: str = ""
-    link_template: Annotated[str, doc("SIEM link; {id} and {incident} are filled in")] = ""
+    bot_token: Annotated[str, doc("bot token (xoxb-…) for chat.postMessage; a secret")] = ""
+    bot_token_file: str = ""
+    bot_token_env: str = ""
+    channel: Annotated[str, doc("channel id or name the bot posts to (with bot_token)")] = ""
+    api_url: Annotated[str, doc("Slack Web API base URL", pattern="^https?://")] = (
+        "https://slack.com/api"
+    )
+    link_template: Annotated[
+        str, doc("link button; {id} and {incident} filled in (default: the record's url)")
+    ] = ""
     min_interval_s: Annotated[float, doc("at most one post per interval", ge=0)] = 1.0
     timeout_s: Annotated[float, doc("one request's deadline", gt=0)] = 10.0
+    max_threads: Annotated[int, doc("incidents whose thread is remembered (bot)", ge=1)] = 10_000
+
+    def __post_init__(self) -> None:
+        webhook = any((self.webhook_url, self.webhook_url_file, self.webhook_url_env))
+        bot = any((self.bot_token, self.bot_token_file, self.bot_token_env))
+        if webhook == bot:
+            raise ValueError("slack sink: give either webhook_url or bot_token (and channel)")
+        if bot and not self.channel:
+            raise ValueError("slack sink: bot_token needs channel")
 
 
 class FileSinkConfig(_SinkBase, tag="file"):

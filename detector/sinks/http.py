@@ -16,7 +16,7 @@ from __future__ import annotations
 import ssl
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Final
+from typing import Final, NoReturn
 
 import aiohttp
 
@@ -41,14 +41,14 @@ async def post(
     body: bytes,
     headers: dict[str, str],
     method: str = "POST",
-) -> None:
-    """Send ``body``; return on 2xx, raise a delivery error otherwise."""
+) -> bytes:
+    """Send ``body``; return the response body on 2xx, raise a delivery error otherwise."""
     try:
         async with session.request(
             method, url, data=body, headers=headers, allow_redirects=False
         ) as response:
             if 200 <= response.status < 300:
-                return
+                return await response.read()
             text = (await response.text(errors="replace"))[:BODY_EXCERPT]
             _raise_for(response.status, text, response.headers.get("Retry-After"))
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -56,7 +56,7 @@ async def post(
         raise TransientDeliveryError(f"request failed: {type(exc).__name__}") from None
 
 
-def _raise_for(status: int, text: str, retry_after: str | None) -> None:
+def _raise_for(status: int, text: str, retry_after: str | None) -> NoReturn:
     message = f"HTTP {status}: {text.strip()}"
     if status in _RETRYABLE or status >= 500:
         raise TransientDeliveryError(message, retry_after=parse_retry_after(retry_after))

@@ -172,5 +172,5 @@ async def test_slack_sink_posts_block_kit(tmp_path: Path) -> None:
     finally:
         await runner.cleanup()
     assert len(posts) == 1
-    assert posts[0]["text"].startswith("[CRITICAL]")
+    assert posts[0]["text"].startswith("🟣 CRITICAL")
     assert posts[0]["blocks"][0]["type"] == "header"

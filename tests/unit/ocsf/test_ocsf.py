@@ -172,3 +172,67 @@ def test_missing_fields_are_named() -> None:
 def test_not_a_dict() -> None:
     with pytest.raises(OcsfMappingError, match="got list"):
         to_ocsf([])  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def scenario() -> dict[str, dict[str, Any]]:
+    from detector.incidents.service import annotate
+    from tests.unit.incidents.scenario import chains
+
+    url = "https://lmd.example/incidents/"
+    return {c.rule: annotate(to_record(c), "prod-eu", url + c.incident) for c in chains()}
+
+
+@pytest.mark.parametrize(
+    ("rule", "level", "caption"),
+    [
+        ("recon-token-pivot", 3, "High"),  # Falco and the audit log
+        ("exec-pivot", 3, "High"),
+        ("imds-credential-theft", 1, "Low"),  # Falco on one node only
+        ("internal-fanout", 1, "Low"),
+    ],
+)
+def test_confidence_follows_independent_sources(
+    scenario: dict[str, dict[str, Any]], rule: str, level: int, caption: str
+) -> None:
+    finding = to_ocsf(scenario[rule])
+    assert (finding["confidence_id"], finding["confidence"]) == (level, caption)
+    assert 0 <= finding["confidence_score"] <= 100
+
+
+def test_falco_on_two_nodes_is_medium_and_one_audit_source_is_low() -> None:
+    record = _recon_token_pivot()
+    falco_only = {**record, "steps": [s for s in record["steps"] if s["source"] == "falco"]}
+    assert to_ocsf(falco_only)["confidence"] == "Low"
+    two_nodes = {**falco_only, "entities": {**record["entities"], "nodes": ["node-a", "node-b"]}}
+    assert to_ocsf(two_nodes)["confidence"] == "Medium"
+    audit_only = {**record, "steps": [s for s in record["steps"] if s["source"] == "k8s_audit"]}
+    assert to_ocsf(audit_only)["confidence"] == "Low"
+
+
+def test_observables_name_every_pod_account_node_and_ip(
+    scenario: dict[str, dict[str, Any]],
+) -> None:
+    record = scenario["recon-token-pivot"]
+    observables = to_ocsf(record)["observables"]
+    by_type = {
+        caption: sorted(o["value"] for o in observables if o["type"] == caption)
+        for caption in ("Resource UID", "User Name", "Hostname", "IP Address")
+    }
+    entities = record["entities"]
+    assert by_type == {
+        "Resource UID": entities["pods"],
+        "User Name": entities["service_accounts"],
+        "Hostname": entities["nodes"],
+        "IP Address": entities["ips"],
+    }
+    assert all(set(o) == {"name", "type_id", "type", "value"} for o in observables)
+
+
+def test_cluster_and_page_link_are_carried(scenario: dict[str, dict[str, Any]]) -> None:
+    record = scenario["workload-pivot"]
+    finding = to_ocsf(record)
+    assert finding["unmapped"]["cluster"] == "prod-eu"
+    assert finding["message"].endswith(" in cluster prod-eu")
+    assert finding["finding_info"]["src_url"] == record["url"]
+    assert "cluster" not in to_ocsf(_recon_token_pivot())["unmapped"]

@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
-from detector.sinks.slack import build_message
+from correlation.chain import to_record
+from detector.incidents.service import annotate
+from detector.sinks.slack import build_incident_message, build_message
+from tests.unit.incidents.scenario import PQR_PATH, chains
 from tests.unit.sinks.records import make_record
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -62,18 +65,75 @@ def test_message_is_valid_block_kit_and_matches_fixture(
 
 def test_mrkdwn_is_escaped_and_link_filled() -> None:
     message = build_message(make_record(3), LINK)
-    timeline = message["blocks"][2]["text"]["text"]
+    timeline = message["blocks"][3]["text"]["text"]
     assert "&lt;scan &amp; probe&gt;" in timeline
     button = message["blocks"][-1]["elements"][0]
+    assert button["text"]["text"] == "Open in SIEM"
     assert button["url"].endswith(
         "chain=lmc-00000000000000000003&incident=inc-00000000000000000001"
     )
-    assert message["text"].startswith("[HIGH] Scan then service-account token")
 
 
 def test_long_chains_are_cut_to_slack_limits() -> None:
     record = {**make_record(4), "title": "y" * 400}
     record["steps"] = [record["steps"][0]] * 30
+    record["path"] = [f"shop/{'w' * 200}"]
+    record["entities"] = {**record["entities"], "pods": record["path"]}
     message = build_message(record)
     assert len(message["blocks"][0]["text"]["text"]) == 150
-    assert "… and 18 more steps" in message["blocks"][2]["text"]["text"]
+    assert "… and 18 more steps" in message["blocks"][3]["text"]["text"]
+    check_block_kit(message)
+
+
+@pytest.fixture(scope="module")
+def scenario() -> dict[str, dict[str, Any]]:
+    """The bundled scenario's records (real summaries), by rule, named for a cluster."""
+    return {
+        chain.rule: annotate(
+            to_record(chain), "prod-eu", f"https://lmd.example/incidents/{chain.incident}"
+        )
+        for chain in chains()
+    }
+
+
+def test_notification_says_who_did_what_where_and_marks_denied(
+    scenario: dict[str, dict[str, Any]],
+) -> None:
+    recon = build_message(scenario["recon-token-pivot"])
+    assert recon["text"] == (
+        "🔴 HIGH · prod-eu: shop/frontend-6f7c9d8b5-x2x9z: token used to list secrets in "
+        "payments (403, denied) after nmap, cat"
+    )
+    assert recon["blocks"][0]["text"]["text"] == (
+        "🔴 HIGH · shop/frontend-6f7c9d8b5-x2x9z · recon-token-pivot"
+    )
+    assert "-&gt; 403 ⛔ denied" in recon["blocks"][3]["text"]["text"]
+    exec_pivot = build_message(scenario["exec-pivot"])["text"]
+    assert exec_pivot.startswith("🔴 HIGH · prod-eu: shop/frontend-6f7c9d8b5-x2x9z: ran sh in ")
+    assert "after token used to create pods/exec on payments/payments-api" in exec_pivot
+    for record in scenario.values():
+        check_block_kit(build_message(record))
+
+
+def test_the_button_opens_the_incident_page_by_default(scenario: dict[str, dict[str, Any]]) -> None:
+    record = scenario["workload-pivot"]
+    button = build_message(record)["blocks"][-1]["elements"][0]
+    assert (button["text"]["text"], button["url"]) == ("Open incident", record["url"])
+    assert {"type": "mrkdwn", "text": "*Cluster*\nprod-eu"} in build_message(record)["blocks"][2][
+        "fields"
+    ]
+
+
+def test_incident_message_names_worst_severity_first_pod_and_every_chain(
+    scenario: dict[str, dict[str, Any]],
+) -> None:
+    records = [scenario[r] for r in ("recon-token-pivot", "exec-pivot", "workload-pivot")]
+    message = build_incident_message(records)
+    check_block_kit(message)
+    assert message["blocks"][0]["text"]["text"] == (
+        "🔴 HIGH · shop/frontend-6f7c9d8b5-x2x9z · incident (3 chains)"
+    )
+    lines = message["blocks"][2]["text"]["text"].splitlines()
+    assert [line.split("`")[3] for line in lines] == [r["rule"] for r in records]
+    assert " → ".join(PQR_PATH) in message["blocks"][1]["text"]["text"]
+    assert message["text"].startswith("🔴 HIGH · prod-eu: incident of 3 chains, latest payments/")
