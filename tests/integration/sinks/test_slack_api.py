@@ -19,7 +19,7 @@ from aiohttp import web
 from slack_sdk.models.blocks import Block
 
 from correlation.chain import to_record
-from detector.delivery import Delivery
+from detector.delivery.loops import Delivery
 from detector.incidents.service import annotate
 from detector.sinks.config import decode
 from tests.integration.sinks.test_webhook import FAST_RETRY, drain
