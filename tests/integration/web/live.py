@@ -1,10 +1,10 @@
 """``detector run`` as a child process with the bundled attack scenario fed through it.
 
-The scenario's Falco alerts and audit events (examples/attack-scenario) are POSTed in
-event-time order, in their wire shapes (one Falco alert per ``/falco`` request, audit
-events as EventLists on ``/k8s-audit``), to a real ``detector run`` listening on
-loopback with a bearer token, an incident store and a public URL. :func:`running`
-returns once every expected chain is in the store (polled through ``/api/incidents``).
+The scenario's Falco alerts and audit events (examples/attack-scenario) are tailed by a
+real ``detector run`` (one Falco file, one audit file, see :func:`scenario_files`)
+listening on loopback with a bearer token, an incident store and a public URL.
+:func:`running` returns once every expected chain is in the store (polled through
+``/api/incidents``); :func:`post` sends live events to its receivers.
 """
 
 from __future__ import annotations
@@ -63,25 +63,29 @@ class Live:
         return json.loads(body)
 
 
-def scenario_posts() -> list[tuple[str, dict[str, Any]]]:
-    """(endpoint, body) for every scenario event, in event-time order."""
-    timed: list[tuple[int, str, dict[str, Any]]] = []
+def scenario_files(tmp: Path) -> tuple[Path, Path]:
+    """The scenario as one Falco and one audit JSON-lines file, each in event-time order.
+
+    Files are *pulled* inputs: their progress is their own event time (the engine waits
+    for the slower one), so a recorded attack from days ago correlates as it did live.
+    Pushed over HTTP, events that old would be late by the receiving clock.
+    """
+    falco: list[tuple[int, dict[str, Any]]] = []
+    audit: list[tuple[int, dict[str, Any]]] = []
     for path in sorted(SCENARIO.glob("*.jsonl")):
         for line in path.read_text().splitlines():
             doc = json.loads(line)
             if "output_fields" in doc:
-                timed.append((rfc3339_ns(doc["time"]), "/falco", doc))
-            else:
-                for item in doc["items"] if doc.get("kind") == "EventList" else [doc]:
-                    stamp = item.get("requestReceivedTimestamp") or item["stageTimestamp"]
-                    event_list = {
-                        "kind": "EventList",
-                        "apiVersion": "audit.k8s.io/v1",
-                        "items": [item],
-                    }
-                    timed.append((rfc3339_ns(stamp), "/k8s-audit", event_list))
-    timed.sort(key=lambda entry: entry[0])
-    return [(endpoint, doc) for _, endpoint, doc in timed]
+                falco.append((rfc3339_ns(doc["time"]), doc))
+                continue
+            for item in doc["items"] if doc.get("kind") == "EventList" else [doc]:
+                stamp = item.get("requestReceivedTimestamp") or item["stageTimestamp"]
+                audit.append((rfc3339_ns(stamp), item))
+    paths = tmp / "falco.jsonl", tmp / "audit.jsonl"
+    for target, docs in zip(paths, (falco, audit), strict=True):
+        docs.sort(key=lambda entry: entry[0])
+        target.write_text("".join(json.dumps(doc) + "\n" for _, doc in docs))
+    return paths
 
 
 def post(url: str, doc: Any) -> None:
@@ -93,8 +97,10 @@ def post(url: str, doc: Any) -> None:
         assert response.status == 200
 
 
-def _config(tmp: Path, port: int) -> Path:
+def _config(tmp: Path, port: int, feed: bool) -> Path:
+    falco, audit = scenario_files(tmp) if feed else ("", "")
     config = {
+        "sources": {"falco_file": {"path": str(falco)}, "audit_file": {"path": str(audit)}},
         "cluster": {"name": CLUSTER},
         "http": {"listen": f"127.0.0.1:{port}", "bearer_token": TOKEN},
         "engine": {
@@ -133,16 +139,15 @@ def running(tmp: Path, feed: bool = True) -> Iterator[Live]:
     port = free_port()
     live = Live(f"http://127.0.0.1:{port}", tmp / "incidents.sqlite3", tmp / "detector.log")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DETECTOR_")}
+    config = _config(tmp, port, feed)
     with live.log.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "detector.cli", "run", "--config", str(_config(tmp, port))],
+            [sys.executable, "-m", "detector.cli", "run", "--config", str(config)],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
         )  # fmt: skip
         try:
             wait(live, "ready", lambda: live.get("/readyz", None)[0] == 200)
             if feed:
-                for endpoint, doc in scenario_posts():
-                    post(live.url + endpoint, doc)
                 want = len(EXPECTED["chains"])
                 wait(live, f"{want} chains", lambda: _chains(live) == want)
             yield live

@@ -208,7 +208,8 @@ def test_the_list_updates_live_when_a_chain_arrives(
 
 
 def _small_attack() -> list[tuple[str, dict[str, Any]]]:
-    """The recon → token read → denied secrets list attack of tests/integration/run."""
+    """The recon → token read → denied secrets list attack of tests/integration/run, now."""
+    small_attack.rebase()
     return [("/falco", alert) for alert in small_attack.falco_alerts()] + [
         ("/k8s-audit", small_attack.event_list())
     ]
