@@ -299,6 +299,19 @@ SPECS: Final = (
         C,
         "Intake log segments cut at a torn or corrupt record at start",
     ),
+    Spec(
+        "incident_store_errors",
+        "detector_incident_store_errors",
+        C,
+        "Chains the incident store failed to keep (they were delivered anyway)",
+    ),
+    Spec(
+        "incident_store_pruned",
+        "detector_incident_store_pruned",
+        C,
+        "Chains deleted from the incident store by its bounds, by reason (age, size)",
+        ("reason",),
+    ),
 )
 
 
@@ -348,6 +361,8 @@ class Metrics:
     intake_log_refused: Counter
     intake_log_dropped: Counter
     intake_log_corrupt: Counter
+    incident_store_errors: Counter
+    incident_store_pruned: Counter
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)

@@ -171,7 +171,7 @@ async def serve(
     """Run until SIGTERM/SIGINT, then shut down gracefully (checkpointing ``engine``)."""
     metrics = metrics or Metrics()
     queue = EventQueue(config.buffer.max_events, metrics)
-    incidents = build_incidents(config)
+    incidents = build_incidents(config, metrics)
     output, worker = build_worker(config, engine, queue, metrics, incidents)
     holder: list[Supervisor] = []
 
@@ -249,11 +249,11 @@ def build_worker(
     return output, Correlator(engine, queue, output, metrics, disorder, annotate=annotate)
 
 
-def build_incidents(config: cfg.Config) -> IncidentService | None:
+def build_incidents(config: cfg.Config, metrics: Metrics) -> IncidentService | None:
     """The incident store (correlate mode, ``incidents.path`` set), else None."""
     if config.mode != "correlate" or not config.incidents.path:
         return None
-    return IncidentService(config.incidents)
+    return IncidentService(config.incidents, metrics)
 
 
 def _rules(engine: Any) -> list[Any]:

@@ -28,6 +28,7 @@ from detector.incidents.config import IncidentsConfig
 from detector.incidents.query import Query
 from detector.incidents.store import IncidentStore
 from detector.logging import get_logger
+from detector.metrics import Metrics
 
 log = get_logger("detector.incidents")
 T = TypeVar("T")
@@ -41,13 +42,20 @@ def page_url(public_url: str, incident: str) -> str:
 class IncidentService:
     """Async access to one :class:`IncidentStore`, all calls on one worker thread."""
 
-    def __init__(self, config: IncidentsConfig, now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: IncidentsConfig,
+        metrics: Metrics | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
+        self._metrics = metrics or Metrics()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="incidents")
+        pruned = self._metrics.incident_store_pruned
         self._store = IncidentStore(
-            Path(config.path), config.max_age_s, config.max_bytes, config.merge_window_s, now
-        )
-        self.errors = 0  # store writes that failed (the record was delivered anyway)
+            Path(config.path), config.max_age_s, config.max_bytes, config.merge_window_s, now,
+            on_prune=lambda reason, count: pruned.labels(reason=reason).inc(count),
+        )  # fmt: skip
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -66,9 +74,10 @@ class IncidentService:
     def url(self, incident: str) -> str:
         return page_url(self.config.public_url, incident)
 
-    @property
-    def pruned(self) -> int:
-        return self._store.pruned
+    def failed(self, chain: Chain, exc: Exception) -> None:
+        """A chain the store could not keep: counted and logged (it is delivered anyway)."""
+        self._metrics.incident_store_errors.inc()
+        log.error("incident_store_failed", chain=chain.id, error=f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         self._pool.submit(self._store.close).result()
@@ -91,10 +100,7 @@ class RecordAnnotator:
             try:
                 await self._service.add(record, chain)
             except Exception as exc:  # noqa: BLE001 - any store failure: deliver regardless
-                self._service.errors += 1
-                log.error(
-                    "incident_store_failed", chain=chain.id, error=f"{type(exc).__name__}: {exc}"
-                )
+                self._service.failed(chain, exc)
         return record
 
 

@@ -91,11 +91,13 @@ class IncidentStore:
         merge_window_s: float = 3600.0,
         now: Callable[[], float] = time.time,
         readonly: bool = False,
+        on_prune: Callable[[str, int], None] = lambda reason, count: None,
     ) -> None:
+        """``on_prune(reason, count)``: chains deleted by a bound (``age`` or ``size``)."""
         self.path, self.max_age_s, self.max_bytes = path, max_age_s, max_bytes
         self._merge_ns = int(merge_window_s * 1e9)
-        self._now = now
-        self.pruned = 0  # chains deleted by the bounds since open (a metric reads it)
+        self._now, self._on_prune = now, on_prune
+        self.pruned = 0  # chains deleted by the bounds since open
         self._db = _connect(path, readonly)
 
     def close(self) -> None:
@@ -212,10 +214,11 @@ class IncidentStore:
 
     def _prune(self) -> None:
         cutoff = self._now() - self.max_age_s
-        doomed = [
+        old = [
             row[0] for row in self._db.execute("SELECT id FROM chains WHERE stored < ?", (cutoff,))
         ]
-        total = self.stored_bytes() - self._bytes_of(doomed)
+        total = self.stored_bytes() - self._bytes_of(old)
+        doomed = list(old)
         if total > self.max_bytes:
             for chain, size in self._db.execute(
                 "SELECT id, bytes FROM chains WHERE stored >= ? ORDER BY stored, id", (cutoff,)
@@ -225,6 +228,9 @@ class IncidentStore:
                 doomed.append(chain)
                 total -= size
         self._delete(doomed)
+        for reason, count in (("age", len(old)), ("size", len(doomed) - len(old))):
+            if count:
+                self._on_prune(reason, count)
 
     def _bytes_of(self, chains: Iterable[str]) -> int:
         sizes = (

@@ -159,14 +159,17 @@ def _step_edge(
     n: int, evidence: StoredEvidence, record: dict[str, Any], source: str, target: str
 ) -> dict[str, Any]:
     event = evidence.event
-    technique = ", ".join(techniques_of(event, record["techniques"]))
+    techniques = techniques_of(event, record["techniques"])
+    technique = ", ".join(techniques)
     clock = rfc3339(event.time_ns)[11:19]
+    # the drawn label is short (edges are close together); the full list is in technique
+    first = f"{techniques[0]} +{len(techniques) - 1}" if len(techniques) > 1 else technique
     return {
         "id": f"step:{n}",
         "source": source,
         "target": target,
         "kind": "step",
-        "label": f"{technique} · {clock}Z" if technique else f"{clock}Z",
+        "label": f"{first} · {clock}Z" if first else f"{clock}Z",
         "technique": technique,
         "time": rfc3339(event.time_ns),
         "step": evidence.step,

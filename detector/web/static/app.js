@@ -165,7 +165,11 @@
       container: document.getElementById("graph"),
       elements: elements,
       style: graphStyle(),
-      layout: { name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 110, edgeSep: 15, padding: 20 },
+      layout: {
+        name: "dagre", rankDir: "LR", nodeSep: 35, rankSep: 170, edgeSep: 20, padding: 10,
+        // chain steps pull harder than memberships, so the attack path runs straight
+        edgeWeight: function (edge) { return edge.data("kind") === "step" ? 4 : 1; },
+      },
     });
     window.lmdGraph = graph;  // for tests and the browser console
     body.dataset.ready = "incident";
@@ -185,7 +189,7 @@
         "target-arrow-shape": "triangle", "target-arrow-color": "#b8c0ca", "arrow-scale": 0.8 } },
       { selector: "edge.member", style: { "line-style": "dashed", "target-arrow-shape": "none" } },
       { selector: "edge.step", style: { width: 2.5, "line-color": "#c0392b", "target-arrow-color": "#c0392b",
-        label: "data(label)", "font-size": 10, color: "#7b241c", "text-background-color": "#ffffff",
+        label: "data(label)", "font-size": 11, color: "#7b241c", "text-background-color": "#ffffff",
         "text-background-opacity": 0.85, "text-background-padding": 2, "text-rotation": "autorotate",
         "control-point-step-size": 28 } },
       { selector: "edge.step.denied", style: { "line-style": "dashed" } },

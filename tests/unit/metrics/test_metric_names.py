@@ -246,6 +246,18 @@ EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         "counter",
         "Intake log segments cut at a torn or corrupt record at start",
         (),
+        "incident_store_errors",
+        "detector_incident_store_errors",
+        "counter",
+        "Chains the incident store failed to keep (they were delivered anyway)",
+        (),
+    ),
+    (
+        "incident_store_pruned",
+        "detector_incident_store_pruned",
+        "counter",
+        "Chains deleted from the incident store by its bounds, by reason (age, size)",
+        ("reason",),
     ),
 ]
 # Metrics added after the hash below was taken; their exposition is checked on its own.
@@ -253,8 +265,9 @@ ADDED_LATER = ("detector_build_info",)
 # sha256 of the exposition below (every labelled metric labelled once, ``_created`` lines
 # dropped: they carry the wall clock), taken before the table refactor and re-taken when
 # the per-input event-time metrics (clock skew, inputs, idle changes, late chains), the
-# long-running stage fold counter, detector_http_connections_closed and the intake log ones came.
-EXPOSITION_SHA256 = "7479b178d2e95df085ba19f76a0cb510eefbefd2a5ca2a735acd67765c205ca1"
+# long-running stage fold counter, detector_http_connections_closed, the intake log ones
+# and the incident store's two came.
+EXPOSITION_SHA256 = "3e8f8323a7fb31bb608f528a4f8a359704c6e1d273225a22733de08a661da5f2"
 
 
 def _labelled(metrics: Metrics) -> Metrics:
