@@ -9,6 +9,7 @@ production ones. Every payload is checked with slack_sdk's Block Kit models.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -62,13 +63,15 @@ class FakeSlack:
 
 @contextlib.asynccontextmanager
 async def serve(fake: FakeSlack) -> AsyncIterator[str]:
+    """The fake on a loopback port; the whole test within 60 s (a hang fails, with a trace)."""
     app = web.Application()
     app.router.add_post("/api/{method}", fake.handle)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/api"
+        async with asyncio.timeout(60):
+            yield f"http://127.0.0.1:{runner.addresses[0][1]}/api"
     finally:
         await runner.cleanup()
 
