@@ -161,12 +161,15 @@
       var classes = [e.kind, e.denied ? "denied" : "", e.source === e.target ? "loop" : ""];
       return { group: "edges", data: e, classes: classes.join(" ").trim() };
     }));
+    var box = document.getElementById("graph");
+    var upright = box.clientWidth < 600;  // a phone held upright: top to bottom
     graph = cytoscape({
-      container: document.getElementById("graph"),
+      container: box,
       elements: elements,
-      style: graphStyle(),
+      style: graphStyle(upright),
       layout: {
-        name: "dagre", rankDir: "LR", nodeSep: 35, rankSep: 170, edgeSep: 20, padding: 10,
+        name: "dagre", rankDir: upright ? "TB" : "LR",
+        nodeSep: 35, rankSep: upright ? 70 : 170, edgeSep: 20, padding: 10,
         // chain steps pull harder than memberships, so the attack path runs straight
         edgeWeight: function (edge) { return edge.data("kind") === "step" ? 4 : 1; },
       },
@@ -175,7 +178,7 @@
     body.dataset.ready = "incident";
   }
 
-  function graphStyle() {
+  function graphStyle(upright) {
     return [
       { selector: "node", style: {
         label: "data(label)", "font-size": 11, "text-valign": "bottom", "text-margin-y": 4,
@@ -190,7 +193,8 @@
       { selector: "edge.member", style: { "line-style": "dashed", "target-arrow-shape": "none" } },
       { selector: "edge.step", style: { width: 2.5, "line-color": "#c0392b", "target-arrow-color": "#c0392b",
         label: "data(label)", "font-size": 11, color: "#7b241c", "text-background-color": "#ffffff",
-        "text-background-opacity": 0.85, "text-background-padding": 2, "text-rotation": "autorotate",
+        "text-background-opacity": 0.85, "text-background-padding": 2,
+        "text-rotation": upright ? "none" : "autorotate",
         "control-point-step-size": 28 } },
       { selector: "edge.step.denied", style: { "line-style": "dashed" } },
       { selector: "edge.loop", style: { "loop-direction": "-45deg", "loop-sweep": "-30deg" } },
