@@ -311,6 +311,7 @@ SPECS: Final = (
         C,
         "Chains deleted from the incident store by its bounds, by reason (age, size)",
         ("reason",),
+        values={"reason": ("age", "size")},
     ),
 )
 

@@ -195,10 +195,11 @@ class SlackSinkConfig(_SinkBase, tag="slack"):
     def __post_init__(self) -> None:
         webhook = any((self.webhook_url, self.webhook_url_file, self.webhook_url_env))
         bot = any((self.bot_token, self.bot_token_file, self.bot_token_env))
-        if webhook == bot:
-            raise ValueError("slack sink: give either webhook_url or bot_token (and channel)")
+        # neither: the sink itself says webhook_url is required (a webhook is the default)
+        if webhook and bot:
+            raise ValueError("bot_token: give webhook_url or bot_token, not both")
         if bot and not self.channel:
-            raise ValueError("slack sink: bot_token needs channel")
+            raise ValueError("channel: bot_token needs a channel to post to")
 
 
 class FileSinkConfig(_SinkBase, tag="file"):

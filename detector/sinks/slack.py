@@ -71,7 +71,7 @@ class SlackSink:
         self._token = resolve_secret(
             config.bot_token, config.bot_token_file, config.bot_token_env, "bot_token"
         )
-        if self._url and not self._url.startswith(("https://", "http://")):
+        if not self._token and not self._url.startswith(("https://", "http://")):
             raise ValueError("webhook_url: an http(s) URL is required")
         self._session: aiohttp.ClientSession | None = None
         self._next_post = 0.0

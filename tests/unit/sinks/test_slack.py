@@ -11,7 +11,8 @@ from slack_sdk.models.blocks import Block
 
 from correlation.chain import to_record
 from detector.incidents.service import annotate
-from detector.sinks.slack import build_incident_message, build_message
+from detector.sinks.config import decode
+from detector.sinks.slack import SlackSink, build_incident_message, build_message
 from tests.unit.incidents.scenario import PQR_PATH, chains
 from tests.unit.sinks.records import make_record
 
@@ -137,3 +138,26 @@ def test_incident_message_names_worst_severity_first_pod_and_every_chain(
     assert [line.split("`")[3] for line in lines] == [r["rule"] for r in records]
     assert " → ".join(PQR_PATH) in message["blocks"][1]["text"]["text"]
     assert message["text"].startswith("🔴 HIGH · prod-eu: incident of 3 chains, latest payments/")
+
+
+@pytest.mark.parametrize(
+    ("sink", "message"),
+    [
+        (
+            {"webhook_url": "https://hooks.example/x", "bot_token": "xoxb-1", "channel": "c"},
+            "not both",
+        ),
+        ({"bot_token": "xoxb-1"}, "channel: bot_token needs a channel"),
+    ],
+)
+def test_slack_sink_takes_a_webhook_or_a_bot_token_with_a_channel(
+    sink: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        decode({"sinks": [{"type": "slack", **sink}]})
+
+
+def test_a_slack_sink_with_neither_needs_the_webhook_url() -> None:
+    config = decode({"sinks": [{"type": "slack"}]}).sinks[0]
+    with pytest.raises(ValueError, match="webhook_url: an http"):
+        SlackSink(config, None)  # type: ignore[arg-type]
