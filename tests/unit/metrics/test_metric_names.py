@@ -246,6 +246,8 @@ EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         "counter",
         "Intake log segments cut at a torn or corrupt record at start",
         (),
+    ),
+    (
         "incident_store_errors",
         "detector_incident_store_errors",
         "counter",
