@@ -75,19 +75,26 @@ async def serve(receiver: Receiver) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def webhook_delivery(tmp_path: Path, url: str) -> Delivery:
+def webhook_delivery(tmp_path: Path, url: str, timeout_s: float = 10) -> Delivery:
+    # A short timeout only where a test makes the receiver hang: on a loaded machine a
+    # 200 can take longer than half a second, and the retry that follows is a second call.
     secret_file = tmp_path / "hook.secret"
     secret_file.write_text(SECRET + "\n")
-    sink = {"type": "webhook", "url": url, "secret_file": str(secret_file), "timeout_s": 0.5}
+    sink = {"type": "webhook", "url": url, "secret_file": str(secret_file), "timeout_s": timeout_s}
     outbox = {"path": str(tmp_path / "outbox.sqlite3"), "retry": FAST_RETRY}
     return Delivery(decode({"outbox": outbox, "sinks": [sink]}))
 
 
 async def drain(
-    delivery: Delivery, until: Callable[[], bool], timeout_s: float = 20, acked: bool = False
+    delivery: Delivery,
+    until: Callable[[], bool],
+    timeout_s: float = 30,
+    acked: bool = False,
+    dead: int = 0,
 ) -> None:
-    """Run delivery until ``until()``; with ``acked``, also until the outbox recorded the ack
-    (the receiver sees a record before the sink's acknowledgement reaches the outbox)."""
+    """Run delivery until ``until()``; with ``acked``, also until the outbox recorded the ack,
+    with ``dead``, until that many dead letters are recorded (the receiver sees a record
+    before the sink's answer reaches the outbox)."""
     task = asyncio.create_task(delivery.run())
     try:
         async with asyncio.timeout(timeout_s):
@@ -95,17 +102,19 @@ async def drain(
                 await asyncio.sleep(0.02)
             while acked and await delivery.outbox.pending_counts():  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
+            while len(await delivery.outbox.dead_letters()) < dead:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await asyncio.wait_for(task, 10)  # a stuck delivery fails the test, never hangs it
 
 
 async def test_recovers_from_500_timeout_and_429(tmp_path: Path) -> None:
-    receiver = Receiver([status(500), status(503), hang(2.0), status(429, **{"Retry-After": "1"})])
+    receiver = Receiver([status(500), status(503), hang(4.0), status(429, **{"Retry-After": "1"})])
     record = make_record(7)
     async with serve(receiver) as url:
-        delivery = webhook_delivery(tmp_path, url)
+        delivery = webhook_delivery(tmp_path, url, timeout_s=1.5)
         await delivery.submit(record)
         started = asyncio.get_running_loop().time()
         await drain(delivery, lambda: bool(receiver.accepted), acked=True)
@@ -125,7 +134,7 @@ async def test_400_goes_to_dead_letters_with_reason(tmp_path: Path) -> None:
         delivery = webhook_delivery(tmp_path, url)
         await delivery.submit(bad)
         await delivery.submit(good)
-        await drain(delivery, lambda: len(receiver.calls) >= 2)
+        await drain(delivery, lambda: len(receiver.calls) >= 2, acked=True, dead=1)
         dead = await delivery.outbox.dead_letters()
         await delivery.close(grace_s=1)
     assert [c[0] for c in receiver.calls] == [400, 200]  # never retried
@@ -141,7 +150,7 @@ async def test_receiver_rejects_a_wrong_secret(tmp_path: Path) -> None:
         outbox = {"path": str(tmp_path / "o.sqlite3"), "retry": FAST_RETRY}
         delivery = Delivery(decode({"outbox": outbox, "sinks": [sink]}))
         await delivery.submit(make_record(1))
-        await drain(delivery, lambda: receiver.bad_signatures > 0)
+        await drain(delivery, lambda: receiver.bad_signatures > 0, dead=1)
         dead = await delivery.outbox.dead_letters()
         await delivery.close(grace_s=0.1)
     assert receiver.accepted == []
