@@ -15,9 +15,10 @@ slowest active one (the model of Flink and Beam)::
 ``disorder`` bounds how far an input's own events run out of order; ``now`` is the
 receiving clock, passed in by the caller (this module never reads a clock). A pushed
 input's ``delivery_bound`` is learned from its own delays (arrival − event time): the
-largest delay seen over the last :data:`DELAY_BUCKETS` buckets of ``bound_window_ns``,
-plus a quarter, held between ``bound_floor_ns`` and ``bound_ceiling_ns``. So a prompt
-sender gives prompt chains and a batching one costs only its real batching delay::
+largest delay seen over the last :data:`DELAY_BUCKETS` buckets of ``bound_window_ns`` of
+its own arrivals (a quiet input keeps what it learned), plus a quarter, held between
+``bound_floor_ns`` and ``bound_ceiling_ns``. So a prompt sender gives prompt chains and
+a batching one costs only its real batching delay::
 
     falco node A   ─e─e──e─e──e─e──e──▶ now      w_A = now − ~0.25 s
     audit webhook  ─ee──────ee────────▶ now      w_B = now − (batch wait + ¼)
@@ -118,9 +119,9 @@ class Inputs:
             state.delays[slot] = delay_ns
 
     def bound(self, state: InputState) -> int:
-        """The delivery bound of a pushed input (see the module docstring)."""
-        if self.now_ns // self._bucket_ns != state.bucket:
-            _rotate(state, self.now_ns // self._bucket_ns)
+        """The delivery bound of a pushed input (see the module docstring). Delays are
+        forgotten only as newer arrivals replace them: a batching sender that went quiet
+        (an API server with nothing to report) keeps its bound for its next batch."""
         learned = max(state.delays) * 5 // 4
         return min(max(learned, self.config.bound_floor_ns), self.config.bound_ceiling_ns)
 
