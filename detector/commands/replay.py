@@ -160,12 +160,12 @@ def _replay_in_order(
     """Replay until no file is out of order beyond what the buffer absorbs (each one
     that is gets sorted on disk and the replay starts again); the engine that finished.
     ``keep`` collects the chains of the attempt that finished."""
-    seekable = out.seekable()
+    start = _rewind_point(out)
     while True:
         if keep is not None:
             keep.clear()  # a restarted attempt emits its chains again
         try:
-            with _spool(out, seekable) as target:  # an exception discards the attempt
+            with _spool(out, start) as target:  # an exception discards the attempt
                 report.chains = _replay(engine, paths, target, report, ordering, early, keep)
         except OutOfOrder as exc:
             ordering.sort.add(exc.path)
@@ -175,13 +175,28 @@ def _replay_in_order(
         return engine
 
 
+def _rewind_point(out: IO[bytes]) -> int | None:
+    """Where a restarted attempt may cut the output back to: the position the replay began
+    writing at (not 0: `>> chains.jsonl` keeps what the file held), or None when the output
+    cannot be cut there (a pipe; /dev/null seeks but refuses truncate)."""
+    try:
+        if not out.seekable():
+            return None
+        start = out.tell()
+        out.truncate(start)
+    except OSError:
+        return None
+    return start
+
+
 @contextmanager
-def _spool(out: IO[bytes], seekable: bool) -> Iterator[IO[bytes]]:
-    """Where one attempt writes: the output itself when it can be rewound (truncated on a
-    restart), else a spooled temporary file copied out when the attempt succeeds."""
-    if seekable:
-        out.seek(0)
-        out.truncate()
+def _spool(out: IO[bytes], start: int | None) -> Iterator[IO[bytes]]:
+    """Where one attempt writes: the output itself when it can be rewound (cut back to
+    ``start`` on a restart), else a spooled temporary file copied out when the attempt
+    succeeds."""
+    if start is not None:
+        out.seek(start)
+        out.truncate(start)
         yield out
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:

@@ -8,7 +8,10 @@ the test quick, the 1e6-line figure is in bench/README.md.
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,41 @@ def test_disorder_within_the_buffer_needs_no_sort(
     replay(stream, tmp_path / "sorted.out", capsys)
     assert "sorted on disk" not in err
     assert (tmp_path / "local.out").read_bytes() == (tmp_path / "sorted.out").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def shuffled(stream: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lines = stream.read_bytes().splitlines(keepends=True)
+    random.Random(3).shuffle(lines)
+    path = tmp_path_factory.mktemp("shuffled") / "shuffled.jsonl"
+    path.write_bytes(b"".join(lines))
+    return path
+
+
+def test_a_restart_into_dev_null_is_no_error(
+    shuffled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # /dev/null seeks but refuses truncate: the restarted attempt spools instead.
+    assert main(["replay", str(shuffled), "--output", os.devnull]) == 0
+    assert "starting again with it sorted on disk" in capsys.readouterr().err
+
+
+def test_a_restart_keeps_what_an_appended_output_held(
+    stream: Path, shuffled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `detector replay ... >> chains.jsonl`: the restart cuts back to where this replay
+    # began writing, not to the start of the file.
+    expected = tmp_path / "sorted.out"
+    replay(stream, expected, capsys)
+    out = tmp_path / "appended.jsonl"
+    out.write_bytes(b"earlier line\n")
+    with out.open("ab") as sink:
+        done = subprocess.run(
+            [sys.executable, "-m", "detector.cli", "replay", str(shuffled)],
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"starting again with it sorted on disk" in done.stderr
+    assert out.read_bytes() == b"earlier line\n" + expected.read_bytes()
