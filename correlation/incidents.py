@@ -94,8 +94,19 @@ class Incidents:
         self, chain_id: str, events: list[Event], entities: dict[str, tuple[str, ...]]
     ) -> Incident:
         """The incident the chain joins (created or merged as needed)."""
-        keys = [*entities.get("pods", ()), *entities.get("service_accounts", ())]
         times = [e.time_ns for e in events]
+        return self.join(chain_id, entities, times, pods_in_order(events))
+
+    def join(
+        self,
+        chain_id: str,
+        entities: dict[str, tuple[str, ...]],
+        times: list[int],
+        pods: list[str],
+    ) -> Incident:
+        """:meth:`stitch` from what a chain record carries: its entities, its evidence
+        times and its pods in order (the downstream stitcher of ``detector worker``)."""
+        keys = [*entities.get("pods", ()), *entities.get("service_accounts", ())]
         found = {self.state.by_entity[k] for k in keys if k in self.state.by_entity}
         live = sorted(
             (self.state.incidents[i] for i in found if i in self.state.incidents),
@@ -110,7 +121,7 @@ class Incidents:
             self.state.incidents[incident.id] = incident
         incident.first_ns = min(incident.first_ns, *times)
         incident.last_ns = max(incident.last_ns, *times)
-        for pod in pods_in_order(events):
+        for pod in pods:
             if pod not in incident.path:
                 incident.path.append(pod)
         for key in keys:

@@ -65,6 +65,9 @@ REGISTRY: dict[str, Entry] = {
     ),
     "run": Entry("detector.commands.run", "run the live service (HTTP, gRPC and file sources)"),
     "show": Entry("detector.commands.show", "show one incident: attack path and timeline"),
+    "stitch": Entry(
+        "detector.commands.stitch", "incidents across worker partitions, then the sinks"
+    ),
     "worker": Entry("detector.commands.worker", "one correlation worker of a Kafka consumer group"),
 }
 

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from aiohttp import web
+
 from correlation.engine import Engine, EngineConfig
 from correlation.errors import RuleError
 from correlation.rules import builtin_rules_paths, load_rules
@@ -27,7 +29,9 @@ from detector.commands.run import build_engine_config
 from detector.errors import UsageError
 from detector.logging import configure as configure_logging
 from detector.logging import get_logger
+from detector.metrics import CONTENT_TYPE
 from detector.worker.member import Member
+from detector.worker.metrics import registry_for, render
 
 log = get_logger("detector.worker")
 
@@ -69,6 +73,36 @@ def engines(rules: list[ChainRule], config: EngineConfig) -> Callable[[bytes | N
 
 async def serve(member: Member) -> None:
     """Run the member until SIGTERM/SIGINT, then hand its partitions over cleanly."""
+    runner = await _http(member) if member.config.listen else None
+    try:
+        await _serve(member)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def _http(member: Member) -> web.AppRunner:
+    """``/healthz`` (the member's loop is alive) and ``/metrics`` on ``worker.listen``."""
+    registry = registry_for(member)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok" if member.running else "stopped",
+                            status=200 if member.running else 503)  # fmt: skip
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=render(registry), headers={"Content-Type": CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = cfg.split_listen(member.config.listen)
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def _serve(member: Member) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -42,6 +42,7 @@ class WorkerConfig(KafkaConnectionConfig):
     session_timeout_s: Annotated[
         float, doc("a member silent this long loses its partitions", ge=6, le=1800)
     ] = 10.0
+    listen: Annotated[str, doc("HOST:PORT of /healthz and /metrics; empty = off")] = ""
     instance_id: Annotated[str, doc("static group membership id (a pod name); empty = dynamic")] = (
         ""
     )

@@ -45,6 +45,7 @@ class Member(ConsumerRebalanceListener):  # type: ignore[misc]
         self.aborts = 0
         self.stale_fetches = 0  # records that did not continue a partition's position
         self._consumer: AIOKafkaConsumer | None = None
+        self.running = False  # the consume loop is up (``/healthz``)
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         extra: dict[str, Any] = {}
@@ -71,11 +72,13 @@ class Member(ConsumerRebalanceListener):  # type: ignore[misc]
                 consumer.subscribe([self.config.topic], listener=self)
                 await consumer.start()
                 backoff.reset()
+                self.running = True
                 await self._loop(consumer)
             except KafkaError as exc:
                 log.warning("worker_consumer_restart", error=type(exc).__name__)
                 await asyncio.sleep(backoff.next_delay())
             finally:
+                self.running = False
                 await self._close_all()
                 self._consumer = None
                 try:

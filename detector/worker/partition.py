@@ -48,6 +48,7 @@ class PartitionStats(msgspec.Struct):
     bad_messages: int = 0
     state_bytes: int = 0
     chains: int = 0
+    highwater: int = 0  # the broker's end of the partition, as of the last fetch
 
 
 def feed(engine: Engine, record: Any) -> list[Chain]:
@@ -97,6 +98,16 @@ class Partition:
         self.position = 0  # the next offset the engine has not seen
         self._seq = 0
         self._snapshot_at = 0.0
+
+    def gauge(self, name: str) -> float:
+        """One per-partition gauge of :mod:`detector.worker.metrics`."""
+        if name == "lag":
+            return max(0, self.stats.highwater - self.position)
+        if name == "watermark":
+            return max(self.engine.watermark, 0) / 1e9
+        if name == "partials":
+            return self.engine.stats().partials
+        return float(getattr(self.stats, name))
 
     @property
     def transactional_id(self) -> str:

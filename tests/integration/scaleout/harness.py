@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -76,8 +77,8 @@ class Cluster:
         finally:
             await admin.close()
 
-    def config_file(self) -> Path:
-        path = self.tmp / "worker.yaml"
+    def config_file(self, listen: str = "") -> Path:
+        path = self.tmp / f"worker{listen.replace(':', '-')}.yaml"
         path.write_text(yaml.safe_dump({
             "log": {"level": "warning"},
             "worker": {
@@ -89,16 +90,17 @@ class Cluster:
                 "snapshot_interval_s": 1.0,
                 "session_timeout_s": 6.0,
                 "max_records": 200,
+                "listen": listen,
             },
         }), encoding="utf-8")  # fmt: skip
         return path
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, listen: str = "") -> subprocess.Popen[bytes]:
         n = len(self.workers)
         with (self.tmp / f"worker-{n}.log").open("wb") as log:  # the child keeps its own fd
             process = subprocess.Popen(  # noqa: S603 - fixed argv
                 [sys.executable, "-m", "detector.cli", "worker", "--config",
-                 str(self.config_file())],
+                 str(self.config_file(listen))],
                 stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                 env={**os.environ, "PYTHONPATH": str(REPO)},
             )  # fmt: skip
@@ -291,3 +293,14 @@ async def late_in_snapshots(bootstrap: str, topics: Topics) -> int:
         if found is not None:
             late += Engine.restore(rules, None, found[1]).stats().late
     return late
+
+
+async def scrape(url: str) -> dict[str, float]:
+    """``/metrics`` of a worker as {name{labels}: value}."""
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        text = await response.text()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }

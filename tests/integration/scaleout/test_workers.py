@@ -20,6 +20,7 @@ import pytest
 
 from correlation.event import Event
 from tests.integration.scaleout import harness
+from tests.integration.support import free_port
 
 EVENTS = int(os.environ.get("SCALEOUT_EVENTS", "12000"))
 RATE = float(os.environ.get("SCALEOUT_RATE", "4000"))
@@ -43,8 +44,9 @@ async def _run(
     events, want, _ = planted
     cluster = harness.Cluster(kafka.bootstrap, tmp_path)
     await cluster.create_topics()
-    for _ in range(workers):
-        cluster.start_worker()
+    port = free_port()
+    for n in range(workers):
+        cluster.start_worker(f"127.0.0.1:{port}" if n == 1 else "")
 
     async def progress(fraction: float) -> None:
         if fault is not None:
@@ -56,6 +58,7 @@ async def _run(
             kafka.bootstrap, cluster.topics.chains, set(want), 60
         )
         behind = await harness.wait_caught_up(kafka.bootstrap, cluster.topics, 30)
+        cluster.metrics = await harness.scrape(f"http://127.0.0.1:{port}/metrics")  # type: ignore[attr-defined]
         codes = cluster.stop_all()
         assert sorted(found) == sorted(want), cluster.logs()
         assert behind == dict.fromkeys(range(harness.PARTITIONS), 0), cluster.logs()
@@ -114,6 +117,14 @@ async def test_join_of_a_fourth_worker_rebalances_without_loss(
 ) -> None:
     cluster = await _run(kafka, tmp_path, planted, _at(0.5, _join))
     assert cluster.codes == [0, 0, 0, 0]  # type: ignore[attr-defined]
+    metrics = cluster.metrics  # type: ignore[attr-defined]
+    owned = metrics["detector_worker_partitions"]
+    assert 1 <= owned <= 2  # six partitions over four members
+    lags = {k: v for k, v in metrics.items() if k.startswith("detector_worker_partition_lag")}
+    assert len(lags) == owned and not any(lags.values())
+    watermarks = [v for k, v in metrics.items() if "partition_watermark_seconds" in k]
+    assert all(w > 1.7e9 for w in watermarks)  # 2026 event time, an hour past the stream
+    assert metrics["detector_worker_transaction_aborts_total"] == 0
 
 
 def _restart_broker(kafka: Any) -> Callable[[harness.Cluster], Awaitable[None]]:
