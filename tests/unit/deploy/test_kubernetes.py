@@ -94,6 +94,9 @@ def test_every_yaml_file_is_wired_into_a_kustomization() -> None:
     wired |= {component / "kustomization.yaml"}
     wired |= {component / p["path"] for p in _kustomization(component)["patches"]}
     wired |= set((KUBE / "api-server").glob("*.yaml"))  # API-server files, not applied
+    scale_out = KUBE / "scale-out"  # its own kustomization, tests/unit/deploy/test_scale_out.py
+    wired |= {scale_out / "kustomization.yaml"}
+    wired |= {scale_out / n for n in _kustomization(scale_out)["resources"]}
     assert set(KUBE.rglob("*.yaml")) == wired
 
 
