@@ -63,17 +63,21 @@ class Cluster:
         default_factory=lambda: Topics(*(f"{n}-{uuid.uuid4().hex[:8]}" for n in "ecsg"))
     )
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    max_records: int = 200  # small rounds: more transactions, more interleaving in the tests
 
-    async def create_topics(self) -> None:
+    async def create_topics(self, events: bool = True) -> None:
+        """The three topics (``events=False``: an existing events topic is reused)."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
             compact = {"cleanup.policy": "compact"}
-            await admin.create_topics([
-                NewTopic(self.topics.events, PARTITIONS, 1),
+            topics = [
                 NewTopic(self.topics.chains, 1, 1),
                 NewTopic(self.topics.state, PARTITIONS, 1, topic_configs=compact),
-            ])  # fmt: skip
+            ]
+            if events:
+                topics.append(NewTopic(self.topics.events, PARTITIONS, 1))
+            await admin.create_topics(topics)
         finally:
             await admin.close()
 
@@ -89,7 +93,7 @@ class Cluster:
                 "state_topic": self.topics.state,
                 "snapshot_interval_s": 1.0,
                 "session_timeout_s": 6.0,
-                "max_records": 200,
+                "max_records": self.max_records,
                 "listen": listen,
             },
         }), encoding="utf-8")  # fmt: skip
