@@ -160,16 +160,15 @@ class Engine:
         self._settle(out)
         return out
 
-    def progress(self, input: str, time_ns: int) -> list[Chain]:
+    def progress(self, input: str, time_ns: int, now_ns: int = 0) -> list[Chain]:
         """``input`` has delivered everything it will deliver in order up to ``time_ns``
-        (a relay's progress marker, read from the partition like an event): the input
-        moves as an event at that time would move it, with no event."""
+        (a relay's progress marker, read from the partition like an event) at clock
+        ``now_ns``: the input moves as an event at that time would, with no event."""
         state = self._inputs.by_name.get(input)
         if state is None:
             state = self._inputs.add(input, False, self.config.lateness_ns)
-        if time_ns > state.max_seen_ns:
-            state.max_seen_ns = time_ns
-        state.idle = False
+        self._inputs.saw(state, time_ns, now_ns)
+        state.events -= 1  # a marker is not an event
         self._holder = None
         out: list[Chain] = []
         self._settle(out)

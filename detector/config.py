@@ -283,9 +283,8 @@ class Config(ConfigStruct):
         list[SinkConfig], doc("Kafka/webhook/Slack/file sinks, see docs/sinks.md")
     ] = []
     log: LogConfig = msgspec.field(default_factory=LogConfig)
-    worker: Annotated[
-        WorkerConfig | None, doc("`detector worker`: consumer group, topics (docs/scale-out.md)")
-    ] = None
+    # `detector worker` and `detector stitch`: consumer group and topics (docs/scale-out.md)
+    worker: WorkerConfig | None = None
     shutdown_grace_s: Annotated[float, doc("SIGTERM: time to drain and flush", gt=0)] = 10.0
 
     def __post_init__(self) -> None:

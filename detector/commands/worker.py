@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 from aiohttp import web
 
 from correlation.engine import Engine, EngineConfig
@@ -57,9 +58,18 @@ def run(args: argparse.Namespace) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 2
-    member = Member(config.worker, engines(rules, build_engine_config(config.engine)))
+    member = Member(config.worker, engines(rules, partition_engine_config(config)))
     asyncio.run(serve(member))
     return 0
+
+
+def partition_engine_config(config: cfg.Config) -> EngineConfig:
+    """``engine.*`` with the relays' idle timeout of ``worker.relay_idle_s``."""
+    assert config.worker is not None  # noqa: S101 - run() checked it
+    engine = build_engine_config(config.engine)
+    idle_ns = int(config.worker.relay_idle_s * 1e9)
+    watermarks = msgspec.structs.replace(engine.watermarks, idle_timeout_ns=idle_ns)
+    return msgspec.structs.replace(engine, watermarks=watermarks)
 
 
 def engines(rules: list[ChainRule], config: EngineConfig) -> Callable[[bytes | None], Engine]:

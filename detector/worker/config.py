@@ -42,6 +42,9 @@ class WorkerConfig(KafkaConnectionConfig):
     session_timeout_s: Annotated[
         float, doc("a member silent this long loses its partitions", ge=6, le=1800)
     ] = 10.0
+    relay_idle_s: Annotated[
+        float, doc("a relay silent this long (Kafka record time) stops holding a partition", gt=0)
+    ] = 120.0
     listen: Annotated[str, doc("HOST:PORT of /healthz and /metrics; empty = off")] = ""
     instance_id: Annotated[str, doc("static group membership id (a pod name); empty = dynamic")] = (
         ""

@@ -166,8 +166,10 @@ class Member(ConsumerRebalanceListener):  # type: ignore[misc]
         if consumer is None:
             return
         for tp in sorted(assigned):
-            if tp in self.partitions:
-                continue
+            stale = self.partitions.pop(tp, None)
+            if stale is not None:  # kept across a rejoin (this member was a zombie): refence
+                async with stale.lock:
+                    await stale.close()
             part = Partition(tp, self.config, self._connection, self._make_engine)
             async with part.lock:
                 self.partitions[tp] = part

@@ -56,16 +56,23 @@ def feed(engine: Engine, record: Any) -> list[Chain]:
 
     Each relay is one input of the partition's engine (the ``relay`` header), so the
     partition's watermark is the minimum over its relays' progress — the engine's own
-    per-input watermark, moved only by records, so a replay decides the same.
+    per-input watermark. The receiving clock is the record's Kafka timestamp: data, so
+    a replay sees the same clock. With it the engine clamps stamps too far ahead, and
+    at each marker a relay quiet for the idle timeout (a node gone) stops holding the
+    partition back until it speaks again.
     Raises :class:`detector.relay.wire.WireError` for a record that is neither.
     """
+    now_ns = int(record.timestamp) * 1_000_000 if record.timestamp else 0
     if is_progress(record):
         marker = wire.decode_progress(record.value or b"")
-        return engine.progress(f"relay:{marker.relay}", marker.time_ns)
+        out = engine.progress(f"relay:{marker.relay}", marker.time_ns, now_ns)
+        if now_ns:
+            out += engine.advance(now_ns, [state.name for state in engine.inputs()])
+        return out
     relay = f"relay:{_header(record, 'relay')}"
-    out: list[Chain] = []
+    out = []
     for event in wire.decode(record.value or b""):
-        out.extend(engine.process(event, relay))
+        out.extend(engine.process(event, relay, now_ns))
     return out
 
 
@@ -176,16 +183,23 @@ class Partition:
         producer = self.producer
         if producer is None:
             raise RuntimeError(f"{self.tp} has no producer")
-        async with producer.transaction():
-            for chain in chains:
-                value = _ENC.encode(to_record(chain))
-                await producer.send(self.config.chains_topic, value, key=chain.id.encode(),
-                                    headers=[("chain_id", chain.id.encode())])  # fmt: skip
-            if time.monotonic() - self._snapshot_at >= self.config.snapshot_interval_s:
-                await self._snapshot(producer)
-            await producer.send_offsets_to_transaction(
-                {self.tp: self.position}, self.config.group_id
-            )
+        sent: list[asyncio.Future[Any]] = []
+        try:
+            async with producer.transaction():
+                for chain in chains:
+                    key = chain.id.encode()
+                    value = _ENC.encode(to_record(chain))
+                    headers = [("chain_id", key)]
+                    topic = self.config.chains_topic
+                    sent.append(await producer.send(topic, value, key=key, headers=headers))
+                if time.monotonic() - self._snapshot_at >= self.config.snapshot_interval_s:
+                    await self._snapshot(producer)
+                await producer.send_offsets_to_transaction(
+                    {self.tp: self.position}, self.config.group_id
+                )
+        finally:
+            # collected either way: a failed transaction fails its sends too
+            await asyncio.gather(*sent, return_exceptions=True)
         self.committed = self.position
         self.stats.chains += len(chains)
 

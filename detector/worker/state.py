@@ -78,7 +78,8 @@ async def write(
         if index == 0:
             first = metadata.offset
     manifest = Manifest(seq, len(pieces), first, input_offset, len(data))
-    await producer.send(tp.topic, _ENC.encode(manifest), key=MANIFEST_KEY, partition=tp.partition)
+    await (await producer.send(tp.topic, _ENC.encode(manifest), key=MANIFEST_KEY,
+                               partition=tp.partition))  # fmt: skip
     return manifest
 
 

@@ -106,6 +106,7 @@ async def test_zombie_worker_is_fenced_after_session_timeout(
 ) -> None:
     cluster = await _run(kafka, tmp_path, planted, _at(0.4, _pause))
     assert cluster.codes == [0, 0, 0]  # type: ignore[attr-defined]
+    # (that its producer is refused once a newer owner started: test_fencing.py)
 
 
 async def _join(cluster: harness.Cluster) -> None:

@@ -17,9 +17,10 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from correlation.engine import Engine
+from correlation.engine import Engine, EngineConfig
 from correlation.rules import builtin_rules_paths, load_rules
 from correlation.rules.model import ChainRule
+from correlation.watermarks import WatermarkConfig
 from detector.relay import wire
 from detector.worker.partition import feed
 from tests.integration.scaleout import harness
@@ -35,9 +36,14 @@ def _records(tmp: Path) -> list[list[Any]]:
     out: list[list[Any]] = [[] for _ in every]
     newest: dict[str, int] = {}
 
-    def add(p: int, value: bytes, schema: str, relay: str) -> None:
+    def add(p: int, value: bytes, schema: str, relay: str, at_ns: int = 0) -> None:
         headers = [("schema", schema.encode()), ("relay", relay.encode())]
-        out[p].append(SimpleNamespace(value=value, headers=headers, offset=len(out[p])))
+        # the Kafka timestamp (ms): a second after the newest event written so far
+        timestamp = (at_ns or max(newest.values(), default=0)) // 1_000_000 + 1000
+        record = SimpleNamespace(
+            value=value, headers=headers, offset=len(out[p]), timestamp=timestamp
+        )
+        out[p].append(record)
 
     for n, (relay, key, group) in enumerate(harness.messages(events)):
         add(int(partitioner(key.encode(), every, every)), wire.encode(group), wire.SCHEMA, relay)
@@ -49,7 +55,7 @@ def _records(tmp: Path) -> list[list[Any]]:
     for name in newest:
         for p in every:
             end = events[-1].time_ns + harness.HOUR_NS
-            add(p, wire.encode_progress(name, end), wire.PROGRESS_SCHEMA, name)
+            add(p, wire.encode_progress(name, end), wire.PROGRESS_SCHEMA, name, at_ns=end)
     return out
 
 
@@ -63,15 +69,19 @@ def rules() -> list[ChainRule]:
     return load_rules(builtin_rules_paths())
 
 
+# as `detector worker` configures it (worker.relay_idle_s): markers come often enough
+CONFIG = EngineConfig(watermarks=WatermarkConfig(idle_timeout_ns=120 * 1_000_000_000))
+
+
 def _uninterrupted(rules: list[ChainRule], records: list[Any]) -> list[str]:
-    engine = Engine(rules)
+    engine = Engine(rules, CONFIG)
     return [c.id for r in records for c in feed(engine, r)]
 
 
 def _cut(rules: list[ChainRule], records: list[Any], snap_at: int, commit_at: int) -> list[str]:
     """Run to ``commit_at`` (published), with a snapshot at ``snap_at``; the new owner
     restores it, replays ``snap_at..commit_at`` silently and publishes the rest."""
-    engine = Engine(rules)
+    engine = Engine(rules, CONFIG)
     published: list[str] = []
     snapshot = b""
     for record in records[:commit_at]:
@@ -80,7 +90,7 @@ def _cut(rules: list[ChainRule], records: list[Any], snap_at: int, commit_at: in
         published += [c.id for c in feed(engine, record)]
     if snap_at == commit_at:
         snapshot = engine.snapshot()
-    successor = Engine.restore(rules, None, snapshot) if snap_at else Engine(rules)
+    successor = Engine.restore(rules, CONFIG, snapshot) if snap_at else Engine(rules, CONFIG)
     for record in records[snap_at:]:
         out = [c.id for c in feed(successor, record)]
         if record.offset >= commit_at:
