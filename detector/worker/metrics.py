@@ -38,6 +38,16 @@ _PER_PARTITION: Final = (
 )
 
 
+# family name (counters without ``_total``) -> label names: what the collector exports,
+# for the docs check (tests/unit/docs) as much as for readers
+FAMILIES: Final = {
+    "detector_worker_partitions": (),
+    **{f"detector_worker_{suffix}": ("partition",) for suffix, _, _ in _PER_PARTITION},
+    "detector_worker_transaction_aborts": (),
+    "detector_worker_stale_fetches": (),
+}
+
+
 class WorkerCollector:
     """A prometheus_client collector over a :class:`Member`'s partitions."""
 

@@ -26,6 +26,7 @@ from detector.sources.falco_grpc import FalcoGrpcSource
 from detector.sources.falco_http import FalcoHttpReceiver
 from detector.sources.k8s_audit import K8sAuditReceiver
 from detector.sources.kafka_events import KafkaEventsSource
+from detector.worker.metrics import FAMILIES as WORKER_FAMILIES
 
 ROOT = Path(__file__).parents[3]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
@@ -42,7 +43,8 @@ def _families() -> dict[str, tuple[str, ...]]:
     config = cfg.load(environ={}, overrides={"outbox.path": "/nonexistent/outbox.sqlite3"})
     build_output(config, metrics)  # registers the delivery metrics on the same registry
     collectors = metrics.registry._names_to_collectors  # noqa: SLF001 - see docstring
-    return {_base(name): tuple(c._labelnames) for name, c in collectors.items()}  # noqa: SLF001
+    found = {_base(name): tuple(c._labelnames) for name, c in collectors.items()}  # noqa: SLF001
+    return found | dict(WORKER_FAMILIES)  # `detector worker`'s own /metrics
 
 
 def _declared_values() -> dict[tuple[str, str], tuple[str, ...]]:
