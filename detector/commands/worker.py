@@ -48,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
     config = cfg.load(args.config, overrides=overrides)
     if config.worker is None:
         raise UsageError("detector worker needs a `worker:` section (bootstrap_servers, topics)")
-    configure_logging(config.log.level)
     paths: list[str | Path] = [*config.engine.rules]
     if config.engine.builtin_rules:
         paths[:0] = builtin_rules_paths()
@@ -58,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 2
+    configure_logging(config.log.level)  # only once the start is sure: it is process-wide
     member = Member(config.worker, engines(rules, partition_engine_config(config)))
     asyncio.run(serve(member))
     return 0
