@@ -22,7 +22,7 @@ replay of the partition decides exactly what the first run decided::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -58,6 +58,7 @@ class Progress(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODER: Final = msgspec.json.Decoder(EventBatch)
 _PROGRESS: Final = msgspec.json.Decoder(Progress)
+_Wire = TypeVar("_Wire", EventBatch, Progress)
 
 
 def encode(events: Sequence[Event]) -> bytes:
@@ -67,17 +68,23 @@ def encode(events: Sequence[Event]) -> bytes:
 
 def decode(body: bytes) -> list[Event]:
     """The events of a batch; :class:`WireError` names what is wrong (never the content)."""
-    try:
-        batch = _DECODER.decode(body)
-    except msgspec.ValidationError as exc:
-        raise WireError("bad_event_batch", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise WireError("malformed_json", str(exc)) from None
-    if batch.schema != SCHEMA:
-        raise WireError("unknown_schema", f"schema {batch.schema!r}; expected {SCHEMA}")
+    batch = _decode(_DECODER, body, "bad_event_batch", SCHEMA)
     for index, event in enumerate(batch.events):
         _check(index, event)
     return batch.events
+
+
+def _decode(decoder: msgspec.json.Decoder[_Wire], body: bytes, invalid: str, schema: str) -> _Wire:
+    """One wire document of the given schema; ``invalid`` is the reason for a bad shape."""
+    try:
+        doc = decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise WireError(invalid, str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise WireError("malformed_json", str(exc)) from None
+    if doc.schema != schema:
+        raise WireError("unknown_schema", f"schema {doc.schema!r}; expected {schema}")
+    return doc
 
 
 def _check(index: int, event: Event) -> None:
@@ -96,14 +103,7 @@ def encode_progress(relay: str, time_ns: int) -> bytes:
 
 def decode_progress(body: bytes) -> Progress:
     """A progress marker; :class:`WireError` when it is not one."""
-    try:
-        marker = _PROGRESS.decode(body)
-    except msgspec.ValidationError as exc:
-        raise WireError("bad_progress", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise WireError("malformed_json", str(exc)) from None
-    if marker.schema != PROGRESS_SCHEMA:
-        raise WireError("unknown_schema", f"schema {marker.schema!r}; expected {PROGRESS_SCHEMA}")
+    marker = _decode(_PROGRESS, body, "bad_progress", PROGRESS_SCHEMA)
     if not marker.relay:
         raise WireError("bad_progress", "relay is empty")
     return marker
