@@ -37,10 +37,6 @@ INTAKE_SOURCES: Final = (
     "kafka_events",
 )
 ENDPOINTS: Final = ("/falco", "/k8s-audit", "/events")
-# The same, for the delivery metrics (declared with the outbox): fixed label values.
-DELIVERY_LABEL_VALUES: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
-    "detector_outbox_expired": {"reason": ("max_records", "max_age", "dead_letter_cap")},
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +309,30 @@ SPECS: Final = (
         ("reason",),
         values={"reason": ("age", "size")},
     ),
+    # Delivery (detector.delivery.loops): the outbox and the sinks behind it.
+    Spec("outbox_submitted", "detector_outbox_submitted", C, "Records stored in the outbox"),
+    Spec("outbox_unrouted", "detector_outbox_unrouted", C, "Records no sink's routing wanted"),
+    Spec("outbox_rejected", "detector_outbox_rejected", C, "Records refused by submit()"),
+    Spec(
+        "outbox_expired",
+        "detector_outbox_expired",
+        C,
+        "Records expired",
+        ("reason",),
+        values={"reason": ("max_records", "max_age", "dead_letter_cap")},
+    ),
+    Spec(
+        "outbox_repeats",
+        "detector_outbox_repeats",
+        C,
+        "Records not owed again: the sink had already acknowledged the id",
+        ("sink",),
+    ),
+    Spec("sink_delivered", "detector_sink_delivered", C, "Records delivered", ("sink",)),
+    Spec("sink_failures", "detector_sink_failures", C, "Transient failures", ("sink",)),
+    Spec("sink_dead_letters", "detector_sink_dead_letters", C, "Dead-lettered records", ("sink",)),
+    Spec("outbox_pending", "detector_outbox_pending", G, "Records owed, per sink", ("sink",)),
+    Spec("sink_latency", "detector_sink_delivery_seconds", H, "One deliver() call", ("sink",)),
 )
 
 
@@ -364,6 +384,16 @@ class Metrics:
     intake_log_corrupt: Counter
     incident_store_errors: Counter
     incident_store_pruned: Counter
+    outbox_submitted: Counter
+    outbox_unrouted: Counter
+    outbox_rejected: Counter
+    outbox_expired: Counter
+    outbox_repeats: Counter
+    sink_delivered: Counter
+    sink_failures: Counter
+    sink_dead_letters: Counter
+    outbox_pending: Gauge
+    sink_latency: Histogram
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)

@@ -35,8 +35,8 @@ from detector.allowlist import load_allowlist
 from detector.commands import Command, register
 from detector.delivery.checkpoint import Checkpointer
 from detector.delivery.intake import Intake
-from detector.delivery.intake_log import IntakeLog
-from detector.delivery.loops import Delivery, DeliveryMetrics
+from detector.delivery.intake_log import IntakeLog, legacy_covered
+from detector.delivery.loops import Delivery
 from detector.errors import UsageError
 from detector.event_time import Alignment, input_disorder
 from detector.incidents.service import IncidentService, RecordAnnotator
@@ -181,7 +181,7 @@ async def serve(
         stopped, failing = health() if health is not None else ([], {})
         return not_ready + [f"sink:{name}" for name in stopped], failing
 
-    intake = build_intake(config, queue, metrics)
+    intake = build_intake(config, queue, metrics, checkpointer)
     sources = build_sources(config, intake, metrics, readiness)
     if engine is not None:  # file tailers keep within max_drift_s of the others
         alignment = Alignment(engine, _ns(config.engine.max_drift_s))
@@ -327,16 +327,23 @@ def build_sources(
     return found
 
 
-def build_intake(config: cfg.Config, queue: EventQueue, metrics: Metrics) -> Intake:
+def build_intake(
+    config: cfg.Config, queue: EventQueue, metrics: Metrics, checkpointer: Checkpointer | None
+) -> Intake:
     """The queue behind the intake log (``intake_log.path``), which needs the checkpoint
-    to say what it covers: no log in relay mode or without ``checkpoint.path``."""
+    to say what it covers: no log in relay mode or without ``checkpoint.path``. The
+    covered seq comes from the checkpoint the engine was restored from."""
     settings = config.intake_log
-    if config.mode != "correlate" or not config.checkpoint.path or not settings.enabled:
+    if config.mode != "correlate" or checkpointer is None or not settings.enabled:
         return Intake(queue)
     # beside the checkpoint by default: one log per checkpoint, so per correlator process
     directory = Path(settings.path or config.checkpoint.path + ".intake-log")
+    if checkpointer.version == 1:  # written before the checkpoint held the covered seq
+        covered = legacy_covered(directory)
+    else:
+        covered = checkpointer.positions.get(Intake.position_key, 0)
     intake_log = IntakeLog(
-        directory, metrics, settings.segment_bytes, settings.max_bytes, settings.when_full
+        directory, metrics, settings.segment_bytes, settings.max_bytes, settings.when_full, covered
     )
     return Intake(queue, intake_log)
 
@@ -360,7 +367,7 @@ class _GrpcMetrics:
 def build_output(config: cfg.Config, metrics: Metrics) -> Output:
     """The durable Delivery; with no sink configured, JSON lines to ``output``."""
     delivery_config = DeliveryConfig(outbox=config.outbox, sinks=config.effective_sinks)
-    return Delivery(delivery_config, DeliveryMetrics(metrics.registry))
+    return Delivery(delivery_config, metrics)
 
 
 register(Command("run", "run the live service (HTTP, gRPC and file sources)", configure, run))

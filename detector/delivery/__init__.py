@@ -9,5 +9,6 @@
 
 Modules: ``checkpoint`` (engine snapshot file and source followers), ``store`` (the
 outbox's SQLite schema and SQL), ``outbox`` (the async group-committing facade over the
-store), ``loops`` (routing, per-sink delivery loops, expiry, delivery metrics).
+store), ``loops`` (routing, per-sink delivery loops, expiry; their metrics are in
+:data:`detector.metrics.SPECS`).
 """

@@ -11,7 +11,14 @@ periodically and on shutdown, and hands them back at start::
 
 File layout (one file; written whole, never in place)::
 
-    b"LMDCKPT1" | u64 payload length | u32 crc32 of payload | payload (snapshot bytes)
+    b"LMDCKPT2" | u64 payload length | u32 crc32 of payload | payload
+    payload = msgpack [positions {name: int}, snapshot bytes]
+
+``positions`` are the source positions the snapshot covers, written in the same file so
+that a crash can never leave one ahead of the other: today the intake log's covered seq
+(``intake_log``, see :mod:`detector.delivery.intake_log`). A version-1 file
+(``LMDCKPT1``, the bare snapshot, written before positions moved in) still loads, with
+no positions; the intake log then reads its old ``covered`` side file once.
 
 Why a temp file + ``fsync`` + ``os.replace`` + directory ``fsync``: after ``kill -9`` or a
 power cut the path holds either the previous complete checkpoint or the new complete one,
@@ -29,7 +36,10 @@ Saves, failures, size and duration are exported as ``detector_checkpoint_*`` met
 The engine is not thread-safe, so ``snapshot()`` runs on the event loop between two
 ``process()`` calls; only the file write goes to a worker thread.
 
-Source positions follow the checkpoint (:class:`Follower`): a file tailer's offset is
+Source positions follow the checkpoint (:class:`Follower`). A follower with a
+``position_key`` (the intake) has its captured position stored *inside* the checkpoint
+file and handed back by :attr:`Checkpointer.positions` at start; the others keep their
+own file, written after the checkpoint. A file tailer's offset is
 captured with the snapshot — the position of the last line whose events the engine has
 processed — and written only after that checkpoint is on disk. After ``kill -9`` the
 tailer resumes at the checkpointed position, never past it: lines read after the last
@@ -57,12 +67,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+import msgspec
 import structlog
 
 from detector.errors import DetectorError
 from detector.metrics import Metrics
 
-MAGIC: Final = b"LMDCKPT1"
+MAGIC: Final = b"LMDCKPT2"
+MAGIC_V1: Final = b"LMDCKPT1"  # the bare snapshot, no positions (still read)
 _HEADER: Final = struct.Struct(">8sQI")
 log = structlog.get_logger("detector.checkpoint")
 
@@ -75,6 +87,16 @@ class CheckpointError(DetectorError):
         self.reason = reason
 
 
+class Stored(msgspec.Struct, array_like=True, frozen=True):
+    """What one checkpoint file holds: source positions and the engine snapshot."""
+
+    positions: dict[str, int]
+    snapshot: bytes
+
+
+_stored_decoder: Final = msgspec.msgpack.Decoder(Stored)
+
+
 class Snapshotable(Protocol):
     def snapshot(self) -> bytes: ...
 
@@ -84,6 +106,8 @@ class Follower(Protocol):
 
     ``capture`` runs with the snapshot (same event-loop step, so it covers exactly the
     events the snapshot holds); ``commit`` runs once that checkpoint is durably written.
+    A follower with a string attribute ``position_key`` captures an int, which is stored
+    in the checkpoint file under that key (:attr:`Checkpointer.positions` at start).
     """
 
     def capture(self) -> Any: ...
@@ -116,17 +140,24 @@ class Checkpointer:
         # here instead of racing it on the same temp file (and then writes the newer state).
         self._write_lock = threading.Lock()
         self.followers: list[Follower] = []
+        # The positions stored with the snapshot last read (empty: none, or a v1 file).
+        self.positions: dict[str, int] = {}
+        self._version = 0
 
     # --- load ----------------------------------------------------------------------------
     def read(self) -> bytes | None:
-        """The stored snapshot, ``None`` if there is none; :class:`CheckpointError` if bad."""
+        """The stored snapshot, ``None`` if there is none; :class:`CheckpointError` if bad.
+        Sets :attr:`positions` to what was stored with it."""
+        self.positions = {}
         try:
             blob = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise CheckpointError("unreadable", f"{self.path}: {exc.strerror}") from None
-        return decode(blob)
+        stored = unpack(blob)
+        self.positions, self._version = stored.positions, _format(blob)
+        return stored.snapshot
 
     def load(self) -> bytes | None:
         """Like :meth:`read`, but a bad file is moved aside, counted and logged: ``None``."""
@@ -135,6 +166,11 @@ class Checkpointer:
         except CheckpointError as exc:
             self._set_aside(exc.reason, str(exc))
             return None
+
+    @property
+    def version(self) -> int:
+        """Format of the file last read: 2, 1 (no positions in it) or 0 (none)."""
+        return self._version
 
     def restore(self, rules: Sequence[Any], config: Any, engine_type: Any = None) -> Any:
         """``Engine.restore(rules, config, data)`` from the stored checkpoint, else a new
@@ -151,11 +187,13 @@ class Checkpointer:
             engine = engine_type.restore(rules, config, data, now_ns=time.time_ns())
         except Exception as exc:  # noqa: BLE001 - any refusal means "start empty", not "crash"
             self._set_aside("rejected", f"engine refused the snapshot: {type(exc).__name__}")
+            self.positions, self._version = {}, 0  # an empty engine covers nothing
             return engine_type(rules, config)
         log.info("checkpoint_restored", path=str(self.path), bytes=len(data))
         return engine
 
     def _set_aside(self, reason: str, message: str) -> None:
+        self.positions, self._version = {}, 0
         self.stats.corrupt += 1
         self._failed(reason)
         aside = self.path.with_name(self.path.name + ".corrupt")
@@ -169,7 +207,7 @@ class Checkpointer:
     def save(self, engine: Snapshotable) -> int:
         """Snapshot ``engine`` and store it durably now; returns the payload size."""
         data, marks = self._snapshot(engine), self._capture()
-        self._timed_write(data)
+        self._timed_write(data, self._positions(marks))
         self._commit(marks)
         return len(data)
 
@@ -190,7 +228,7 @@ class Checkpointer:
             await asyncio.sleep(self.interval_s)
             data, marks = self._snapshot(engine), self._capture()
             try:
-                await asyncio.to_thread(self._timed_write, data)
+                await asyncio.to_thread(self._timed_write, data, self._positions(marks))
             except OSError as exc:
                 self._write_failed(exc)
                 continue
@@ -198,6 +236,15 @@ class Checkpointer:
 
     def _capture(self) -> list[Any]:
         return [follower.capture() for follower in self.followers]
+
+    def _positions(self, marks: list[Any]) -> dict[str, int]:
+        """The captured marks stored in the checkpoint file itself."""
+        found = {}
+        for follower, mark in zip(self.followers, marks, strict=True):
+            key = getattr(follower, "position_key", None)
+            if isinstance(key, str):
+                found[key] = int(mark)
+        return found
 
     def _commit(self, marks: list[Any]) -> None:
         """Positions follow the checkpoint only once it is on disk."""
@@ -222,10 +269,10 @@ class Checkpointer:
         self.stats.last_snapshot_ms = (time.perf_counter() - start) * 1000
         return data
 
-    def _timed_write(self, data: bytes) -> None:
+    def _timed_write(self, data: bytes, positions: dict[str, int]) -> None:
         with self._write_lock:
             start = time.perf_counter()
-            write_atomic(self.path, encode(data))
+            write_atomic(self.path, encode(data, positions))
             self._saved(len(data), (time.perf_counter() - start) * 1000)
 
     def _saved(self, size: int, write_ms: float) -> None:
@@ -239,23 +286,51 @@ class Checkpointer:
             self._metrics.checkpoint_duration.observe(seconds)
 
 
-def encode(payload: bytes) -> bytes:
-    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+def encode(snapshot: bytes, positions: dict[str, int] | None = None) -> bytes:
+    """A version-2 checkpoint file holding ``snapshot`` and ``positions``."""
+    payload = msgspec.msgpack.encode(Stored(dict(positions or {}), snapshot))
+    return _frame(MAGIC, payload)
+
+
+def encode_v1(snapshot: bytes) -> bytes:
+    """A version-1 file (the bare snapshot), as releases before positions wrote it."""
+    return _frame(MAGIC_V1, snapshot)
+
+
+def _frame(magic: bytes, payload: bytes) -> bytes:
+    return _HEADER.pack(magic, len(payload), zlib.crc32(payload)) + payload
 
 
 def decode(blob: bytes) -> bytes:
-    """The payload of a checkpoint file; :class:`CheckpointError` when it is not intact."""
+    """The engine snapshot of a checkpoint file; :class:`CheckpointError` when the file
+    is not intact."""
+    return unpack(blob).snapshot
+
+
+def unpack(blob: bytes) -> Stored:
+    """Snapshot and positions of a version-1 or -2 checkpoint file."""
     if len(blob) < _HEADER.size:
         raise CheckpointError("truncated", f"checkpoint of {len(blob)} bytes has no header")
     magic, length, crc = _HEADER.unpack_from(blob)
-    if magic != MAGIC:
+    if magic not in (MAGIC, MAGIC_V1):
         raise CheckpointError("bad_magic", "not a detector checkpoint file")
     payload = blob[_HEADER.size :]
     if len(payload) != length:
         raise CheckpointError("truncated", f"payload is {len(payload)} bytes, header says {length}")
     if zlib.crc32(payload) != crc:
         raise CheckpointError("bad_checksum", "checkpoint payload fails its CRC32")
-    return payload
+    if magic == MAGIC_V1:
+        return Stored({}, payload)
+    try:
+        return _stored_decoder.decode(payload)
+    except msgspec.DecodeError:
+        raise CheckpointError(
+            "bad_layout", "checkpoint payload is not [positions, snapshot]"
+        ) from None
+
+
+def _format(blob: bytes) -> int:
+    return 1 if blob.startswith(MAGIC_V1) else 2
 
 
 def write_atomic(path: Path, blob: bytes) -> None:

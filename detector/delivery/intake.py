@@ -7,12 +7,20 @@ not at all, and await :meth:`Intake.committed` before they acknowledge it.
 With an :class:`~detector.delivery.intake_log.IntakeLog` every offered batch is written
 to the log in the same event-loop step that queues it, and ``committed`` waits for its
 fsync, so an acknowledged event survives ``kill -9``. The intake is then also a
-checkpoint :class:`~detector.delivery.checkpoint.Follower`: at each snapshot it captures
-how many logged events the engine has processed (the log's "covered" seq) and commits it
-to the log once the checkpoint is on disk. At start :meth:`Intake.replay` (run as a
-source, beside the engine) queues the log's tail after "covered" under the original
-receiver and sender names; until it is done :meth:`room` is 0, so new batches are refused
-with 429 + Retry-After and cannot overtake the tail (the log's order is the queue's).
+checkpoint :class:`~detector.delivery.checkpoint.Follower` with a ``position_key``: at
+each snapshot it captures up to which seq the engine has processed the logged events (the
+log's covered seq), the checkpoint file stores it beside the engine state, and once that
+file is on disk the log deletes the segments below it. At start :meth:`Intake.run` (run as
+a source, beside the engine) queues the log's tail after the covered seq under the
+original receiver and sender names; until it is done :meth:`room` is 0, so new batches are
+refused with 429 + Retry-After and cannot overtake the tail (the log's order is the
+queue's).
+
+The covered seq is counted, not looked up: the queue is FIFO, so when the engine has done
+``n`` logged events since start they are the first ``n`` after the start's covered seq,
+plus every hole the replay stepped over (a segment cut at a corrupt record, segments
+``drop_oldest`` deleted), which :attr:`_holes` keeps as (events replayed before it, its
+size).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ class Intake:
     """The queue as pushed inputs see it, behind the intake log when there is one."""
 
     name = "intake_replay"  # as a source: the replay of the log's tail
+    position_key = "intake_log"  # as a follower: where the checkpoint keeps the covered seq
 
     def __init__(self, queue: EventQueue, intake_log: IntakeLog | None = None) -> None:
         self.queue = self._queue = queue
@@ -43,6 +52,7 @@ class Intake:
         # Receivers whose events are logged: their processed counts move "covered".
         self._logged: set[str] = set()
         self._base = intake_log.covered if intake_log is not None else 0
+        self._holes: list[tuple[int, int]] = []  # (replayed events before it, its seqs)
 
     @property
     def capacity(self) -> int:
@@ -89,8 +99,10 @@ class Intake:
 
     # --- checkpoint follower ------------------------------------------------------------
     def capture(self) -> int:
-        """Logged events the engine has processed: the seq the snapshot covers."""
-        return self._base + sum(self._queue.processed(s) for s in self._logged)
+        """The seq up to which the engine has processed the logged events (the covered
+        seq this snapshot stores)."""
+        done = sum(self._queue.processed(s) for s in self._logged)
+        return self._base + done + sum(size for at, size in self._holes if done >= at)
 
     def commit(self, captured: int) -> None:
         if self._log is not None:
@@ -107,8 +119,12 @@ class Intake:
         return not self._replaying
 
     async def _replay(self, intake_log: IntakeLog) -> None:
-        count = 0
-        for record in intake_log.tail():
+        count, expected = 0, self._base
+        for seq, record in intake_log.tail():
+            if seq > expected:  # a hole: the events it lacks can never be processed
+                self._holes.append((count, seq - expected))
+                log.warning("intake_log_hole_skipped", first=expected, events=seq - expected)
+            expected = seq + len(record.events)
             self._logged.add(record.source)
             for start in range(0, len(record.events), self.capacity):
                 part = record.events[start : start + self.capacity]

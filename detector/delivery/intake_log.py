@@ -1,27 +1,30 @@
 """The intake write-ahead log: pushed events are on disk before their sender hears 2xx.
 
-An HTTP receiver acknowledges a batch only after :meth:`IntakeLog.append` wrote it and
-:meth:`IntakeLog.synced` saw it fsync'd; the checkpoint later says how much of the log
-the engine state covers, and a restart replays the rest::
+A pushed input acknowledges a batch (an HTTP 2xx; for Falco's gRPC stream, the next
+request) only after :meth:`IntakeLog.append` wrote it and :meth:`IntakeLog.synced` saw it
+fsync'd; the checkpoint file records how much of the log the engine state covers, and a
+restart replays the rest::
 
     offer ─► append(record) ─► queue            (one write() per batch, in event-loop order)
-    2xx   ◄─ synced()          ◄─ group fsync   (one fsync for every batch written since
+    ack   ◄─ synced()          ◄─ group fsync   (one fsync for every batch written since
                                                  the last one, on a worker thread)
-    checkpoint saved ─► commit(covered seq) ─► "covered" file, segments below it deleted
-    start ─► read "covered" ─► records after it are replayed ─► then new appends
+    checkpoint saved, holding the covered seq ─► commit(covered): segments below it deleted
+    start ─► covered seq from the checkpoint ─► records after it are replayed ─► appends
 
 Layout (a directory, owner-only)::
 
     <first seq, 20 digits>.seg   records, oldest segment first; a segment is closed at
                                  ``segment_bytes`` and named after its first event's seq
-    covered                      the seq up to which the checkpoint holds the events
 
     record = u32 payload length | u32 crc32(payload) | payload (msgpack: source, input,
              arrival time, events)
 
 Event sequence numbers (seq) count events, not records: the k-th event ever appended has
-seq k, so "covered" is the number of logged events the engine had processed at the
-snapshot, and the queue's FIFO order is the log's order.
+seq k, so the covered seq is where the logged events the engine had processed at the
+snapshot end, and the queue's FIFO order is the log's order. The covered seq lives in the
+checkpoint file (``positions["intake_log"]``, written atomically with the engine state,
+see :mod:`detector.delivery.checkpoint`); a log whose checkpoint predates that (version 1)
+reads the ``covered`` side file older releases wrote, once.
 
 Bounds: the segments never hold more than ``max_bytes``. When an append would pass it,
 ``when_full: refuse`` refuses the batch (the receiver answers 503 + Retry-After) and
@@ -32,7 +35,11 @@ next checkpoint would lose them).
 A torn or corrupt record (bad length or CRC, e.g. a crash mid-write) ends its segment:
 the file is truncated at the last good record, counted
 (``detector_intake_log_corrupt_total``) and logged; the records it held were never
-acknowledged unless the disk lied about an fsync.
+acknowledged unless the disk lied about an fsync. A segment cut that way in the middle of
+the log leaves a hole in the seqs (the next segment is named after its own first seq):
+:meth:`IntakeLog.tail` hands each record's seq with it, so the replay
+(:class:`~detector.delivery.intake.Intake`) steps over the hole and the covered seq, and
+with it segment deletion, moves past it.
 """
 
 from __future__ import annotations
@@ -49,14 +56,13 @@ from typing import Final, Literal
 import msgspec
 
 from correlation.event import Event
-from detector.delivery.checkpoint import write_atomic
 from detector.logging import get_logger
 from detector.metrics import Metrics
 
 log = get_logger("detector.intake_log")
 _HEADER: Final = struct.Struct(">II")
 _SUFFIX: Final = ".seg"
-COVERED: Final = "covered"
+COVERED: Final = "covered"  # the side file of releases before positions in the checkpoint
 WhenFull = Literal["refuse", "drop_oldest"]
 
 
@@ -92,12 +98,15 @@ class IntakeLog:
         segment_bytes: int = 16 << 20,
         max_bytes: int = 1 << 30,
         when_full: WhenFull = "refuse",
+        covered: int = 0,
     ) -> None:
+        """``covered``: the seq the restored checkpoint covers (0: no checkpoint; for a
+        version-1 checkpoint :func:`legacy_covered`)."""
         self.directory, self._metrics = directory, metrics
         self._segment_bytes, self._max_bytes, self._when_full = segment_bytes, max_bytes, when_full
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(directory, 0o700)
-        self.covered = _read_covered(directory)
+        self.covered = covered
         self._segments = self._scan()
         self.next_seq = max([self.covered, *(s.first + s.events for s in self._segments)])
         self._fd = -1
@@ -107,7 +116,7 @@ class IntakeLog:
         self._written = self._synced = 0  # bytes appended since start
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._syncer: asyncio.Task[None] | None = None
-        self._refresh_gauge()
+        self._delete_covered()  # a crash between a checkpoint and its commit left them
 
     # --- start: what is on disk -----------------------------------------------------------
     def _scan(self) -> list[_Segment]:
@@ -134,9 +143,10 @@ class IntakeLog:
         self._metrics.intake_log_corrupt.inc()
         log.error("intake_log_corrupt", segment=path.name, kept_bytes=good, cut_bytes=total - good)
 
-    def tail(self) -> Iterator[Record]:
-        """The logged records after ``covered``, oldest first (the first one cut to the
-        events past ``covered``): what a restart must replay."""
+    def tail(self) -> Iterator[tuple[int, Record]]:
+        """``(seq of its first event, record)`` of each logged record after ``covered``,
+        oldest first (the first one cut to the events past ``covered``): what a restart
+        must replay. A seq past the previous record's end is a hole (a cut segment)."""
         for segment in self._segments:
             seq = segment.first
             for _, record in _records(segment.path):
@@ -145,9 +155,8 @@ class IntakeLog:
                 end = seq + len(record.events)
                 if end > self.covered:
                     skip = max(0, self.covered - seq)
-                    yield Record(
-                        record.source, record.input, record.arrived_ns, record.events[skip:]
-                    )
+                    events = record.events[skip:]
+                    yield seq + skip, Record(record.source, record.input, record.arrived_ns, events)
                 seq = end
 
     # --- append and sync ---------------------------------------------------------------
@@ -236,15 +245,24 @@ class IntakeLog:
 
     # --- checkpoint ---------------------------------------------------------------------
     def commit(self, covered: int) -> None:
-        """The checkpoint holding the first ``covered`` logged events is on disk: record
-        it and delete the segments it covers entirely."""
+        """A checkpoint holding ``covered`` (the seq up to which the engine state has the
+        logged events) is on disk: delete the segments it covers entirely."""
         if covered <= self.covered:
             return
-        write_atomic(self.directory / COVERED, b"%d\n" % covered)
         self.covered = covered
-        while len(self._segments) > 1 and self._segments[1].first <= covered:
+        self._delete_covered()
+        (self.directory / COVERED).unlink(missing_ok=True)  # the checkpoint holds it now
+
+    def _delete_covered(self) -> None:
+        """Delete every segment whose events all lie below ``covered`` (the open one
+        stays: it takes the next appends)."""
+        while len(self._segments) > 1 and self._segments[1].first <= self.covered:
             done = self._segments.pop(0)
             done.path.unlink(missing_ok=True)
+        if self._segments and self._fd < 0:
+            last = self._segments[-1]
+            if last.first + last.events <= self.covered:
+                self._segments.pop().path.unlink(missing_ok=True)
         self._refresh_gauge()
 
     def replayed(self, count: int) -> None:
@@ -287,14 +305,18 @@ def _records(path: Path) -> Iterator[tuple[int, Record | None]]:
         at += _HEADER.size + length
 
 
-def _read_covered(directory: Path) -> int:
+def legacy_covered(directory: Path) -> int:
+    """The covered seq a release before positions-in-the-checkpoint left in a side file
+    (0 when there is none or it is unreadable, which replays the whole log)."""
     try:
-        return int((directory / COVERED).read_text().strip() or 0)
+        covered = int((directory / COVERED).read_text().strip() or 0)
     except FileNotFoundError:
         return 0
     except ValueError:
         log.error("intake_log_covered_unreadable", path=str(directory / COVERED))
         return 0
+    log.info("intake_log_covered_migrated", covered=covered, source=COVERED)
+    return covered
 
 
 def _fsync_all(fds: list[int], retired: list[int], directory: Path | None) -> None:

@@ -30,9 +30,9 @@ from typing import Any, Final
 
 import orjson
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from detector.delivery.outbox import Outbox, Row
+from detector.metrics import Metrics
 from detector.sinks.base import PermanentDeliveryError, Sink, TransientDeliveryError
 from detector.sinks.config import DeliveryConfig, RetryConfig, SinkConfig
 from detector.sinks.registry import accepts, build_sink
@@ -44,33 +44,6 @@ _HOUSEKEEPING_S: Final = 5.0
 
 class InvalidRecordError(ValueError):
     """The record lacks what routing and the outbox need (a string ``id``, ...)."""
-
-
-class DeliveryMetrics:
-    """Delivery counters and gauges, on the registry the caller passes."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
-            return Counter(name, doc, labels, registry=registry)
-
-        self.submitted = counter("detector_outbox_submitted", "Records stored in the outbox")
-        self.unrouted = counter("detector_outbox_unrouted", "Records no sink's routing wanted")
-        self.rejected = counter("detector_outbox_rejected", "Records refused by submit()")
-        self.expired = counter("detector_outbox_expired", "Records expired", ("reason",))
-        self.repeats = counter(
-            "detector_outbox_repeats",
-            "Records not owed again: the sink had already acknowledged the id",
-            ("sink",),
-        )
-        self.delivered = counter("detector_sink_delivered", "Records delivered", ("sink",))
-        self.retries = counter("detector_sink_failures", "Transient failures", ("sink",))
-        self.dead = counter("detector_sink_dead_letters", "Dead-lettered records", ("sink",))
-        self.pending = Gauge(
-            "detector_outbox_pending", "Records owed, per sink", ("sink",), registry=registry
-        )
-        self.latency = Histogram(
-            "detector_sink_delivery_seconds", "One deliver() call", ("sink",), registry=registry
-        )
 
 
 def backoff_s(failures: int, retry: RetryConfig, retry_after: float | None) -> float:
@@ -85,9 +58,11 @@ def backoff_s(failures: int, retry: RetryConfig, retry_after: float | None) -> f
 class Delivery:
     """Durable submit plus one delivery loop per configured sink."""
 
-    def __init__(self, config: DeliveryConfig, metrics: DeliveryMetrics | None = None) -> None:
+    def __init__(self, config: DeliveryConfig, metrics: Metrics | None = None) -> None:
+        """``metrics``: the service's (the ``detector_outbox_*`` and ``detector_sink_*``
+        families of :data:`detector.metrics.SPECS`); a registry of its own by default."""
         self._config = config
-        self._metrics = metrics or DeliveryMetrics(CollectorRegistry(auto_describe=True))
+        self._metrics = metrics or Metrics()
         self._routes: list[tuple[SinkConfig, Sink]] = [
             (cfg, build_sink(cfg)) for cfg in config.effective_sinks
         ]
@@ -109,14 +84,14 @@ class Delivery:
         """Store ``record`` for every sink whose routing accepts it; returns once durable."""
         record_id = record.get("id") if isinstance(record, dict) else None
         if not isinstance(record_id, str) or not record_id:
-            self._metrics.rejected.inc()
+            self._metrics.outbox_rejected.inc()
             raise InvalidRecordError("a chain record needs a non-empty string 'id'")
         sinks = [cfg.name for cfg, _ in self._routes if accepts(cfg, record)]
         if not sinks:
-            self._metrics.unrouted.inc()
+            self._metrics.outbox_unrouted.inc()
             return
         await self.outbox.add(record_id, orjson.dumps(record), sinks)
-        self._metrics.submitted.inc()
+        self._metrics.outbox_submitted.inc()
         for name in sinks:
             self._wake[name].set()
 
@@ -206,7 +181,7 @@ class Delivery:
         finally:
             if delivered:
                 await self.outbox.ack(name, delivered)
-                self._metrics.delivered.labels(name).inc(len(delivered))
+                self._metrics.sink_delivered.labels(name).inc(len(delivered))
 
     async def _deliver_one(self, name: str, sink: Sink, row: Row) -> bool | TransientDeliveryError:
         """True: delivered; False: dead-lettered; a transient error: retry later."""
@@ -214,7 +189,7 @@ class Delivery:
         try:
             await sink.deliver(orjson.loads(row.body))
         except TransientDeliveryError as exc:
-            self._metrics.retries.labels(name).inc()
+            self._metrics.sink_failures.labels(name).inc()
             await self.outbox.fail(name, row.seq, str(exc))
             log.warning(
                 "delivery_retry",
@@ -239,11 +214,11 @@ class Delivery:
             )
             return True
         finally:
-            self._metrics.latency.labels(name).observe(time.monotonic() - started)
+            self._metrics.sink_latency.labels(name).observe(time.monotonic() - started)
         return False
 
     async def _dead_letter(self, name: str, row: Row, reason: str) -> None:
-        self._metrics.dead.labels(name).inc()
+        self._metrics.sink_dead_letters.labels(name).inc()
         await self.outbox.dead_letter(name, row.seq, reason)
         log.error("delivery_dead_letter", sink=name, chain_id=row.id, reason=reason)
 
@@ -262,14 +237,14 @@ class Delivery:
         value after the last record was delivered)."""
         counts = await self.outbox.pending_counts()
         for name in [only] if only is not None else list(self._wake):
-            self._metrics.pending.labels(name).set(counts.get(name, 0))
+            self._metrics.outbox_pending.labels(name).set(counts.get(name, 0))
 
     def _repeated(self, pairs: list[tuple[str, str]]) -> None:
         """A chain decided again (after a restore or a crash) that a sink already has."""
         for record_id, sink in pairs:
-            self._metrics.repeats.labels(sink=sink).inc()
+            self._metrics.outbox_repeats.labels(sink=sink).inc()
             log.info("outbox_repeat_refused", id=record_id, sink=sink)
 
     def _expired(self, ids: list[str], reason: str) -> None:
-        self._metrics.expired.labels(reason).inc(len(ids))
+        self._metrics.outbox_expired.labels(reason).inc(len(ids))
         log.warning("outbox_expired", reason=reason, count=len(ids), chain_ids=ids[:20])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from correlation.event import Event
-from detector.delivery.intake_log import IntakeLog
+from detector.delivery.intake_log import IntakeLog, legacy_covered
 from detector.metrics import Metrics
 
 
@@ -40,7 +40,7 @@ def flip_byte(segment: Path, at: int) -> None:
 
 
 def ids(log: IntakeLog) -> list[str]:
-    return [e.id for record in log.tail() for e in record.events]
+    return [e.id for _, record in log.tail() for e in record.events]
 
 
 async def test_appended_batches_come_back_after_a_restart(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ async def test_appended_batches_come_back_after_a_restart(tmp_path: Path) -> Non
     await log.synced()
     # no close(): as after kill -9
     again = IntakeLog(tmp_path, Metrics())
-    records = list(again.tail())
+    records = [record for _, record in again.tail()]
     assert [(r.source, r.input, len(r.events)) for r in records] == [
         ("falco_http", "falco_http@10.0.0.1", 3),
         ("k8s_audit", "k8s_audit@10.0.0.2", 2),
@@ -70,12 +70,26 @@ async def test_commit_cuts_the_tail_and_deletes_covered_segments(tmp_path: Path)
     before = segments(tmp_path)
     assert len(before) == 3  # seqs 0, 90 and 180 start them
     log.commit(137)
-    again = IntakeLog(tmp_path, Metrics(), segment_bytes=4096)
-    assert again.covered == 137
-    assert ids(again) == [f"e-{n}" for n in range(137, 200)]  # cut inside a record
     left = segments(tmp_path)
     assert 1 <= len(left) < len(before)
     assert int(left[0].stem) <= 137  # the segment holding seq 137 is kept, older ones gone
+    assert not (tmp_path / "covered").exists()  # the checkpoint file holds the seq now
+    again = IntakeLog(tmp_path, Metrics(), segment_bytes=4096, covered=137)
+    assert [seq for seq, _ in again.tail()][0] == 137
+    assert ids(again) == [f"e-{n}" for n in range(137, 200)]  # cut inside a record
+
+
+async def test_segments_a_checkpoint_covers_are_deleted_at_start(tmp_path: Path) -> None:
+    """A kill between the checkpoint's write and the log's commit leaves covered segments
+    behind; the next start deletes them (the checkpoint said they are covered)."""
+    log = IntakeLog(tmp_path, Metrics(), segment_bytes=4096)
+    for n in range(0, 200, 10):
+        assert log.append("falco_http", "a", 7, events(n, 10))
+    await log.synced()
+    assert len(segments(tmp_path)) == 3
+    again = IntakeLog(tmp_path, Metrics(), segment_bytes=4096, covered=200)
+    assert segments(tmp_path) == [] and ids(again) == []
+    assert again.next_seq == 200
 
 
 async def test_group_commit_one_fsync_round_serves_concurrent_batches(tmp_path: Path) -> None:
@@ -167,9 +181,16 @@ def test_the_directory_and_segments_are_private(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("covered", ["", "not a number\n"])
-def test_an_unreadable_covered_file_replays_everything(tmp_path: Path, covered: str) -> None:
+def test_an_unreadable_legacy_covered_file_replays_everything(tmp_path: Path, covered: str) -> None:
     log = IntakeLog(tmp_path, Metrics())
     log.append("falco_http", "a", 7, events(0, 2))
     log.close()
     (tmp_path / "covered").write_text(covered)
-    assert ids(IntakeLog(tmp_path, Metrics())) == ["e-0", "e-1"]
+    assert legacy_covered(tmp_path) == 0
+    assert ids(IntakeLog(tmp_path, Metrics(), covered=legacy_covered(tmp_path))) == ["e-0", "e-1"]
+
+
+def test_the_legacy_covered_file_is_read_for_a_version_1_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "covered").write_text("1\n")
+    assert legacy_covered(tmp_path) == 1
+    assert legacy_covered(tmp_path / "elsewhere") == 0

@@ -19,8 +19,8 @@ from pathlib import Path
 import yaml
 
 from detector import config as cfg
-from detector.commands.run import SOURCE_BUILDERS, build_output
-from detector.metrics import DELIVERY_LABEL_VALUES, ENDPOINTS, INTAKE_SOURCES, SPECS, Metrics
+from detector.commands.run import SOURCE_BUILDERS
+from detector.metrics import ENDPOINTS, INTAKE_SOURCES, SPECS, Metrics
 from detector.sources.events import EventsReceiver
 from detector.sources.falco_grpc import FalcoGrpcSource
 from detector.sources.falco_http import FalcoHttpReceiver
@@ -36,22 +36,17 @@ SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
 
 
 def _families() -> dict[str, tuple[str, ...]]:
-    """Exported family name -> label names: the service's metrics and delivery's, read
-    off one registry as ``detector run`` fills it (prometheus_client has no public
-    accessor for a collector's label names, hence ``_labelnames``)."""
+    """Exported family name -> label names: the service's metrics (delivery's among
+    them), read off its registry (prometheus_client has no public accessor for a
+    collector's label names, hence ``_labelnames``)."""
     metrics = Metrics()
-    config = cfg.load(environ={}, overrides={"outbox.path": "/nonexistent/outbox.sqlite3"})
-    build_output(config, metrics)  # registers the delivery metrics on the same registry
     collectors = metrics.registry._names_to_collectors  # noqa: SLF001 - see docstring
     found = {_base(name): tuple(c._labelnames) for name, c in collectors.items()}  # noqa: SLF001
     return found | dict(WORKER_FAMILIES)  # `detector worker`'s own /metrics
 
 
 def _declared_values() -> dict[tuple[str, str], tuple[str, ...]]:
-    found = {(spec.name, label): v for spec in SPECS for label, v in spec.values.items()}
-    for name, values in DELIVERY_LABEL_VALUES.items():
-        found.update({(name, label): v for label, v in values.items()})
-    return found
+    return {(spec.name, label): v for spec in SPECS for label, v in spec.values.items()}
 
 
 def _base(name: str) -> str:

@@ -9,10 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from detector.delivery.loops import Delivery, DeliveryMetrics, InvalidRecordError
+from detector.delivery.loops import Delivery, InvalidRecordError
 from detector.delivery.outbox import Outbox
 from detector.sinks.config import OutboxConfig, decode
 from tests.unit.sinks.records import make_record
@@ -20,8 +19,7 @@ from tests.unit.sinks.records import make_record
 
 def file_delivery(tmp_path: Path, *sinks: dict[str, Any], **outbox: Any) -> Delivery:
     outbox = {"path": str(tmp_path / "outbox.sqlite3"), **outbox}
-    registry = CollectorRegistry()
-    return Delivery(decode({"outbox": outbox, "sinks": list(sinks)}), DeliveryMetrics(registry))
+    return Delivery(decode({"outbox": outbox, "sinks": list(sinks)}))
 
 
 def lines(path: Path) -> list[dict[str, Any]]:

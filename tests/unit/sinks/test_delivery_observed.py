@@ -14,15 +14,16 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from detector.delivery.loops import Delivery, DeliveryMetrics
+from detector.delivery.loops import Delivery
+from detector.metrics import Metrics
 from detector.sinks.config import decode
 from tests.unit.sinks.records import make_record
 
 
 def _delivery(tmp_path: Path, *sinks: dict[str, Any]) -> tuple[Delivery, CollectorRegistry]:
-    registry = CollectorRegistry()
+    metrics = Metrics()
     config = decode({"outbox": {"path": str(tmp_path / "outbox.sqlite3")}, "sinks": list(sinks)})
-    return Delivery(config, DeliveryMetrics(registry)), registry
+    return Delivery(config, metrics), metrics.registry
 
 
 def _closed_port() -> int:

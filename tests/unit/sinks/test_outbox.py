@@ -8,11 +8,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from detector.delivery.loops import Delivery, DeliveryMetrics
+from detector.delivery.loops import Delivery
 from detector.delivery.outbox import Outbox, OutboxClosedError
+from detector.metrics import Metrics
 from detector.sinks.config import OutboxConfig, decode
 
 
@@ -59,10 +59,10 @@ async def test_concurrent_first_adds_open_one_store(tmp_path: Path) -> None:
 async def test_dead_letter_cap_prunes_are_counted_and_logged(tmp_path: Path) -> None:
     out = str(tmp_path / "x.jsonl")
     outbox = {"path": str(tmp_path / "o.sqlite3"), "max_dead_letters": 2}
-    registry = CollectorRegistry()
+    metrics = Metrics()
+    registry = metrics.registry
     delivery = Delivery(
-        decode({"outbox": outbox, "sinks": [{"type": "file", "path": out}]}),
-        DeliveryMetrics(registry),
+        decode({"outbox": outbox, "sinks": [{"type": "file", "path": out}]}), metrics
     )
     store = delivery.outbox
     for i in range(5):
