@@ -296,7 +296,9 @@ def _grpc(config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness
     grpc_config = config.sources.falco_grpc
     if not grpc_config.enabled:
         return None
-    return FalcoGrpcSource(grpc_config, metrics=_GrpcMetrics(metrics))
+    # with the intake log, alerts are logged before the next request acknowledges them
+    logged = intake if intake.logged else None
+    return FalcoGrpcSource(grpc_config, metrics=_GrpcMetrics(metrics), intake=logged)
 
 
 def _kafka_events(

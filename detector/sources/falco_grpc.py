@@ -16,6 +16,13 @@ Protocol facts that shape the code (Falco's ``grpc_server.cpp``):
 * ``get`` writes what is queued and ends the stream: a one-shot drain (``mode: get``).
 * Falco's queue is process-global: two consumers *split* the alerts, they do not each
   get a copy. Run one consumer per Falco.
+* Falco keeps nothing it has written to a stream: from then on this process holds the
+  only copy. With the intake log (``intake`` given, see :mod:`detector.delivery.intake`)
+  each alert is offered to it whole (waiting while it has no room, e.g. while the log's
+  tail is replayed at start), and the next request, the stream's only acknowledgement,
+  is sent only once everything received so far is fsync'd (one group commit per request
+  round). A ``kill -9`` then loses at most what was in flight since the last request;
+  everything before it is replayed from the log at restart.
 
 Connection life cycle::
 
@@ -33,7 +40,7 @@ cancellation and exceptions from ``emit`` itself; ``FalcoGrpcConfig`` validation
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Final, Literal, Protocol
 
 import grpc
@@ -65,6 +72,7 @@ DEPRECATION: Final = (
     "Falco <= 0.43 only. On current Falco use http_output and the HTTP receiver."
 )
 Parse = Callable[[Mapping[str, Any]], Event]
+_ROOM_POLL_S: Final = 0.01  # waiting for the intake's room (it has no "room" signal)
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 
 
@@ -119,6 +127,13 @@ class FalcoGrpcMetrics(Protocol):
     def reconnect(self) -> None: ...
 
 
+class LoggedIntake(Protocol):
+    """The intake's door as this source uses it (:class:`detector.delivery.intake.Intake`)."""
+
+    def offer(self, source: str, events: Sequence[Event], input: str = "") -> bool: ...
+    async def committed(self) -> None: ...
+
+
 class FalcoGrpcStats:
     """Plain counters kept by every source instance (also handy in tests and logs)."""
 
@@ -128,6 +143,10 @@ class FalcoGrpcStats:
         self.requests = 0
         self.reconnects = 0
         self.parse_errors: dict[str, int] = {}
+
+
+class _IntakeFailed(Exception):
+    """The intake log could not fsync what this stream received."""
 
 
 class _Flow:
@@ -150,7 +169,10 @@ class FalcoGrpcSource:
         metrics: FalcoGrpcMetrics | None = None,
         parse: Parse = parse_falco,
         backoff: Backoff | None = None,
+        intake: LoggedIntake | None = None,
     ) -> None:
+        """``intake``: alerts go through the intake log instead of ``emit`` (see the
+        module docstring)."""
         if not config.enabled:
             raise ValueError("endpoint: falco_grpc source needs an endpoint")
         self.config = config
@@ -160,6 +182,7 @@ class FalcoGrpcSource:
         self._backoff = backoff or Backoff(config.backoff_initial_s, config.backoff_max_s)
         self._connected = False
         self._last_failure: str | None = None
+        self._intake = intake
 
     def ready(self) -> bool:
         """True while a stream to Falco is open."""
@@ -178,6 +201,8 @@ class FalcoGrpcSource:
             except* grpc.aio.AioRpcError as group:
                 rpc_error = _first(group)
                 self._failed(rpc_error.code().name.lower(), rpc_error.details() or "")
+            except* _IntakeFailed as group:
+                self._failed("intake_log", str(_first(group)))
             except* OSError as group:  # TLS files unreadable; path only, never content
                 os_error = _first(group)
                 self._failed("tls_files", f"{os_error.strerror}: {os_error.filename}")
@@ -232,6 +257,7 @@ class FalcoGrpcSource:
         # Reading pulls: the next message is only taken after emit returned.
         async for response in outputs_get(channel)(outputs_pb2.request()):
             await self._deliver(response, emit)
+        await self._committed()
         log.info("falco_grpc.drained", endpoint=self.config.endpoint, total=self.stats.received)
 
     async def _subscribe(self, channel: grpc.aio.Channel, emit: Emit) -> None:
@@ -261,6 +287,7 @@ class FalcoGrpcSource:
         interval = fast
         while True:
             await flow.caught_up.wait()  # flow control: ask only when emit took everything
+            await self._committed()  # the request acknowledges: only once on disk
             flow.received = False
             try:
                 await call.write(outputs_pb2.request())
@@ -283,8 +310,20 @@ class FalcoGrpcSource:
             return
         if self._metrics is not None:
             self._metrics.event_in()
-        await emit(event)
+        if self._intake is None:
+            await emit(event)
+        else:
+            while not self._intake.offer(self.name, (event,)):  # noqa: ASYNC110
+                await asyncio.sleep(_ROOM_POLL_S)
         self.stats.emitted += 1
+
+    async def _committed(self) -> None:
+        if self._intake is None:
+            return
+        try:
+            await self._intake.committed()
+        except OSError as exc:  # not durable: no acknowledgement; reconnect and go on
+            raise _IntakeFailed(exc.strerror or type(exc).__name__) from None
 
     def _count_error(self, reason: str) -> None:
         self.stats.parse_errors[reason] = self.stats.parse_errors.get(reason, 0) + 1

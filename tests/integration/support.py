@@ -8,7 +8,9 @@
 * :func:`spawn_run` — ``python -m detector.cli run`` as a child, ``DETECTOR_*`` of the
   test environment removed so only the test's own settings apply;
 * :func:`stop_process` — SIGTERM a child, collect its stderr, kill it if it hangs;
-* :func:`post_json` — one POST that must be accepted; :func:`chains` reads a JSONL output.
+* :func:`post_json` — one POST that must be accepted; :func:`chains` reads a JSONL output;
+* :class:`DetectorProcess` — ``detector run`` as a child that tests kill with SIGKILL and
+  start again on the same state (stderr appended to one log file across restarts).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -118,3 +121,58 @@ async def stop_process(process: asyncio.subprocess.Process, limit_s: float = 10.
             process.kill()
             await process.wait()
     return stderr or b""
+
+
+class DetectorProcess:
+    """``detector run --listen 127.0.0.1:PORT ARGS`` as a child, restartable on one state.
+
+    ``env`` is added to this process's environment. stderr goes to ``log`` (a file: a
+    pipe nobody reads would block the child once full), appended across restarts.
+    """
+
+    def __init__(
+        self, tmp: Path, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / "detector.log"
+        self.args = list(args)
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Spawn it; returns at once (see :meth:`ready`)."""
+        detector = Path(sys.executable).parent / "detector"
+        cmd = [str(detector), "run", "--listen", f"127.0.0.1:{self.port}", *self.args]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, env=self.env, stderr=log)
+
+    async def ready(self, limit_s: float = 30.0) -> None:
+        """Return once ``/readyz`` answers 200; fail at once if the child exited."""
+        async with asyncio.timeout(limit_s), aiohttp.ClientSession() as session:
+            while True:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise AssertionError(f"detector run exited: {self.log.read_text()}")
+                try:
+                    async with session.get(self.url + "/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass  # not listening yet, or killed meanwhile
+                await asyncio.sleep(0.05)
+
+    async def started(self) -> None:
+        self.start()
+        await self.ready()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait for the exit code (``-SIGKILL`` after a kill -9)."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+    def kill(self) -> None:
+        """SIGKILL if still running (also the teardown: no child outlives a test)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)

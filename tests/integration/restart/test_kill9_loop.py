@@ -16,11 +16,7 @@ a chain decided again after a restart — is refused by the outbox.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -37,7 +33,7 @@ from correlation.chain import rfc3339
 from correlation.engine import Engine, EngineConfig
 from correlation.rules import builtin_rules_paths, load_rules
 from detector.parse import parse_document
-from tests.integration.support import free_port
+from tests.integration.support import DetectorProcess, free_port
 
 JSON = {"Content-Type": "application/json"}
 CHAINS = 20
@@ -111,16 +107,11 @@ async def webhook() -> AsyncIterator[tuple[Webhook, str]]:
         await runner.cleanup()
 
 
-class Service:
+def make_service(tmp: Path, hook_url: str) -> DetectorProcess:
     """``detector run`` with its state (checkpoint, intake log, outbox) in ``tmp``."""
-
-    def __init__(self, tmp: Path, hook_url: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp / "detector.log"
-        config = tmp / "detector.yaml"
-        config.write_text(
-            f"""
+    config = tmp / "detector.yaml"
+    config.write_text(
+        f"""
 checkpoint: {{path: {tmp / "engine.ckpt"}, interval_s: 0.3}}
 outbox: {{path: {tmp / "outbox.sqlite3"}, retry: {{initial_s: 0.05, max_s: 0.5}}}}
 sinks: [{{type: webhook, name: hook, url: "{hook_url}"}}]
@@ -129,37 +120,8 @@ engine:
   delivery_bound_floor_s: {LATENESS_S}
 shutdown_grace_s: 5
 """
-        )
-        self.cmd = [
-            str(Path(sys.executable).parent / "detector"), "run", "--config", str(config),
-            "--listen", f"127.0.0.1:{self.port}",
-        ]  # fmt: skip
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(self.cmd, env=dict(os.environ), stderr=log)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-
-    async def ready(self) -> None:
-        async with asyncio.timeout(30), aiohttp.ClientSession() as session:
-            while True:
-                try:
-                    async with session.get(self.url + "/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+    )
+    return DetectorProcess(tmp, ["--config", str(config)])
 
 
 async def post_until_acknowledged(
@@ -193,7 +155,7 @@ def expected_ids(steps: list[tuple[str, dict[str, Any]]]) -> list[str]:
 async def test_kill9_at_random_points_loses_nothing_acknowledged(tmp_path: Path) -> None:
     rng = random.Random(15)
     async with webhook() as (hook, hook_url):
-        service = Service(tmp_path, hook_url)
+        service = make_service(tmp_path, hook_url)
         steps: list[tuple[str, dict[str, Any]]] = []
         killed: list[float] = []
         try:

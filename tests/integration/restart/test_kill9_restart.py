@@ -9,10 +9,7 @@ follows the receiving clock, so stamps from the past would be (rightly) late.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +23,7 @@ from correlation.chain import rfc3339
 from correlation.engine import Engine, EngineConfig
 from correlation.rules import builtin_rules_paths, load_rules
 from detector.parse import parse_document
-from tests.integration.support import free_port
+from tests.integration.support import DetectorProcess
 
 JSON = {"Content-Type": "application/json"}
 POD, HOME, OTHER = "scanner-7d9f-abcde", "shop", "billing"
@@ -84,18 +81,13 @@ def _uninterrupted_incidents() -> list[str]:
     return [c.incident for c in _uninterrupted()]
 
 
-class Service:
+class Service(DetectorProcess):
     """``detector run`` as a child process with a checkpoint file (config by environment)."""
 
     def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.checkpoint = tmp / "engine.ckpt"
         self.output = tmp / "chains.jsonl"
-        # stderr goes to a file: a pipe nobody reads would block the child once full.
-        self.log = tmp / "detector.log"
-        self.env = {
-            **os.environ,
+        env = {
             "DETECTOR_CHECKPOINT__PATH": str(self.checkpoint),
             "DETECTOR_CHECKPOINT__INTERVAL_S": "0.2",
             "DETECTOR_OUTBOX__PATH": str(tmp / "outbox.sqlite3"),
@@ -103,50 +95,12 @@ class Service:
             # checkpoint (no flush), so the tests wait for the emission itself
             "DETECTOR_ENGINE__LATENESS_BY_SOURCE": "{falco: 0.5, k8s_audit: 0.5}",
         }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        detector = Path(sys.executable).parent / "detector"
-        cmd = [
-            str(detector),
-            "run",
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--output",
-            str(self.output),
-        ]
-        self.proc = self._spawn(cmd)
-        async with asyncio.timeout(20), aiohttp.ClientSession() as session:
-            while True:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"detector run exited: {self.log.read_text()}")
-                try:
-                    async with session.get(self.url + "/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
-
-    def _spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
-        with self.log.open("ab") as log:
-            return subprocess.Popen(cmd, env=self.env, stderr=log)
+        super().__init__(tmp, ["--output", str(self.output)], env)
 
     async def post(self, path: str, doc: dict[str, Any]) -> None:
         async with aiohttp.ClientSession() as session:
             async with session.post(self.url + path, data=orjson.dumps(doc), headers=JSON) as r:
                 assert r.status in (200, 202, 204), await r.text()
-
-    def stop(self, sig: int) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=30)
-
-    def kill(self) -> None:
-        """Teardown: never leave a child behind when an assertion failed midway."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
 
     async def wait_for_chain(self, rule: str, within_s: float = 20) -> None:
         async with asyncio.timeout(within_s):
@@ -188,13 +142,13 @@ async def _wait_for_checkpoint_after(path: Path, posted_ns: int) -> None:
 
 
 async def test_chain_confirmed_across_kill9_with_same_id(service: Service) -> None:
-    await service.start()
+    await service.started()
     await post_recon(service)
     posted = time.time_ns()
     await _wait_for_checkpoint_after(service.checkpoint, posted)
     assert service.stop(signal.SIGKILL) == -signal.SIGKILL
 
-    await service.start()
+    await service.started()
     await post_pivot(service)
     await service.wait_for_chain("recon-token-pivot")
     assert service.stop(signal.SIGTERM) == 0
@@ -206,14 +160,14 @@ async def test_chain_confirmed_across_graceful_restart(service: Service) -> None
     """SIGTERM saves on the way out, so no periodic checkpoint is needed (long interval);
     the partial match stays in the checkpoint (no flush at shutdown)."""
     service.env["DETECTOR_CHECKPOINT__INTERVAL_S"] = "3600"
-    await service.start()
+    await service.started()
     await post_recon(service)
     assert service.stop(signal.SIGTERM) == 0
     assert service.checkpoint.exists()
     # The recon step alone is not a chain: nothing is emitted.
     assert service.chain_ids("recon-token-pivot") == []
 
-    await service.start()
+    await service.started()
     await post_pivot(service)
     await service.wait_for_chain("recon-token-pivot")
     assert service.stop(signal.SIGTERM) == 0
@@ -225,7 +179,7 @@ async def test_kill9_before_any_checkpoint_loses_no_acknowledged_event(service: 
     brings them back and the chain is confirmed after the restart (it used to be lost)."""
     service.env["DETECTOR_CHECKPOINT__INTERVAL_S"] = "3600"
     service.env["DETECTOR_ENGINE__LATENESS_BY_SOURCE"] = "{falco: 30, k8s_audit: 30}"
-    await service.start()
+    await service.started()
     await post_recon(service)
     await post_pivot(service)
     assert not service.checkpoint.exists()
@@ -233,7 +187,7 @@ async def test_kill9_before_any_checkpoint_loses_no_acknowledged_event(service: 
     assert service.chain_ids("recon-token-pivot") == []  # still inside the lateness
 
     service.env["DETECTOR_ENGINE__LATENESS_BY_SOURCE"] = "{falco: 0.5, k8s_audit: 0.5}"
-    await service.start()
+    await service.started()
     await service.wait_for_chain("recon-token-pivot")
     assert service.stop(signal.SIGTERM) == 0
     assert service.chain_ids("recon-token-pivot") == _uninterrupted_ids()
@@ -245,7 +199,7 @@ async def test_sigterm_inside_the_lateness_delivers_each_chain_once(service: Ser
     keeps it and the restart emits it once, with the uninterrupted run's chain and
     incident ids (the flush used to emit it at shutdown and again after the restore)."""
     service.env["DETECTOR_ENGINE__LATENESS_BY_SOURCE"] = "{falco: 30, k8s_audit: 30}"
-    await service.start()
+    await service.started()
     await post_recon(service)
     await post_pivot(service)
     assert service.stop(signal.SIGTERM) == 0
@@ -253,7 +207,7 @@ async def test_sigterm_inside_the_lateness_delivers_each_chain_once(service: Ser
     assert "shutdown_pending_kept" in service.log.read_text()
 
     service.env["DETECTOR_ENGINE__LATENESS_BY_SOURCE"] = "{falco: 0.5, k8s_audit: 0.5}"
-    await service.start()
+    await service.started()
     await service.wait_for_chain("recon-token-pivot")
     await asyncio.sleep(1.0)  # a second emission, if any, would be here by now
     assert service.stop(signal.SIGTERM) == 0
@@ -265,10 +219,10 @@ async def test_sigterm_inside_the_lateness_delivers_each_chain_once(service: Ser
 async def test_without_checkpoint_the_chain_is_lost(service: Service) -> None:
     """The control: ``checkpoint.path: ""`` turns it off, and the restart forgets the step."""
     service.env["DETECTOR_CHECKPOINT__PATH"] = ""
-    await service.start()
+    await service.started()
     await post_recon(service)
     assert service.stop(signal.SIGTERM) == 0
-    await service.start()
+    await service.started()
     await post_pivot(service)
     assert service.stop(signal.SIGTERM) == 0
     assert service.chain_ids("recon-token-pivot") == []
