@@ -13,8 +13,11 @@
             + an expiry loop: records older than max_age_s, pending gauges
 
 A transient failure stalls its sink in order rather than skipping ahead: a broker
-outage delays delivery and never loses or reorders it. Delivery is at-least-once (a
-crash between deliver and ack re-sends), so consumers deduplicate on the chain ``id``.
+outage delays delivery and never loses or reorders it. The outbox refuses a second
+delivery of an id a sink acknowledged; what a crash between a sink's acknowledgement and
+the round's ack commit leaves owed is sent again, which the Kafka sink turns into
+once-in-the-topic (it reads the topic's tail) and the webhook marks with the same
+``Idempotency-Key``; Slack cannot deduplicate (docs/sinks.md, "Outbox semantics").
 
 Exceptions::
 

@@ -156,6 +156,15 @@ class KafkaSinkConfig(KafkaProducerConfig, tag_field="type", tag="kafka"):
     rules_exclude: RulesExclude = []
     topic: Annotated[str, doc("topic name", min_length=1)] = "lateral-movement-chains"
     key: Annotated[Literal["id", "incident"], doc("message key: chain id or incident")] = "id"
+    dedupe_tail: Annotated[
+        int,
+        doc(
+            "messages per partition read back at start and after a failed send, whose "
+            "chain ids are not written again; 0 = off",
+            ge=0,
+            le=100_000,
+        ),
+    ] = 1000
 
 
 class WebhookSinkConfig(_SinkBase, tag="webhook"):

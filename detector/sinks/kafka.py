@@ -10,6 +10,15 @@ numbers. Every delivery has a deadline (``timeout_s``); a broker that is down ma
 deliveries fail transiently, so the outbox stalls and retries: nothing is lost. Errors a
 retry cannot fix (message too large, bad topic, not authorized) are permanent.
 
+Once per chain in the topic. The outbox re-sends a record whose acknowledgement it did
+not commit (a kill right after the broker's ack), and a send that timed out may have
+been written all the same (the retry uses a new producer, so the idempotent producer's
+own dedupe does not reach across). So before its first send, and again after every
+failed one, the sink reads the last ``dedupe_tail`` messages of each partition back
+(:class:`TopicTail`) and a record whose ``chain_id`` header is there is acknowledged
+without being sent again. Chains another writer put in the topic count too: the
+header is the chain id wherever it came from.
+
 A producer that cannot start says only "Unable to bootstrap" (aiokafka keeps the cause in
 its own log). :class:`LazyProducer` then probes the bootstrap servers once to name it -
 wrong SASL credentials, an untrusted broker certificate, a refused client certificate - and
@@ -26,7 +35,7 @@ from typing import Any, Final
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     InvalidTopicError,
@@ -115,13 +124,18 @@ class KafkaSink:
         self._format = formatter
         # producer_options resolves secrets now: a missing one fails at start
         self._producer = LazyProducer(producer_options(config), config.timeout_s)
+        self._tail = TopicTail(config) if config.dedupe_tail else None
 
     async def deliver(self, record: dict[str, Any]) -> None:
-        """Send one message and wait for the broker's acknowledgement (all replicas)."""
+        """Send one message and wait for the broker's acknowledgement (all replicas);
+        return at once when the topic's tail already holds the chain."""
         value = orjson.dumps(self._format(record))
         key = str(record[self._config.key]).encode()
         try:
-            producer = await self._producer.get()
+            producer = await self._producer.get()  # first: it names a connect failure
+            if self._tail is not None and await self._tail.holds(str(record["id"])):
+                log.info("kafka_sink_already_written", sink=self.name, chain_id=record["id"])
+                return
             await asyncio.wait_for(
                 producer.send_and_wait(
                     self._config.topic, value, key=key, headers=self._headers(record)
@@ -132,7 +146,11 @@ class KafkaSink:
             raise PermanentDeliveryError(f"kafka refused the record: {exc!r}") from None
         except (KafkaError, TimeoutError, OSError) as exc:
             await self._producer.discard()
+            if self._tail is not None:
+                self._tail.stale()  # it may have been written: look again before a retry
             raise TransientDeliveryError(unavailable(exc)) from None
+        if self._tail is not None:
+            self._tail.add(str(record["id"]))
 
     def _headers(self, record: dict[str, Any]) -> list[tuple[str, bytes]]:
         return [
@@ -145,6 +163,71 @@ class KafkaSink:
     async def close(self) -> None:
         """Flush and stop the producer (bounded: a dead broker cannot hang shutdown)."""
         await self._producer.discard()
+
+
+class TopicTail:
+    """The chain ids in the last ``dedupe_tail`` messages of each partition of the topic,
+    read when :meth:`holds` first needs them and again after :meth:`stale`."""
+
+    def __init__(self, config: KafkaSinkConfig) -> None:
+        self._config = config
+        self._ids: set[str] | None = None
+
+    def stale(self) -> None:
+        self._ids = None
+
+    def add(self, chain_id: str) -> None:
+        if self._ids is not None:
+            self._ids.add(chain_id)
+
+    async def holds(self, chain_id: str) -> bool:
+        if self._ids is None:
+            self._ids = await asyncio.wait_for(self._read(), self._config.timeout_s)
+        return chain_id in self._ids
+
+    async def _read(self) -> set[str]:
+        consumer = AIOKafkaConsumer(
+            **connection_options(self._config), group_id=None, enable_auto_commit=False
+        )
+        try:
+            await consumer.start()
+            return await self._read_with(consumer)
+        finally:
+            await stop_quietly(consumer)
+
+    async def _read_with(self, consumer: AIOKafkaConsumer) -> set[str]:
+        topic = self._config.topic
+        numbers = consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+        partitions = [TopicPartition(topic, n) for n in sorted(numbers)]
+        if not partitions:
+            return set()
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        left = {}
+        for partition in partitions:
+            first = max(starts[partition], ends[partition] - self._config.dedupe_tail)
+            if first < ends[partition]:
+                consumer.seek(partition, first)
+                left[partition] = ends[partition]
+        found: set[str] = set()
+        while left:
+            batch = await consumer.getmany(*left, timeout_ms=500)
+            for partition, messages in batch.items():
+                for message in messages:
+                    chain_id = dict(message.headers or ()).get("chain_id")
+                    if chain_id is not None:
+                        found.add(chain_id.decode(errors="replace"))
+                if await consumer.position(partition) >= left[partition]:
+                    del left[partition]
+        return found
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The topic's partitions after a metadata refresh (none: the topic does not exist
+    yet, so nothing can be in it)."""
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+    return consumer.partitions_for_topic(topic) or set()
 
 
 class LazyProducer:

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from detector.delivery.loops import Delivery
 from detector.sinks import signing
-from detector.sinks.config import decode
+from detector.sinks.config import DeliveryConfig, decode
+from detector.sinks.registry import build_sink
 from tests.unit.sinks.records import make_record
 
 pytestmark = pytest.mark.integration
@@ -30,6 +31,8 @@ class Receiver:
         self.calls: list[tuple[int, dict[str, Any]]] = []  # (status, body) per request
         self.accepted: list[dict[str, Any]] = []
         self.bad_signatures = 0
+        self.stored: dict[str, dict[str, Any]] = {}  # a receiver deduplicating on the key
+        self.keys: list[str] = []  # Idempotency-Key of each accepted POST
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -42,6 +45,9 @@ class Receiver:
         self.calls.append((response.status, orjson.loads(body)))
         if response.status == 200:
             self.accepted.append(orjson.loads(body))
+            key = request.headers.get("Idempotency-Key", "")
+            self.keys.append(key)
+            self.stored.setdefault(key, orjson.loads(body))
         return response
 
 
@@ -76,13 +82,17 @@ async def serve(receiver: Receiver) -> AsyncIterator[str]:
 
 
 def webhook_delivery(tmp_path: Path, url: str, timeout_s: float = 10) -> Delivery:
+    return Delivery(webhook_config(tmp_path, url, timeout_s))
+
+
+def webhook_config(tmp_path: Path, url: str, timeout_s: float = 10) -> DeliveryConfig:
     # A short timeout only where a test makes the receiver hang: on a loaded machine a
     # 200 can take longer than half a second, and the retry that follows is a second call.
     secret_file = tmp_path / "hook.secret"
     secret_file.write_text(SECRET + "\n")
     sink = {"type": "webhook", "url": url, "secret_file": str(secret_file), "timeout_s": timeout_s}
     outbox = {"path": str(tmp_path / "outbox.sqlite3"), "retry": FAST_RETRY}
-    return Delivery(decode({"outbox": outbox, "sinks": [sink]}))
+    return decode({"outbox": outbox, "sinks": [sink]})
 
 
 async def drain(
@@ -183,3 +193,27 @@ async def test_slack_sink_posts_block_kit(tmp_path: Path) -> None:
     assert len(posts) == 1
     assert posts[0]["text"].startswith("🟣 CRITICAL")
     assert posts[0]["blocks"][0]["type"] == "header"
+
+
+async def test_a_re_send_after_a_lost_ack_carries_the_same_idempotency_key(
+    tmp_path: Path,
+) -> None:
+    """A kill between the receiver's 200 and the outbox's commit of it: the next run
+    sends the chain again (an HTTP receiver cannot be asked what it has), with the same
+    ``Idempotency-Key`` (the chain id), so a receiver that keys on it stores it once."""
+    record = make_record(7)
+    receiver = Receiver([])
+    async with serve(receiver) as url:
+        killed = webhook_delivery(tmp_path, url)
+        await killed.outbox.open()
+        await killed.submit(record)  # committed, owed to the webhook
+        sink = build_sink(webhook_config(tmp_path, url).effective_sinks[0])
+        await sink.deliver(record)  # the 200 whose ack the killed run never committed
+        await sink.close()
+        await killed.outbox.close()
+
+        restarted = webhook_delivery(tmp_path, url)
+        await drain(restarted, lambda: len(receiver.accepted) == 2, acked=True)
+        await restarted.close(grace_s=5)
+    assert receiver.keys == [record["id"], record["id"]]
+    assert list(receiver.stored) == [record["id"]]
