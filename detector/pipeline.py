@@ -227,7 +227,7 @@ class Correlator:
         inputs = getattr(engine, "inputs", None)
         if inputs is not None:
             self._reports.baseline(inputs())
-        self._stages = LongRunningStages()
+        self.stages = LongRunningStages()  # checkpointed with the engine (detector run)
         stats = getattr(engine, "stats", None)
         self._export = EngineExport(metrics, stats() if stats is not None else None)
         if getattr(engine, "on_late", False) is None:
@@ -254,7 +254,7 @@ class Correlator:
                     if input not in self._known:
                         self._declare(input, source, self._queue.pushed.get(input, True))
                     self._last_arrival = arrived
-                    if not self._stages.admit(event):
+                    if not self.stages.admit(event):
                         self._metrics.stages_folded.inc()
                         continue
                     await self._publish(self._engine.process(event, input, arrived))

@@ -173,6 +173,9 @@ async def serve(
     queue = EventQueue(config.buffer.max_events, metrics)
     incidents = build_incidents(config, metrics)
     output, worker = build_worker(config, engine, queue, metrics, incidents)
+    if checkpointer is not None and isinstance(worker, Correlator):
+        # open long-running requests travel with the engine state they were joined in
+        checkpointer.attach("long_running", worker.stages)
     holder: list[Supervisor] = []
 
     def readiness() -> tuple[list[str], dict[str, str]]:

@@ -12,8 +12,11 @@ periodically and on shutdown, and hands them back at start::
 File layout (one file; written whole, never in place)::
 
     b"LMDCKPT2" | u64 payload length | u32 crc32 of payload | payload
-    payload = msgpack [positions {name: int}, snapshot bytes]
+    payload = msgpack [positions {name: int}, snapshot bytes, parts {name: bytes}]
 
+``parts`` is state that lives outside the engine but must travel with it, snapshotted in
+the same event-loop step (today ``long_running``: the open long-running requests of
+:class:`detector.parse.long_running.LongRunningStages`); see :meth:`Checkpointer.attach`.
 ``positions`` are the source positions the snapshot covers, written in the same file so
 that a crash can never leave one ahead of the other: today the intake log's covered seq
 (``intake_log``, see :mod:`detector.delivery.intake_log`). A version-1 file
@@ -92,6 +95,7 @@ class Stored(msgspec.Struct, array_like=True, frozen=True):
 
     positions: dict[str, int]
     snapshot: bytes
+    parts: dict[str, bytes] = {}  # state kept beside the engine's (:meth:`Checkpointer.attach`)
 
 
 _stored_decoder: Final = msgspec.msgpack.Decoder(Stored)
@@ -99,6 +103,12 @@ _stored_decoder: Final = msgspec.msgpack.Decoder(Stored)
 
 class Snapshotable(Protocol):
     def snapshot(self) -> bytes: ...
+
+
+class Part(Snapshotable, Protocol):
+    """State checkpointed beside the engine's (see :meth:`Checkpointer.attach`)."""
+
+    def restore(self, data: bytes) -> None: ...
 
 
 class Follower(Protocol):
@@ -143,6 +153,8 @@ class Checkpointer:
         # The positions stored with the snapshot last read (empty: none, or a v1 file).
         self.positions: dict[str, int] = {}
         self._version = 0
+        self._parts: dict[str, Part] = {}
+        self._stored_parts: dict[str, bytes] = {}  # as read, until attach() takes them
 
     # --- load ----------------------------------------------------------------------------
     def read(self) -> bytes | None:
@@ -157,6 +169,7 @@ class Checkpointer:
             raise CheckpointError("unreadable", f"{self.path}: {exc.strerror}") from None
         stored = unpack(blob)
         self.positions, self._version = stored.positions, _format(blob)
+        self._stored_parts = stored.parts
         return stored.snapshot
 
     def load(self) -> bytes | None:
@@ -188,12 +201,26 @@ class Checkpointer:
         except Exception as exc:  # noqa: BLE001 - any refusal means "start empty", not "crash"
             self._set_aside("rejected", f"engine refused the snapshot: {type(exc).__name__}")
             self.positions, self._version = {}, 0  # an empty engine covers nothing
+            self._stored_parts = {}
             return engine_type(rules, config)
         log.info("checkpoint_restored", path=str(self.path), bytes=len(data))
         return engine
 
+    def attach(self, name: str, part: Part) -> None:
+        """Checkpoint ``part`` with the engine from now on, and give it back what the file
+        read at start held under ``name``. A part that refuses its data starts empty
+        (logged): it is never worth refusing to start for."""
+        self._parts[name] = part
+        data = self._stored_parts.pop(name, None)
+        if data is None:
+            return
+        try:
+            part.restore(data)
+        except Exception as exc:  # noqa: BLE001 - a bad part costs that part only
+            log.error("checkpoint_part_refused", part=name, error=type(exc).__name__)
+
     def _set_aside(self, reason: str, message: str) -> None:
-        self.positions, self._version = {}, 0
+        self.positions, self._version, self._stored_parts = {}, 0, {}
         self.stats.corrupt += 1
         self._failed(reason)
         aside = self.path.with_name(self.path.name + ".corrupt")
@@ -207,7 +234,7 @@ class Checkpointer:
     def save(self, engine: Snapshotable) -> int:
         """Snapshot ``engine`` and store it durably now; returns the payload size."""
         data, marks = self._snapshot(engine), self._capture()
-        self._timed_write(data, self._positions(marks))
+        self._timed_write(data, self._positions(marks), self._snapshot_parts())
         self._commit(marks)
         return len(data)
 
@@ -226,9 +253,9 @@ class Checkpointer:
         retried at the next interval, never fatal."""
         while True:
             await asyncio.sleep(self.interval_s)
-            data, marks = self._snapshot(engine), self._capture()
+            data, marks, parts = self._snapshot(engine), self._capture(), self._snapshot_parts()
             try:
-                await asyncio.to_thread(self._timed_write, data, self._positions(marks))
+                await asyncio.to_thread(self._timed_write, data, self._positions(marks), parts)
             except OSError as exc:
                 self._write_failed(exc)
                 continue
@@ -236,6 +263,9 @@ class Checkpointer:
 
     def _capture(self) -> list[Any]:
         return [follower.capture() for follower in self.followers]
+
+    def _snapshot_parts(self) -> dict[str, bytes]:
+        return {name: part.snapshot() for name, part in self._parts.items()}
 
     def _positions(self, marks: list[Any]) -> dict[str, int]:
         """The captured marks stored in the checkpoint file itself."""
@@ -269,10 +299,12 @@ class Checkpointer:
         self.stats.last_snapshot_ms = (time.perf_counter() - start) * 1000
         return data
 
-    def _timed_write(self, data: bytes, positions: dict[str, int]) -> None:
+    def _timed_write(
+        self, data: bytes, positions: dict[str, int], parts: dict[str, bytes] | None = None
+    ) -> None:
         with self._write_lock:
             start = time.perf_counter()
-            write_atomic(self.path, encode(data, positions))
+            write_atomic(self.path, encode(data, positions, parts))
             self._saved(len(data), (time.perf_counter() - start) * 1000)
 
     def _saved(self, size: int, write_ms: float) -> None:
@@ -286,9 +318,11 @@ class Checkpointer:
             self._metrics.checkpoint_duration.observe(seconds)
 
 
-def encode(snapshot: bytes, positions: dict[str, int] | None = None) -> bytes:
-    """A version-2 checkpoint file holding ``snapshot`` and ``positions``."""
-    payload = msgspec.msgpack.encode(Stored(dict(positions or {}), snapshot))
+def encode(
+    snapshot: bytes, positions: dict[str, int] | None = None, parts: dict[str, bytes] | None = None
+) -> bytes:
+    """A version-2 checkpoint file holding ``snapshot``, ``positions`` and ``parts``."""
+    payload = msgspec.msgpack.encode(Stored(dict(positions or {}), snapshot, dict(parts or {})))
     return _frame(MAGIC, payload)
 
 
@@ -325,7 +359,7 @@ def unpack(blob: bytes) -> Stored:
         return _stored_decoder.decode(payload)
     except msgspec.DecodeError:
         raise CheckpointError(
-            "bad_layout", "checkpoint payload is not [positions, snapshot]"
+            "bad_layout", "checkpoint payload is not [positions, snapshot, parts]"
         ) from None
 
 

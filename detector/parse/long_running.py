@@ -25,6 +25,11 @@ Events the early reject reduces to time-only ticks (``detector/parse/early.py``)
 id to fold on; a tick of a later stage carries that stage's own time instead
 (:func:`detector.parse.audit.tick_time_ns`), so it is not late either.
 
+The requests remembered are part of the engine checkpoint (:meth:`snapshot`,
+:meth:`restore`; ``detector run`` stores them beside the engine state): a watch or exec
+whose ResponseStarted was correlated before a restart still has its ResponseComplete
+folded after it, instead of passed on as a duplicate minutes behind its own event time.
+
 A request logged at ResponseComplete only (a policy that omits ResponseStarted, a denied
 exec that never opened a stream) is that one event. The requests remembered are bounded
 (oldest forgotten first, counted): a forgotten request's other stage is passed on, a
@@ -34,6 +39,8 @@ duplicate id that the engine may count late, never a loss.
 from __future__ import annotations
 
 from typing import Final
+
+import msgspec
 
 from correlation.event import K8S_AUDIT, Event
 
@@ -94,6 +101,15 @@ class LongRunningStages:
     def __len__(self) -> int:
         """Open long-running requests remembered."""
         return len(self._open)
+
+    def snapshot(self) -> bytes:
+        """The open requests' ids, oldest first (msgpack)."""
+        return msgspec.msgpack.encode(list(self._open))
+
+    def restore(self, data: bytes) -> None:
+        """Take back what :meth:`snapshot` wrote (``msgspec.DecodeError`` if it is not)."""
+        ids = msgspec.msgpack.decode(data, type=list[str])
+        self._open = dict.fromkeys(ids[-self._max_open :])
 
     def _remember(self, key: str) -> None:
         opened = self._open
