@@ -6,7 +6,8 @@
                                                                                      │
     run():  one loop per sink ◄──────────────────────────────────────────────────────┘
               due rows (oldest first, leftovers of a previous run included)
-              deliver ─ ok ────────► ack (batched per round)
+              deliver ─ ok ────────► ack (each record; batched per round for a
+                                     sink that deduplicates re-sends: Kafka)
                       ─ transient ─► count the attempt, back off the whole sink
                                      (exponential + jitter, at least Retry-After), retry
                       ─ permanent ─► dead-letter table with the reason, go on
@@ -171,8 +172,13 @@ class Delivery:
     async def _deliver_rows(
         self, name: str, sink: Sink, rows: list[Row]
     ) -> TransientDeliveryError | None:
-        """Deliver ``rows`` in order; stop at the first transient failure and return it."""
+        """Deliver ``rows`` in order; stop at the first transient failure and return it.
+
+        Each delivery is acknowledged in the outbox right away, so a crash re-sends at most
+        the one record in flight; a sink that deduplicates re-sends itself
+        (``resends_deduplicated``, the Kafka sink) has its round acknowledged at once."""
         delivered: list[int] = []
+        per_record = not getattr(sink, "resends_deduplicated", False)
         try:
             for row in rows:
                 outcome = await self._deliver_one(name, sink, row)
@@ -180,11 +186,17 @@ class Delivery:
                     return outcome
                 if outcome:
                     delivered.append(row.seq)
+                if per_record and delivered:
+                    await self._ack(name, delivered)
+                    delivered = []
             return None
         finally:
             if delivered:
-                await self.outbox.ack(name, delivered)
-                self._metrics.sink_delivered.labels(name).inc(len(delivered))
+                await self._ack(name, delivered)
+
+    async def _ack(self, name: str, seqs: list[int]) -> None:
+        await self.outbox.ack(name, seqs)
+        self._metrics.sink_delivered.labels(name).inc(len(seqs))
 
     async def _deliver_one(self, name: str, sink: Sink, row: Row) -> bool | TransientDeliveryError:
         """True: delivered; False: dead-lettered; a transient error: retry later."""

@@ -125,6 +125,8 @@ class KafkaSink:
         # producer_options resolves secrets now: a missing one fails at start
         self._producer = LazyProducer(producer_options(config), config.timeout_s)
         self._tail = TopicTail(config) if config.dedupe_tail else None
+        # a re-sent record is skipped here, so the outbox may acknowledge a round at once
+        self.resends_deduplicated = self._tail is not None
 
     async def deliver(self, record: dict[str, Any]) -> None:
         """Send one message and wait for the broker's acknowledgement (all replicas);

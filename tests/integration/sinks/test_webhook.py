@@ -217,3 +217,25 @@ async def test_a_re_send_after_a_lost_ack_carries_the_same_idempotency_key(
         await restarted.close(grace_s=5)
     assert receiver.keys == [record["id"], record["id"]]
     assert list(receiver.stored) == [record["id"]]
+
+
+async def test_each_delivery_is_acknowledged_before_the_next_is_sent(tmp_path: Path) -> None:
+    """A kill while a round is under way re-sends only the record in flight: the first
+    record's 200 is in the outbox while the receiver still holds the second one."""
+    receiver = Receiver([status(200), hang(8)])
+    async with serve(receiver) as url:
+        delivery = webhook_delivery(tmp_path, url, timeout_s=20)
+        await delivery.outbox.open()
+        for n in range(3):  # all owed before the loop starts: one round takes them all
+            await delivery.submit(make_record(n))
+        task = asyncio.create_task(delivery.run())
+        try:
+            async with asyncio.timeout(6):  # inside the 8 s the second request is held
+                while (await delivery.outbox.pending_counts()).get("webhook") != 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            assert len(receiver.accepted) == 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+            await delivery.close(grace_s=1)
