@@ -228,10 +228,13 @@ class CheckpointConfig(ConfigStruct):
 
 
 class IntakeLogConfig(ConfigStruct):
-    """The write-ahead log of pushed events (HTTP receivers), fsync'd before the 2xx.
+    """The write-ahead log of pushed events (HTTP receivers, Falco gRPC), fsync'd before
+    they are acknowledged.
 
-    Used when ``checkpoint.path`` is set (``mode: correlate``): the checkpoint says how
-    much of the log it covers, and a restart replays the rest."""
+    ``mode: correlate``: used when ``checkpoint.path`` is set; the checkpoint says how much
+    of the log it covers, and a restart replays the rest. ``mode: relay``: used when
+    ``path`` is set (relays often run on a read-only root, so there is no default); the
+    position of what was forwarded is kept in ``relay.ckpt`` inside that directory."""
 
     enabled: Annotated[bool, doc("log pushed batches before answering them")] = True
     path: Annotated[

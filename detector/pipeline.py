@@ -174,6 +174,10 @@ class EventQueue:
         """The next event without waiting; ``asyncio.QueueEmpty`` when there is none."""
         return self._took(self._queue.get_nowait())[3]
 
+    def get_item_nowait(self) -> Item:
+        """:meth:`get_item` without waiting; ``asyncio.QueueEmpty`` when there is none."""
+        return self._took(self._queue.get_nowait())
+
     def _took(self, item: Item) -> Item:
         self._taken.append(item[0])
         return item

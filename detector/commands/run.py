@@ -45,7 +45,8 @@ from detector.logging import get_logger
 from detector.metrics import Metrics
 from detector.pipeline import Correlator, EventQueue, Output, Supervisor, Worker
 from detector.preflight import checked, engine_rules
-from detector.relay.worker import NoOutput, build_relay
+from detector.relay.settled import Settlement
+from detector.relay.worker import RELAY_CHECKPOINT, NoOutput, Relay, build_relay
 from detector.sinks.config import DeliveryConfig, add_arguments, apply_arguments
 from detector.sources.base import Source
 from detector.sources.events import EventsReceiver
@@ -106,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     configure_logging(config.log.level)
     if config.mode == "relay":  # no engine, no rules: events go to the correlator
-        asyncio.run(serve(config, None))
+        metrics = Metrics()
+        asyncio.run(serve(config, None, metrics, build_relay_checkpointer(config, metrics)))
         return 0
     rules = engine_rules(config.engine)  # checked above; the loader's errors, if any
     engine_config = build_engine_config(config.engine)
@@ -155,6 +157,19 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
+def build_relay_checkpointer(config: cfg.Config, metrics: Metrics) -> Checkpointer | None:
+    """A relay's checkpoint (positions only) inside ``intake_log.path``, read now; None
+    when the relay keeps no intake log."""
+    settings = config.intake_log
+    if not settings.enabled or not settings.path:
+        return None
+    checkpointer = Checkpointer(
+        Path(settings.path) / RELAY_CHECKPOINT, config.checkpoint.interval_s, metrics
+    )
+    checkpointer.load()
+    return checkpointer
+
+
 def build_checkpointer(config: cfg.Config, metrics: Metrics) -> Checkpointer | None:
     """The engine's checkpointer, or None when ``checkpoint.path`` is empty (off)."""
     if not config.checkpoint.path:
@@ -198,6 +213,11 @@ async def serve(
         for source in sources:
             if isinstance(source, HttpServer):
                 source.add_routes(pages.routes())
+    if isinstance(worker, Relay) and checkpointer is not None and intake.logged:
+        # covered = what the relay has settled (forwarded or given up), not what it took
+        settlement = Settlement(intake.logs)
+        intake.counted_by(settlement.logged)
+        worker.keep(settlement, checkpointer)
     supervisor = Supervisor(
         sources,
         queue,
@@ -210,7 +230,8 @@ async def serve(
     )
     holder.append(supervisor)
     if checkpointer is not None:
-        checkpointer.followers.extend(s for s in sources if isinstance(s, FileTailer))
+        if config.mode == "correlate":  # a relay's tailers save their offsets themselves
+            checkpointer.followers.extend(s for s in sources if isinstance(s, FileTailer))
         if intake.logged:
             checkpointer.followers.append(intake)
     loop = asyncio.get_running_loop()
@@ -336,10 +357,10 @@ def build_intake(
     config: cfg.Config, queue: EventQueue, metrics: Metrics, checkpointer: Checkpointer | None
 ) -> Intake:
     """The queue behind the intake log (``intake_log.path``), which needs the checkpoint
-    to say what it covers: no log in relay mode or without ``checkpoint.path``. The
-    covered seq comes from the checkpoint the engine was restored from."""
+    to say what it covers (no checkpointer, no log). The covered seq comes from the
+    checkpoint read at start (the engine's; a relay's holds only positions)."""
     settings = config.intake_log
-    if config.mode != "correlate" or checkpointer is None or not settings.enabled:
+    if checkpointer is None or not settings.enabled:
         return Intake(queue)
     # beside the checkpoint by default: one log per checkpoint, so per correlator process
     directory = Path(settings.path or config.checkpoint.path + ".intake-log")

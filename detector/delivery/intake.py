@@ -26,7 +26,7 @@ size).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from correlation.event import Event
@@ -53,6 +53,9 @@ class Intake:
         self._logged: set[str] = set()
         self._base = intake_log.covered if intake_log is not None else 0
         self._holes: list[tuple[int, int]] = []  # (replayed events before it, its seqs)
+        # Logged events done, since start: the queue's processed count by default; a
+        # relay counts only what it settled (detector.relay.settled).
+        self._done: Callable[[], int] = self._processed
 
     @property
     def capacity(self) -> int:
@@ -98,10 +101,21 @@ class Intake:
             await self._log.synced()
 
     # --- checkpoint follower ------------------------------------------------------------
+    def logs(self, source: str) -> bool:
+        """Whether the events offered by ``source`` are in the log."""
+        return source in self._logged
+
+    def counted_by(self, done: Callable[[], int]) -> None:
+        """Count logged events as done only when ``done()`` says so (a relay: settled)."""
+        self._done = done
+
+    def _processed(self) -> int:
+        return sum(self._queue.processed(s) for s in self._logged)
+
     def capture(self) -> int:
         """The seq up to which the engine has processed the logged events (the covered
         seq this snapshot stores)."""
-        done = sum(self._queue.processed(s) for s in self._logged)
+        done = self._done()
         return self._base + done + sum(size for at, size in self._holes if done >= at)
 
     def commit(self, captured: int) -> None:

@@ -22,6 +22,15 @@ Over Kafka two more things happen (see :mod:`.route` and :mod:`.kafka`):
   queue's accounting; the few still held at shutdown are counted `relay_shutdown`;
 * :meth:`Relay.tick` writes a progress marker every ``progress_interval_s``: the event
   time up to which everything was delivered (an alert still held holds it back).
+
+With the intake log (:meth:`Relay.keep`), what the relay accepted survives ``kill -9``:
+the HTTP receivers and the gRPC source log each batch before acknowledging it, the
+relay's checkpoint file (``checkpoint.path``, positions only: a relay has no engine
+state) records how far the logged events are *settled* (:mod:`.settled`), every
+``checkpoint.interval_s`` and once more at shutdown, and a restart forwards the rest
+again. Logged events still unsent or held at shutdown are kept for the restart, not
+counted as dropped; a restart may forward a few events twice (the correlator's engine
+drops a repeated event id), never none.
 """
 
 from __future__ import annotations
@@ -31,16 +40,19 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from correlation.event import Event
+from detector.delivery.checkpoint import Checkpointer
 from detector.logging import get_logger
 from detector.metrics import Metrics
 from detector.pipeline import EventQueue
 from detector.relay.config import RelayConfig
 from detector.relay.forward import BatchTooLarge, Forwarder, HttpForwarder
 from detector.relay.route import ContainerResolver
+from detector.relay.settled import Settlement
 from detector.sinks.base import PermanentDeliveryError, TransientDeliveryError
 from detector.sources.backoff import Backoff
 
 log = get_logger("detector.relay")
+RELAY_CHECKPOINT: Final = "relay.ckpt"  # inside intake_log.path: the settled position
 
 
 def _kafka(config: RelayConfig) -> Forwarder:
@@ -73,6 +85,13 @@ class Relay:
         self._delivered_ns = 0  # newest event time delivered (progress markers carry it)
         self._newest_at = 0.0  # loop time at which the resolver's newest event arrived
         self.running = False
+        self._settlement: Settlement | None = None
+        self._checkpointer: Checkpointer | None = None
+
+    def keep(self, settlement: Settlement, checkpointer: Checkpointer) -> None:
+        """Settle taken events into ``settlement`` and save ``checkpointer`` (whose
+        follower is the intake) periodically and at shutdown (see the module docstring)."""
+        self._settlement, self._checkpointer = settlement, checkpointer
 
     async def run(self) -> None:
         self.running = True
@@ -91,7 +110,15 @@ class Relay:
             await self._forwarder.close()
 
     async def tick(self, period_s: float) -> None:
-        """Progress markers (a no-op for HTTP), every ``progress_interval_s``."""
+        """Progress markers (a no-op for HTTP), every ``progress_interval_s``; with
+        :meth:`keep`, the checkpoint of the intake log's position too."""
+        if self._checkpointer is None:
+            return await self._markers(period_s)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._checkpointer.run(_NO_STATE))
+            group.create_task(self._markers(period_s))
+
+    async def _markers(self, period_s: float) -> None:
         interval = self._config.kafka.progress_interval_s if self._config.kafka else period_s
         while True:
             await asyncio.sleep(interval)
@@ -107,22 +134,37 @@ class Relay:
         return self._delivered_ns if held is None else min(self._delivered_ns, held - 1)
 
     async def flush(self) -> None:
-        """Once :meth:`run` has stopped only held alerts remain: counted as not sent."""
+        """Once :meth:`run` has stopped only held alerts remain: counted as not sent,
+        unless the intake log keeps them for the restart; then the last checkpoint."""
         if self._resolver is not None and (left := self._resolver.drain()):
-            self._dropped(left, "relay_shutdown", RuntimeError("held at shutdown"))
+            lost = self._unkept(left, "held at shutdown")
+            if lost:
+                self._dropped(lost, "relay_shutdown", RuntimeError("held at shutdown"))
+        if self._checkpointer is not None:
+            self._checkpointer.try_save(_NO_STATE)
+
+    def _unkept(self, events: list[Event], why: str) -> list[Event]:
+        """The ``events`` the intake log does not keep for a restart (logs the rest)."""
+        settlement = self._settlement
+        if settlement is None:
+            return events
+        lost = [event for event in events if not settlement.is_logged(event)]
+        if len(lost) < len(events):
+            log.info("relay_kept_for_restart", events=len(events) - len(lost), reason=why)
+        return lost
 
     async def _collect(self) -> list[Event]:
         """Up to a batch of events from the queue; none when a hold may have ended."""
         wait = self._hold_wait()
         try:
-            batch = [await asyncio.wait_for(self._queue.get(), wait)]
+            batch = [self._took(await asyncio.wait_for(self._queue.get_item(), wait))]
         except TimeoutError:
             return []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.linger_s
         while len(batch) < self._config.max_batch_events:
             try:
-                batch.append(self._queue.get_nowait())
+                batch.append(self._took(self._queue.get_item_nowait()))
                 continue
             except asyncio.QueueEmpty:
                 pass
@@ -130,10 +172,16 @@ class Relay:
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                batch.append(self._took(await asyncio.wait_for(self._queue.get_item(), remaining)))
             except TimeoutError:
                 break
         return batch
+
+    def _took(self, item: tuple[str, str, int, Event]) -> Event:
+        source, _, _, event = item
+        if self._settlement is not None:
+            self._settlement.took(source, event)
+        return event
 
     def _hold_wait(self) -> float | None:
         """How long to wait for events before held alerts are looked at again."""
@@ -165,8 +213,11 @@ class Relay:
                 sent += await self._send_split(part, parts)
         except asyncio.CancelledError:
             left = len(batch) - sent
-            log.error("relay_batch_unsent", events=left, transport=self._forwarder.name)
-            self._metrics.drops.labels(reason="relay_shutdown").inc(left)
+            settlement = self._settlement
+            unsent = batch if settlement is None else [e for e in batch if settlement.pending(e)]
+            lost = len(self._unkept(unsent, "unsent at shutdown"))
+            log.error("relay_batch_unsent", events=left, lost=lost, transport=self._forwarder.name)
+            self._metrics.drops.labels(reason="relay_shutdown").inc(lost)
             raise
 
     async def _send_split(self, part: list[Event], parts: list[list[Event]]) -> int:
@@ -202,6 +253,8 @@ class Relay:
                 continue
             self._metrics.relay_sent.labels(transport=name).inc(len(events))
             self._delivered_ns = max(self._delivered_ns, max(e.time_ns for e in events))
+            if self._settlement is not None:
+                self._settlement.settle(events)
             return
 
     def _delay(self, backoff: Backoff, retry_after: float | None) -> float:
@@ -213,6 +266,18 @@ class Relay:
     def _dropped(self, events: list[Event], reason: str, exc: Exception) -> None:
         log.error("relay_dropped", reason=reason, events=len(events), error=str(exc))
         self._metrics.drops.labels(reason=reason).inc(len(events))
+        if self._settlement is not None:  # given up for good: a restart must not retry
+            self._settlement.settle(events)
+
+
+class _NoState:
+    """A relay's checkpoint holds no engine state, only the intake log's position."""
+
+    def snapshot(self) -> bytes:
+        return b""
+
+
+_NO_STATE: Final = _NoState()
 
 
 class NoOutput:
