@@ -9,6 +9,8 @@
   test environment removed so only the test's own settings apply;
 * :func:`stop_process` — SIGTERM a child, collect its stderr, kill it if it hangs;
 * :func:`post_json` — one POST that must be accepted; :func:`chains` reads a JSONL output;
+* :func:`receiving` — an aiohttp server on loopback with one POST route, for as long as a
+  block runs (a webhook or a correlator's ``/events`` standing in for the real one);
 * :class:`DetectorProcess` — ``detector run`` as a child that tests kill with SIGKILL and
   start again on the same state (stderr appended to one log file across restarts).
 """
@@ -21,13 +23,14 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp import web
 
 from correlation.engine import Engine, EngineConfig
 from correlation.rules import builtin_rules_paths, load_rules
@@ -121,6 +124,23 @@ async def stop_process(process: asyncio.subprocess.Process, limit_s: float = 10.
             process.kill()
             await process.wait()
     return stderr or b""
+
+
+@asynccontextmanager
+async def receiving(
+    path: str, handle: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> AsyncIterator[str]:
+    """Serve ``POST path`` with ``handle`` on a free loopback port; yields its URL."""
+    app = web.Application()
+    app.router.add_post(path, handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}{path}"
+    finally:
+        await runner.cleanup()
 
 
 class DetectorProcess:

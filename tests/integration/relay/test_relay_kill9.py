@@ -23,7 +23,7 @@ from aiohttp import web
 
 from correlation.chain import rfc3339
 from detector.relay import wire
-from tests.integration.support import DetectorProcess, free_port, post_json
+from tests.integration.support import DetectorProcess, post_json, receiving
 
 ALERTS = 6
 
@@ -48,16 +48,8 @@ class Correlator:
 @asynccontextmanager
 async def correlator() -> AsyncIterator[tuple[Correlator, str]]:
     fake = Correlator()
-    app = web.Application()
-    app.router.add_post("/events", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield fake, f"http://127.0.0.1:{port}/events"
-    finally:
-        await runner.cleanup()
+    async with receiving("/events", fake.handle) as url:
+        yield fake, url
 
 
 def alert(n: int) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from correlation.chain import rfc3339
 from correlation.engine import Engine, EngineConfig
 from correlation.rules import builtin_rules_paths, load_rules
 from detector.parse import parse_document
-from tests.integration.support import DetectorProcess, free_port
+from tests.integration.support import DetectorProcess, receiving
 
 JSON = {"Content-Type": "application/json"}
 CHAINS = 20
@@ -95,16 +95,8 @@ class Webhook:
 @asynccontextmanager
 async def webhook() -> AsyncIterator[tuple[Webhook, str]]:
     hook = Webhook()
-    app = web.Application()
-    app.router.add_post("/hook", hook.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield hook, f"http://127.0.0.1:{port}/hook"
-    finally:
-        await runner.cleanup()
+    async with receiving("/hook", hook.handle) as url:
+        yield hook, url
 
 
 def make_service(tmp: Path, hook_url: str) -> DetectorProcess:
