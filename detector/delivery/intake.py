@@ -20,7 +20,11 @@ The covered seq is counted, not looked up: the queue is FIFO, so when the engine
 ``n`` logged events since start they are the first ``n`` after the start's covered seq,
 plus every hole the replay stepped over (a segment cut at a corrupt record, segments
 ``drop_oldest`` deleted), which :attr:`_holes` keeps as (events replayed before it, its
-size).
+size). In ``mode: relay`` "done" means settled (forwarded or given up) rather than
+taken, counted by :class:`detector.relay.settled.Settlement` (:meth:`Intake.counted_by`).
+
+Falco's gRPC source uses the same door (``offer`` when there is room, ``committed``
+before its next request to Falco, see :mod:`detector.sources.falco_grpc`).
 """
 
 from __future__ import annotations
