@@ -58,7 +58,7 @@ from correlation import snapshots
 from correlation.buffers import RuleBuffers
 from correlation.chain import Chain, ChainStep
 from correlation.compact import Compactor
-from correlation.event import Event
+from correlation.event import Event, time_only
 from correlation.held import HeldAlerts, must_hold
 from correlation.identity import Resolver
 from correlation.incidents import Incidents, entities_of, short_hash
@@ -151,6 +151,16 @@ class Engine:
             self._count("error")
         return out
 
+    def tick(self, time_ns: int, source: str, input: str = "", now_ns: int = 0) -> list[Chain]:
+        """:meth:`process` of the time-only tick ``time_only(time_ns, source)`` (an event
+        nothing can use: only its time counts), without building the event."""
+        out: list[Chain] = []
+        try:
+            self._tick(time_ns, source, input, now_ns, out)
+        except Exception:  # noqa: BLE001 — a bad event must never stop the stream
+            self._count("error")
+        return out
+
     def advance(self, now_ns: int, at_end: Iterable[str] = ()) -> list[Chain]:
         """The receiving clock is ``now_ns`` (pushed inputs progress with it); pulled
         inputs named in ``at_end`` that were quiet for the idle timeout go idle."""
@@ -212,19 +222,9 @@ class Engine:
 
     # ---------------------------------------------------------------- intake
     def _process(self, event: Event, input: str, now_ns: int, out: list[Chain]) -> None:
-        self._stats.events += 1
         time_ns = event.time_ns
-        inputs = self._inputs
-        state = inputs.by_name.get(input)
-        if state is None or state.idle:
-            state = state or inputs.add(input, False, self.config.lateness_ns)
-            self._holder = None  # an input joined or rejoined: the minimum may be its
-        before = state.max_seen_ns
-        if not inputs.saw(state, time_ns, now_ns):
-            self._stats.clock_skew[event.source] = self._stats.clock_skew.get(event.source, 0) + 1
-        if self._holder is None or (state is self._holder and state.max_seen_ns != before):
-            self._holder = inputs.update()  # only the holder's progress can move it
-        watermark = inputs.watermark
+        state = self._arrival(time_ns, event.source, input, now_ns)
+        watermark = self._inputs.watermark
         if time_ns < watermark:
             self._late(event, state, watermark)
             return
@@ -242,6 +242,37 @@ class Engine:
                 if self._held.count:
                     for released in self._held.release(resolved, self._resolver):
                         self._offer(released, out)
+        self._settle_after(watermark, out)
+
+    def _tick(self, time_ns: int, source: str, input: str, now_ns: int, out: list[Chain]) -> None:
+        """:meth:`_process` of ``time_only(time_ns, source)``, without building it."""
+        state = self._arrival(time_ns, source, input, now_ns)
+        watermark = self._inputs.watermark
+        if time_ns < watermark:
+            self._late(time_only(time_ns, source), state, watermark)
+            return
+        self._stats.time_only += 1
+        self._settle_after(watermark, out)
+
+    def _arrival(self, time_ns: int, source: str, input: str, now_ns: int) -> InputState:
+        """Count an event of ``input`` at ``time_ns`` and move the watermark with it."""
+        self._stats.events += 1
+        inputs = self._inputs
+        state = inputs.by_name.get(input)
+        if state is None or state.idle:
+            state = state or inputs.add(input, False, self.config.lateness_ns)
+            self._holder = None  # an input joined or rejoined: the minimum may be its
+        before = state.max_seen_ns
+        if not inputs.saw(state, time_ns, now_ns):
+            self._stats.clock_skew[source] = self._stats.clock_skew.get(source, 0) + 1
+        if self._holder is None:
+            self._holder = inputs.update()
+        elif state is self._holder and state.max_seen_ns != before:
+            self._holder = inputs.moved(state)  # only the holder's progress can move it
+        return state
+
+    def _settle_after(self, watermark: int, out: list[Chain]) -> None:
+        """After an event on time: settle up to the watermark it left."""
         if self._held.count:
             self._settle(out)
             return

@@ -82,6 +82,9 @@ class Inputs:
         self.now_ns = 0  # the receiving clock, never moving back
         self.watermark = UNSEEN
         self._bucket_ns = max(config.bound_window_ns // DELAY_BUCKETS, 1)
+        # the lowest watermark of the other active inputs at the last update(), when all of
+        # them are pulled (None otherwise): see moved()
+        self._others_floor: int | None = None
 
     def add(self, name: str, pushed: bool, disorder_ns: int) -> InputState:
         """Declare (or re-declare, e.g. after a restore) an input and its kind."""
@@ -159,7 +162,38 @@ class Inputs:
             lowest = max(seen) + 1 if seen else UNSEEN
         if lowest > self.watermark:
             self.watermark = lowest
+        self._others_floor = self._floor_of_others(holder)
         return holder
+
+    def moved(self, holder: InputState) -> InputState | None:
+        """:meth:`update` after the progress of ``holder`` (the input update() returned)
+        moved, in O(1) when the answer is plain: a pulled input's watermark only rises
+        (``max_seen`` never moves back), so if the other inputs are all pulled and the
+        holder is still strictly below their floor at the last update, it still holds
+        the watermark back, at its own watermark. Otherwise the full recomputation."""
+        floor = self._others_floor
+        if floor is not None:
+            own = self.of(holder)
+            if own < floor:
+                if own > self.watermark:
+                    self.watermark = own
+                return holder
+        return self.update()
+
+    def _floor_of_others(self, holder: InputState | None) -> int | None:
+        """The lowest watermark of the active inputs other than ``holder`` (a value above
+        every watermark when there are none); None when one of them is pushed (its
+        watermark may fall as its delivery bound grows, so no floor holds)."""
+        if holder is None:
+            return None
+        floor = 1 << 63
+        for state in self.by_name.values():
+            if state is holder or state.idle:
+                continue
+            if state.pushed:
+                return None
+            floor = min(floor, self.of(state))
+        return floor
 
     def restore(self, states: Iterable[InputState], now_ns: int) -> None:
         """Inputs from a snapshot; with a clock, no progress ahead of ``now + skew``.

@@ -224,13 +224,16 @@ def _replay(
         if keep is not None:
             keep.extend(found)
 
-    process, admit = engine.process, LongRunningStages().admit
+    process, tick, admit = engine.process, engine.tick, LongRunningStages().admit
     batches = merged_batches(paths, report.inputs, report.bad_line, early=early, ordering=ordering)
     for batch in batches:
         for event in batch:
-            if not admit(event):
+            if not event.id:  # a time-only tick (parse/early.py): its time is all there is
+                found = tick(event.time_ns, event.source, REPLAY_INPUT)
+            elif admit(event):
+                found = process(event, REPLAY_INPUT)
+            else:
                 continue  # a later stage of a long-running request already passed on
-            found = process(event, REPLAY_INPUT)
             if found:
                 write(found)
         report.tick(len(batch))
