@@ -29,6 +29,7 @@ import msgspec
 import yaml
 
 from correlation.engine import Engine, EngineConfig
+from correlation.interest import Interest
 from correlation.watermarks import WatermarkConfig
 from detector import config as cfg
 from detector.allowlist import load_allowlist
@@ -43,6 +44,7 @@ from detector.incidents.service import IncidentService, RecordAnnotator
 from detector.logging import configure as configure_logging
 from detector.logging import get_logger
 from detector.metrics import Metrics
+from detector.parse.early import EarlyReject
 from detector.pipeline import Correlator, EventQueue, Output, Supervisor, Worker
 from detector.preflight import checked, engine_rules
 from detector.relay.settled import Settlement
@@ -200,7 +202,7 @@ async def serve(
         return not_ready + [f"sink:{name}" for name in stopped], failing
 
     intake = build_intake(config, queue, metrics, checkpointer)
-    sources = build_sources(config, intake, metrics, readiness)
+    sources = build_sources(config, intake, metrics, readiness, early_reject(engine))
     if engine is not None:  # file tailers keep within max_drift_s of the others
         alignment = Alignment(engine, _ns(config.engine.max_drift_s))
         for source in sources:
@@ -284,18 +286,34 @@ def _rules(engine: Any) -> list[Any]:
     return list(getattr(engine, "rules", []))
 
 
-# A builder gets the intake (the queue as pushed inputs see it; ``intake.queue`` itself).
-Builder = Callable[[cfg.Config, Intake, Metrics, Readiness], Source | None]
+def early_reject(engine: Any) -> EarlyReject | None:
+    """What the parsers may reduce to time-only ticks, derived from the engine's own rules
+    and allowlist (:mod:`detector.parse.early`, as ``detector replay`` does); None in
+    relay mode (no engine: the correlator behind the relay decides)."""
+    if engine is None:
+        return None
+    return EarlyReject(Interest(engine.rules, engine.config.allowlist))
 
 
-def _http(config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness) -> Source | None:
+# A builder gets the intake (the queue as pushed inputs see it; ``intake.queue`` itself)
+# and the early reject its parsers go through (None: normalize everything).
+Builder = Callable[[cfg.Config, Intake, Metrics, Readiness, EarlyReject | None], Source | None]
+
+
+def _http(
+    config: cfg.Config,
+    intake: Intake,
+    metrics: Metrics,
+    ready: Readiness,
+    early: EarlyReject | None,
+) -> Source | None:
     if not config.http.listen:
         return None
     receivers: list[Receiver] = []
     if config.sources.falco_http.enabled:
-        receivers.append(FalcoHttpReceiver(config.sources.falco_http.max_body_bytes))
+        receivers.append(FalcoHttpReceiver(config.sources.falco_http.max_body_bytes, early))
     if config.sources.k8s_audit.enabled:
-        receivers.append(K8sAuditReceiver(config.sources.k8s_audit.max_body_bytes))
+        receivers.append(K8sAuditReceiver(config.sources.k8s_audit.max_body_bytes, early))
     if config.sources.events.enabled:
         receivers.append(EventsReceiver(config.sources.events.max_body_bytes))
     return HttpServer(config.http, receivers, intake, metrics, ready)
@@ -303,7 +321,11 @@ def _http(config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness
 
 def _file(name: str) -> Builder:
     def build(
-        config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness
+        config: cfg.Config,
+        intake: Intake,
+        metrics: Metrics,
+        ready: Readiness,
+        early: EarlyReject | None,
     ) -> Source | None:
         file_config: cfg.FileConfig = getattr(config.sources, name)
         if not file_config.path:
@@ -311,12 +333,18 @@ def _file(name: str) -> Builder:
         # with engine checkpoints the offset follows them (see detector.sources.files)
         follow = bool(config.checkpoint.path) and config.mode == "correlate"
         processed = (lambda: intake.queue.processed(name)) if follow else None
-        return FileTailer(name, file_config, metrics, processed=processed)
+        return FileTailer(name, file_config, metrics, processed=processed, early=early)
 
     return build
 
 
-def _grpc(config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness) -> Source | None:
+def _grpc(
+    config: cfg.Config,
+    intake: Intake,
+    metrics: Metrics,
+    ready: Readiness,
+    early: EarlyReject | None,
+) -> Source | None:
     grpc_config = config.sources.falco_grpc
     if not grpc_config.enabled:
         return None
@@ -326,7 +354,11 @@ def _grpc(config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness
 
 
 def _kafka_events(
-    config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness
+    config: cfg.Config,
+    intake: Intake,
+    metrics: Metrics,
+    ready: Readiness,
+    early: EarlyReject | None,
 ) -> Source | None:
     kafka = config.sources.kafka_events
     return None if kafka is None else KafkaEventsSource(kafka, metrics)
@@ -342,11 +374,16 @@ SOURCE_BUILDERS: dict[str, Builder] = {
 
 
 def build_sources(
-    config: cfg.Config, intake: Intake, metrics: Metrics, ready: Readiness
+    config: cfg.Config,
+    intake: Intake,
+    metrics: Metrics,
+    ready: Readiness,
+    early: EarlyReject | None = None,
 ) -> list[Source]:
     """Every configured source; with an intake log, the intake itself first (it replays
-    the log's tail at start)."""
-    built = (build(config, intake, metrics, ready) for build in SOURCE_BUILDERS.values())
+    the log's tail at start). The HTTP receivers and file tailers parse through
+    ``early``; the gRPC and Kafka sources normalize everything."""
+    built = (build(config, intake, metrics, ready, early) for build in SOURCE_BUILDERS.values())
     found: list[Source] = [source for source in built if source is not None]
     if intake.logged and found:
         found.insert(0, intake)

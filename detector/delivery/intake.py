@@ -70,12 +70,13 @@ class Intake:
             return 0
         return self._queue.room()
 
-    def full_reason(self) -> str:
-        """Why :meth:`room` is short or :meth:`offer` refused: ``replaying`` (the log's
-        tail goes first), ``intake_log_full`` (its bound) or ``queue_full``."""
+    def full_reason(self, events: int = 0) -> str:
+        """Why :meth:`room` is short or :meth:`offer` refused ``events``: ``replaying``
+        (the log's tail goes first), ``intake_log_full`` (its bound) or ``queue_full``."""
         if self._replaying:
             return "replaying"
-        if self._log is not None and self._queue.room() > 0:
+        room = self._queue.room()
+        if self._log is not None and room > 0 and room >= events:
             return "intake_log_full"
         return "queue_full"
 

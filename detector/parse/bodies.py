@@ -1,11 +1,12 @@
 """Request bodies of the live receivers, decoded straight from bytes with msgspec.
 
 Into the same structs replay uses (:class:`~detector.parse.falco.FalcoAlert`,
-:class:`~detector.parse.audit.AuditEvent`), with no dict in between. A Falco alert is
-one pass (:func:`falco_body`). An audit ``EventList`` is decoded once as a document, with every
-item kept as undecoded :class:`msgspec.Raw` bytes (cheap, and the caller can count the
-items before paying for any of them), then one item at a time, so one bad item costs
-one item.
+:class:`~detector.parse.audit.AuditEvent`), with no dict in between, and through the same
+early reject (:class:`~detector.parse.early.EarlyReject`) when ``detector run`` gives one.
+A Falco alert is one pass (:func:`falco_body`). An audit ``EventList`` is decoded once as
+a document, with every item kept as undecoded :class:`msgspec.Raw` bytes (cheap, and the
+caller can count the items before paying for any of them), then one item at a time, so
+one bad item costs one item.
 
 One hostile item can still break the first pass: msgspec refuses a value nested more
 than about a thousand levels deep even while skipping it as ``Raw``. Then
@@ -25,6 +26,7 @@ from correlation.event import Event
 from detector.errors import ParseError
 from detector.parse.audit import AuditEvent, normalize_audit
 from detector.parse.document import _decode
+from detector.parse.early import EarlyReject
 from detector.parse.falco import FalcoAlert, normalize_falco
 
 API_VERSIONS: Final = frozenset({"audit.k8s.io/v1", "audit.k8s.io/v1beta1"})
@@ -43,9 +45,11 @@ _item_decoder: Final = msgspec.json.Decoder(AuditEvent)
 _falco_decoder: Final = msgspec.json.Decoder(FalcoAlert)
 
 
-def falco_body(data: bytes) -> Event:
-    """One Falco alert body as an Event; :class:`ParseError` (or SkippedInput) when bad."""
-    return normalize_falco(_decode(_falco_decoder, data))
+def falco_body(data: bytes, early: EarlyReject | None = None) -> Event:
+    """One Falco alert body as an Event; :class:`ParseError` (or SkippedInput) when bad.
+    With ``early``, an alert no loaded rule can use comes back as a time-only tick."""
+    alert = _decode(_falco_decoder, data)
+    return normalize_falco(alert) if early is None else early.falco(alert)
 
 
 def event_list_items(data: bytes) -> list[bytes | msgspec.Raw]:
@@ -64,9 +68,11 @@ def event_list_items(data: bytes) -> list[bytes | msgspec.Raw]:
     return items
 
 
-def audit_item(item: bytes | msgspec.Raw) -> Event:
-    """One EventList item as an Event; :class:`ParseError` (or SkippedInput) when bad."""
-    return normalize_audit(_decode(_item_decoder, item))
+def audit_item(item: bytes | msgspec.Raw, early: EarlyReject | None = None) -> Event:
+    """One EventList item as an Event; :class:`ParseError` (or SkippedInput) when bad.
+    With ``early``, an event no loaded rule can use comes back as a time-only tick."""
+    event = _decode(_item_decoder, item)
+    return normalize_audit(event) if early is None else early.audit(event)
 
 
 def _check(doc: _EventList) -> None:

@@ -15,6 +15,7 @@ from typing import Final
 
 from detector.errors import ParseError, SkippedInput
 from detector.parse.bodies import falco_body
+from detector.parse.early import EarlyReject
 from detector.sources.http_server import Decoded, bad_document
 
 PATH: Final = "/falco"
@@ -26,12 +27,13 @@ class FalcoHttpReceiver:
     name = "falco_http"
     path = PATH
 
-    def __init__(self, max_body_bytes: int) -> None:
-        self.max_body_bytes = max_body_bytes
+    def __init__(self, max_body_bytes: int, early: EarlyReject | None = None) -> None:
+        """``early``: the rules' early reject (an alert none can use becomes a tick)."""
+        self.max_body_bytes, self._early = max_body_bytes, early
 
     async def decode(self, body: bytes, max_events: int) -> Decoded:
         try:
-            return Decoded([falco_body(body)])
+            return Decoded([falco_body(body, self._early)])
         except SkippedInput as exc:
             return Decoded([], skipped={exc.reason: 1})
         except ParseError as exc:

@@ -33,6 +33,10 @@ own lines. ``align`` (set by the service) is awaited before each chunk and pause
 tailer while it is more than ``engine.max_drift_s`` ahead of the others; ``at_end()``
 tells the engine it has read everything there is, so it may go idle.
 
+Lines are parsed as replay parses them, through the rules' early reject when the service
+gives one (an event no rule can use is emitted as a time-only tick: counted, and it
+moves the tailer's event time, but it is not normalized).
+
 Reads are plain blocking file reads of at most ``_CHUNK`` bytes per step: local files,
 short calls, no thread pool needed.
 """
@@ -43,6 +47,7 @@ import asyncio
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -54,6 +59,7 @@ from detector.errors import ParseError, SkippedInput
 from detector.logging import get_logger
 from detector.metrics import Metrics
 from detector.parse import parse_line
+from detector.parse.early import EarlyReject
 from detector.sources.base import Emit
 
 log = get_logger("detector.files")
@@ -77,10 +83,15 @@ class FileTailer:
         name: str,
         config: FileConfig,
         metrics: Metrics,
-        parse: Callable[[bytes], list[Event]] = parse_line,
+        parse: Callable[[bytes], list[Event]] | None = None,
         processed: Callable[[], int] | None = None,
+        early: EarlyReject | None = None,
     ) -> None:
-        """``processed``: events of this source the engine is done with (follow mode)."""
+        """``parse``: line -> events (default :func:`~detector.parse.parse_line`, through
+        ``early``, the rules' early reject, when given); ``processed``: events of this
+        source the engine is done with (follow mode)."""
+        if parse is None:
+            parse = parse_line if early is None else partial(parse_line, early=early)
         self.name, self._config, self._metrics, self._parse = name, config, metrics, parse
         self._processed = processed
         self._emitted = 0

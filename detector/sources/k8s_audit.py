@@ -8,8 +8,11 @@ rest of the batch is accepted — a 400 would make the API server resend, and lo
 lot. A batch with more items than the queue can ever hold is a 413 before any item is
 decoded. Items are decoded from the body bytes (:mod:`detector.parse.bodies`) in slices
 of :data:`SLICE`, yielding to the event loop between slices, so a 100k-item batch does
-not stall ``/healthz`` or the other receivers. Enqueue-or-refuse happens in the shared
-server: the API server never waits on correlation.
+not stall ``/healthz`` or the other receivers. With the rules' early reject
+(:mod:`detector.parse.early`, given by ``detector run``) an event no rule, binding or
+allowlist entry can use skips normalization and is queued as a time-only tick: it still
+counts as accepted and still moves the sender's event time. Enqueue-or-refuse happens in
+the shared server: the API server never waits on correlation.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
+from msgspec import Raw
+
 from correlation.event import Event
 from detector.errors import ParseError, SkippedInput
 from detector.parse.bodies import audit_item, event_list_items
+from detector.parse.early import EarlyReject
 from detector.sources.http_server import Decoded, RequestRejected, bad_document
 
 PATH: Final = "/k8s-audit"
@@ -32,8 +38,9 @@ class K8sAuditReceiver:
     name = "k8s_audit"
     path = PATH
 
-    def __init__(self, max_body_bytes: int) -> None:
-        self.max_body_bytes = max_body_bytes
+    def __init__(self, max_body_bytes: int, early: EarlyReject | None = None) -> None:
+        """``early``: the rules' early reject (an event none can use becomes a tick)."""
+        self.max_body_bytes, self._early = max_body_bytes, early
 
     async def decode(self, body: bytes, max_events: int) -> Decoded:
         try:
@@ -49,14 +56,14 @@ class K8sAuditReceiver:
             if start:
                 await asyncio.sleep(0)
             for item in items[start : start + SLICE]:
-                _add(decoded, item)
+                _add(decoded, item, self._early)
         return decoded
 
 
-def _add(decoded: Decoded, item: bytes) -> None:
+def _add(decoded: Decoded, item: bytes | Raw, early: EarlyReject | None) -> None:
     event: Event
     try:
-        event = audit_item(item)
+        event = audit_item(item, early)
     except SkippedInput as exc:
         decoded.skipped[exc.reason] = decoded.skipped.get(exc.reason, 0) + 1
         return

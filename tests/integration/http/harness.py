@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -13,6 +14,7 @@ import orjson
 
 from detector.config import HttpConfig
 from detector.delivery.intake import Intake
+from detector.delivery.intake_log import IntakeLog
 from detector.metrics import Metrics
 from detector.pipeline import EventQueue
 from detector.sources.falco_http import FalcoHttpReceiver
@@ -38,24 +40,33 @@ class Harness:
 
 @asynccontextmanager
 async def receivers(
-    http: HttpConfig | None = None, max_events: int = 1000, cap: int = 64 * 1024
+    http: HttpConfig | None = None,
+    max_events: int = 1000,
+    cap: int = 64 * 1024,
+    intake_log: Path | None = None,
 ) -> AsyncIterator[Harness]:
-    """Serve /falco and /k8s-audit on 127.0.0.1, an ephemeral port; stop on exit."""
+    """Serve /falco and /k8s-audit on 127.0.0.1, an ephemeral port; stop on exit.
+    ``intake_log``: a directory for the intake write-ahead log (default: none)."""
     config = http or HttpConfig()
     config = msgspec.structs.replace(config, listen="127.0.0.1:0")
     metrics = Metrics()
     queue = EventQueue(max_events, metrics)
     found = [FalcoHttpReceiver(cap), K8sAuditReceiver(cap)]
-    server = HttpServer(config, found, Intake(queue), metrics)
+    log = IntakeLog(intake_log, metrics) if intake_log is not None else None
+    intake = Intake(queue, log)
+    server = HttpServer(config, found, intake, metrics)
     task = asyncio.create_task(server.run(queue.emitter("unused")))
+    replay = asyncio.create_task(intake.run(queue.emitter(intake.name)))
     try:
         async with asyncio.timeout(5):
-            while not server.ready():  # noqa: ASYNC110 - the server flips it when bound
+            while not (server.ready() and intake.ready()):  # noqa: ASYNC110 - flipped when bound
                 await asyncio.sleep(0.01)
         yield Harness(server, queue, metrics, "https" if config.tls.cert_file else "http")
     finally:
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        replay.cancel()
+        await asyncio.gather(task, replay, return_exceptions=True)
+        intake.close()
 
 
 def falco_alert(n: int = 0, **extra: Any) -> dict[str, Any]:

@@ -53,6 +53,22 @@ async def test_audit_batch_is_all_or_nothing_when_the_queue_is_nearly_full() -> 
                 assert len(h.queue) == queued
 
 
+async def test_a_batch_larger_than_the_room_left_is_429_queue_full_with_the_intake_log(
+    tmp_path: Path,
+) -> None:
+    """Queue short of room for the batch (not empty): 429 queue_full, not the log's 503."""
+    async with receivers(max_events=5, intake_log=tmp_path) as h:
+        async with aiohttp.ClientSession() as session:
+            batch = event_list(*(audit_event(n) for n in range(4)))
+            for expected in (200, 429):
+                async with session.post(h.url + "/k8s-audit", data=batch, headers=JSON) as r:
+                    assert r.status == expected
+                    answer = await r.json()
+            assert answer["error"] == "queue_full"
+            refused = {"endpoint": "/k8s-audit", "reason": "queue_full"}
+            assert h.metrics.value("detector_http_refused_total", refused) == 1
+
+
 async def test_mutual_tls_receivers(tmp_path: Path) -> None:
     pki = make_pki(tmp_path)
     tls = TlsConfig(
