@@ -19,7 +19,8 @@ reader of the output goes away early.
 Speed: input comes in batches (see ``_inputs``), and the state built at start-up (rules,
 compiled predicates, imported modules) is moved out of the cyclic GC's sight with
 ``gc.freeze()``; retained events are ``gc=False`` structs, so the collector has little
-to walk.
+to walk, and it runs its young generation every 100,000 allocations, not every 700
+(``_quiet_collector``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ _UNIT_NS: Final = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 EXIT_BROKEN_PIPE: Final = 128 + 13  # 128 + SIGPIPE
 SPOOL_BYTES: Final = 8 << 20  # chain records kept in memory before the spool goes to disk
 REPLAY_INPUT: Final = "replay"  # the merged stream is one pulled input
+GC_YOUNG: Final = 100_000  # allocations between young-generation collections (see below)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -125,15 +127,12 @@ def run(args: argparse.Namespace) -> int:
     ordering = Ordering(max_disorder_ns=lateness_ns)
     engine = _engine(rules, config)
     found: list[Chain] | None = [] if args.report else None
-    gc.freeze()  # rules, compiled predicates, modules: never garbage, never walked again
     try:
-        with _output(args.output) as out:
+        with _quiet_collector(), _output(args.output) as out:
             engine = _replay_in_order(engine, paths, out, report, ordering, early, found)
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    finally:
-        gc.unfreeze()  # an in-process caller (tests, bench) gets its collector back
     report.summary(engine)
     if found is not None:
         incidents = write_report(args.report, found)
@@ -240,6 +239,25 @@ def _replay(
     write(engine.flush())
     report.sorts = ordering.sorts
     return chains
+
+
+@contextmanager
+def _quiet_collector() -> Iterator[None]:
+    """The cyclic GC out of the way for the replay, and back as it was afterwards (an
+    in-process caller: tests, bench). What exists now (rules, compiled predicates,
+    modules) is frozen: never garbage, never walked again. What the replay allocates is
+    acyclic and short-lived (lines, decoded documents, events, lists of them), so the
+    young generation is collected every :data:`GC_YOUNG` allocations instead of 700:
+    the collector ran ~260 times over 200k events, scanning objects that reference
+    counting frees anyway (1.5-2 % of the CPU); garbage in cycles is still collected."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def _silence_stdout() -> None:

@@ -37,7 +37,7 @@ import msgspec
 from correlation.event import EMPTY_IDENTITY, FALCO, Event, FieldText, Identity, field_text
 from detector.errors import ParseError, SkippedInput
 from detector.parse.connection import target
-from detector.parse.limits import MAX_LIST, MAX_OUTPUT_FIELDS, cut
+from detector.parse.limits import MAX_FIELD_CHARS, MAX_LIST, MAX_OUTPUT_FIELDS, cut
 from detector.parse.redact import redact, redact_args
 from detector.parse.timestamps import rfc3339_ns
 
@@ -143,9 +143,13 @@ def _string_fields(raw: dict[str, FieldValue]) -> dict[str, FieldText]:
     """output_fields as strings (tuples of strings for lists), as gRPC renders scalars."""
     fields: dict[str, FieldText] = {}
     for key, value in raw.items():
+        if len(key) > MAX_FIELD_CHARS:
+            key = cut(key)  # keeps its start: the prefix tests below answer the same
         if isinstance(value, str):  # most values: the same test _scalar makes, inlined
             if value not in _MISSING:
-                fields[cut(key)] = cut(value if key.startswith(_NOT_FREE_TEXT) else redact(value))
+                if not key.startswith(_NOT_FREE_TEXT):
+                    value = redact(value)
+                fields[key] = value if len(value) <= MAX_FIELD_CHARS else cut(value)
             continue
         if isinstance(value, list):
             if len(value) > MAX_LIST:
@@ -153,11 +157,11 @@ def _string_fields(raw: dict[str, FieldValue]) -> dict[str, FieldText]:
                 raise ParseError("too_large", f"Falco alert: {what}")
             items = tuple(text for item in value if (text := _scalar(key, item)) is not None)
             if items:
-                fields[cut(key)] = items
+                fields[key] = items
             continue
         text = _scalar(key, value)
         if text is not None:
-            fields[cut(key)] = text
+            fields[key] = text
     return fields
 
 

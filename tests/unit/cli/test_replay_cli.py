@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -121,3 +122,16 @@ def test_closed_stdout_exits_quietly(tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == 141
     assert first.startswith(b'{"schema":"lateral-movement-chain/v1"')
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_an_in_process_replay_gives_the_collector_back_as_it_was(tmp_path: Path) -> None:
+    # the replay freezes what exists and collects its young generation rarely; a caller
+    # in the same process (the bench, these tests) gets the thresholds and no frozen
+    # objects back, also when the replay ends early (an unreadable output path)
+    path = tmp_path / "alerts.jsonl"
+    path.write_text(_alert(1) + "\n")
+    before = gc.get_threshold()
+    assert main(["replay", str(path), "--output", str(tmp_path / "out.jsonl"), "--quiet"]) == 0
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
+    assert main(["replay", str(path), "--output", str(tmp_path / "no" / "out.jsonl")]) == 2
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
