@@ -25,8 +25,9 @@ Over Kafka two more things happen (see :mod:`.route` and :mod:`.kafka`):
 
 With the intake log (:meth:`Relay.keep`), what the relay accepted survives ``kill -9``:
 the HTTP receivers and the gRPC source log each batch before acknowledging it, the
-relay's checkpoint file (``checkpoint.path``, positions only: a relay has no engine
-state) records how far the logged events are *settled* (:mod:`.settled`), every
+relay's checkpoint file (:data:`RELAY_CHECKPOINT` in ``intake_log.path``, positions only:
+a relay has no engine state) records how far the logged events are *settled*
+(:mod:`.settled`), every
 ``checkpoint.interval_s`` and once more at shutdown, and a restart forwards the rest
 again. Logged events still unsent or held at shutdown are kept for the restart, not
 counted as dropped; a restart may forward a few events twice (the correlator's engine
@@ -214,8 +215,10 @@ class Relay:
         except asyncio.CancelledError:
             left = len(batch) - sent
             settlement = self._settlement
-            unsent = batch if settlement is None else [e for e in batch if settlement.pending(e)]
-            lost = len(self._unkept(unsent, "unsent at shutdown"))
+            lost = left
+            if settlement is not None:
+                unsent = [e for e in batch if settlement.pending(e)]
+                lost = len(self._unkept(unsent, "unsent at shutdown"))
             log.error("relay_batch_unsent", events=left, lost=lost, transport=self._forwarder.name)
             self._metrics.drops.labels(reason="relay_shutdown").inc(lost)
             raise

@@ -22,7 +22,9 @@ Protocol facts that shape the code (Falco's ``grpc_server.cpp``):
   tail is replayed at start), and the next request, the stream's only acknowledgement,
   is sent only once everything received so far is fsync'd (one group commit per request
   round). A ``kill -9`` then loses at most what was in flight since the last request;
-  everything before it is replayed from the log at restart.
+  everything before it is replayed from the log at restart. ``get`` has no request to
+  hold back: its one commit is at the end of the drain, so a kill during a drain loses
+  what arrived in it.
 
 Connection life cycle::
 
