@@ -308,3 +308,19 @@ async def scrape(url: str) -> dict[str, float]:
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
+
+
+async def scrape_settled(url: str, timeout_s: float) -> dict[str, float]:
+    """:func:`scrape` once every partition the worker owns has a watermark.
+
+    A partition assigned by a late rebalance reads 0 (no lag known, no watermark) until
+    its first restore or fetch; the gauges describe the member, not the group, so the
+    test waits for that member to settle instead of reading it mid-assignment.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metrics = await scrape(url)
+        marks = [v for k, v in metrics.items() if "partition_watermark_seconds" in k]
+        if all(marks) or time.monotonic() > deadline:
+            return metrics
+        await asyncio.sleep(0.5)

@@ -58,7 +58,7 @@ async def _run(
             kafka.bootstrap, cluster.topics.chains, set(want), 60
         )
         behind = await harness.wait_caught_up(kafka.bootstrap, cluster.topics, 30)
-        cluster.metrics = await harness.scrape(f"http://127.0.0.1:{port}/metrics")  # type: ignore[attr-defined]
+        cluster.metrics = await harness.scrape_settled(f"http://127.0.0.1:{port}/metrics", 15)  # type: ignore[attr-defined]
         codes = cluster.stop_all()
         assert sorted(found) == sorted(want), cluster.logs()
         assert behind == dict.fromkeys(range(harness.PARTITIONS), 0), cluster.logs()
