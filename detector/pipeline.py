@@ -11,8 +11,11 @@
 Event time drives every window (the model is in ``correlation.watermarks``). Every
 input — one HTTP sender (receiver and peer address), the gRPC stream, each tailed file —
 keeps its own progress inside the engine, and the engine follows the slowest active one.
-The queue stamps each event with its arrival time on the receiving clock; the
-:class:`Correlator` hands that stamp to the engine with the event, and every
+The queue (:mod:`detector.event_queue`) holds each accepted batch as one entry, stamped
+with its arrival time on the receiving clock; the :class:`Correlator` takes runs of up to
+:data:`_YIELD_EVERY` events of one batch at a time (yielding to the HTTP server between
+runs), hands the stamp to the engine with each event, and time-only ticks (the early
+reject's, ``detector/parse/early.py``) to ``engine.tick``; every
 ``engine.idle_advance_s`` tells the engine the clock moved::
 
     tick: now = wall clock            when the queue is empty
@@ -42,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -50,11 +52,14 @@ from correlation.chain import Chain, to_record
 from correlation.event import Event
 from correlation.watermarks import InputState
 from detector.delivery.checkpoint import Checkpointer, Snapshotable
+from detector.event_queue import EventQueue
 from detector.event_time import InputReports
 from detector.logging import get_logger
 from detector.metrics import EngineExport, Metrics
 from detector.parse.long_running import LongRunningStages
 from detector.sources.base import Emit, Source
+
+__all__ = ["Correlator", "EngineLike", "EventQueue", "Output", "Supervisor", "Worker"]
 
 log = get_logger("detector.pipeline")
 _YIELD_EVERY = 64  # events between yields, so the HTTP server keeps answering under load
@@ -68,6 +73,7 @@ class EngineLike(Protocol):
     def add_input(self, name: str, pushed: bool, disorder_ns: int | None = None) -> None: ...
     def inputs(self) -> list[InputState]: ...
     def process(self, event: Event, input: str = "", now_ns: int = 0) -> list[Chain]: ...
+    def tick(self, time_ns: int, source: str, input: str = "", now_ns: int = 0) -> list[Chain]: ...
     def advance(self, now_ns: int, at_end: Iterable[str] = ()) -> list[Chain]: ...
     def flush(self) -> list[Chain]: ...
 
@@ -95,113 +101,6 @@ class Worker(Protocol):
 
 class Stoppable(Protocol):
     def stop_accepting(self) -> None: ...
-
-
-Item = tuple[str, str, int, Event]  # source, input, arrival on the receiving clock (ns), event
-
-
-class EventQueue:
-    """The one bounded queue between every source and the engine."""
-
-    def __init__(
-        self, max_events: int, metrics: Metrics, clock: Callable[[], int] = time.time_ns
-    ) -> None:
-        """``clock``: the receiving clock that stamps arrivals (injectable for tests)."""
-        self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max_events)
-        self._metrics, self.clock = metrics, clock
-        self._closed = False
-        self.pushed: dict[str, bool] = {}  # input name -> pushed (True) or pulled
-        # Sources of events taken but not yet done (FIFO, at most max_events) and how many
-        # each source had done: a file tailer's offset may only be committed that far.
-        self._taken: deque[str] = deque()
-        self._done: dict[str, int] = {}
-        self._in: dict[str, int] = {}  # accepted per source, since start
-        metrics.queue_capacity.set(max_events)
-
-    @property
-    def capacity(self) -> int:
-        """The most events the queue can ever hold (``buffer.max_events``)."""
-        return self._queue.maxsize
-
-    def room(self) -> int:
-        """Events that fit right now (0 once closed)."""
-        return 0 if self._closed else self._queue.maxsize - self._queue.qsize()
-
-    def offer(
-        self, source: str, events: Sequence[Event], input: str = "", arrived: int = 0
-    ) -> bool:
-        """Enqueue all of ``events`` (of a pushed ``input``, default ``source``) or none
-        of them; never waits. ``arrived``: their arrival on the receiving clock, when it
-        was stamped earlier (events replayed from the intake log); default now."""
-        if self.room() < len(events):
-            return False
-        input = input or source
-        self.pushed.setdefault(input, True)
-        arrived = arrived or self.clock()
-        for event in events:
-            self._queue.put_nowait((source, input, arrived, event))
-        self._accepted(source, len(events))
-        return True
-
-    def emitter(self, source: str, pushed: bool = True) -> Emit:
-        """The ``emit`` handed to a source (its one input is named after it): waits for
-        space, which is the backpressure to the reader."""
-        self.pushed[source] = pushed
-
-        async def emit(event: Event) -> None:
-            await self._queue.put((source, source, self.clock(), event))
-            self._accepted(source, 1)
-
-        return emit
-
-    def _accepted(self, source: str, count: int) -> None:
-        self._in[source] = self._in.get(source, 0) + count
-        self._metrics.events_in.labels(source=source).inc(count)
-        self._metrics.queue_depth.set(self._queue.qsize())
-
-    def close(self) -> None:
-        """Refuse every further ``offer`` (shutdown)."""
-        self._closed = True
-
-    async def get(self) -> Event:
-        return self._took(await self._queue.get())[3]
-
-    async def get_item(self) -> Item:
-        """The next ``(source, input, arrival_ns, event)``."""
-        return self._took(await self._queue.get())
-
-    def get_nowait(self) -> Event:
-        """The next event without waiting; ``asyncio.QueueEmpty`` when there is none."""
-        return self._took(self._queue.get_nowait())[3]
-
-    def get_item_nowait(self) -> Item:
-        """:meth:`get_item` without waiting; ``asyncio.QueueEmpty`` when there is none."""
-        return self._took(self._queue.get_nowait())
-
-    def _took(self, item: Item) -> Item:
-        self._taken.append(item[0])
-        return item
-
-    def done(self) -> None:
-        """The oldest taken event is finished (processed by the engine, or relayed)."""
-        source = self._taken.popleft()
-        self._done[source] = self._done.get(source, 0) + 1
-        self._queue.task_done()
-        self._metrics.queue_depth.set(self._queue.qsize())
-
-    def waiting(self, source: str) -> int:
-        """Events of ``source`` accepted but not yet done."""
-        return self._in.get(source, 0) - self._done.get(source, 0)
-
-    def processed(self, source: str) -> int:
-        """How many events of ``source`` are done, since start."""
-        return self._done.get(source, 0)
-
-    async def drained(self) -> None:
-        await self._queue.join()
-
-    def __len__(self) -> int:
-        return self._queue.qsize()
 
 
 class Correlator:
@@ -251,24 +150,40 @@ class Correlator:
     async def run(self) -> None:
         self.running = True
         try:
-            seen = 0
             while True:
-                source, input, arrived, event = await self._queue.get_item()
-                try:
-                    if input not in self._known:
-                        self._declare(input, source, self._queue.pushed.get(input, True))
-                    self._last_arrival = arrived
-                    if not self.stages.admit(event):
-                        self._metrics.stages_folded.inc()
-                        continue
-                    await self._publish(self._engine.process(event, input, arrived))
-                finally:
-                    self._queue.done()
-                seen += 1
-                if seen % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+                batch = await self._queue.get_batch(_YIELD_EVERY)
+                await self._correlate(*batch)
+                await asyncio.sleep(0)  # let the HTTP server answer between runs
         finally:
             self.running = False
+
+    async def _correlate(
+        self, source: str, input: str, arrived: int, events: Sequence[Event]
+    ) -> None:
+        """One run of events of one input, taken together (they arrived together)."""
+        if input not in self._known:
+            self._declare(input, source, self._queue.pushed.get(input, True))
+        self._last_arrival = arrived
+        engine, queue = self._engine, self._queue
+        admit, process, tick = self.stages.admit, engine.process, engine.tick
+        done = 0  # of these events, how many the queue has been told are done
+        try:
+            for seen, event in enumerate(events, 1):
+                if not event.id:  # a time-only tick (parse/early.py): no stage, only its time
+                    chains = tick(event.time_ns, event.source, input, arrived)
+                elif admit(event):
+                    chains = process(event, input, arrived)
+                else:
+                    self._metrics.stages_folded.inc()
+                    continue
+                if chains:
+                    # done up to here before waiting on the output: a checkpoint taken
+                    # meanwhile covers exactly what the engine has seen
+                    queue.done_many(source, seen - done)
+                    done = seen
+                    await self._publish(chains)
+        finally:
+            queue.done_many(source, len(events) - done)
 
     async def tick(self, period_s: float) -> None:
         """Advance the engine's receiving clock every ``period_s`` wall-clock seconds."""

@@ -41,7 +41,7 @@ class _EventList(msgspec.Struct, gc=False):
 
 
 _list_decoder: Final = msgspec.json.Decoder(_EventList)
-_item_decoder: Final = msgspec.json.Decoder(AuditEvent)
+item_decoder: Final = msgspec.json.Decoder(AuditEvent)
 _falco_decoder: Final = msgspec.json.Decoder(FalcoAlert)
 
 
@@ -71,7 +71,7 @@ def event_list_items(data: bytes) -> list[bytes | msgspec.Raw]:
 def audit_item(item: bytes | msgspec.Raw, early: EarlyReject | None = None) -> Event:
     """One EventList item as an Event; :class:`ParseError` (or SkippedInput) when bad.
     With ``early``, an event no loaded rule can use comes back as a time-only tick."""
-    event = _decode(_item_decoder, item)
+    event = _decode(item_decoder, item)
     return normalize_audit(event) if early is None else early.audit(event)
 
 

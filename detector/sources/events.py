@@ -30,7 +30,7 @@ class EventsReceiver:
     def __init__(self, max_body_bytes: int) -> None:
         self.max_body_bytes = max_body_bytes
 
-    async def decode(self, body: bytes, max_events: int) -> Decoded:
+    async def decode(self, body: bytes, max_events: int, room: int) -> Decoded:
         try:
             events = decode(body)
         except WireError as exc:

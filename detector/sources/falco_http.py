@@ -31,7 +31,7 @@ class FalcoHttpReceiver:
         """``early``: the rules' early reject (an alert none can use becomes a tick)."""
         self.max_body_bytes, self._early = max_body_bytes, early
 
-    async def decode(self, body: bytes, max_events: int) -> Decoded:
+    async def decode(self, body: bytes, max_events: int, room: int) -> Decoded:
         try:
             return Decoded([falco_body(body, self._early)])
         except SkippedInput as exc:

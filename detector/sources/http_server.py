@@ -17,6 +17,8 @@ cheapest refusal first::
                                                  see :mod:`detector.sources.http_body`)
     decode           -> 400 {"error": reason}   (the document itself is broken)
                      -> 413 too_many_events     (more events than the queue can ever hold)
+                     -> 429 + Retry-After       (more items than the room left: counted
+                                                 before any item is decoded, :class:`NoRoom`)
     offer to queue   -> 429 + Retry-After       (not room for all: enqueue-or-refuse, never wait)
     commit           -> the intake log has the events fsync'd (when configured)
     else             -> 200 {"accepted": n, "rejected": {reason: count}}
@@ -63,7 +65,8 @@ from detector.sources.http_body import ClientGone, Held, InflightBudget, Request
 from detector.sources.http_guard import ConnectionGuard, GuardedSite, check_fd_limit, request_marker
 from detector.version import detector_version
 
-__all__ = ["Decoded", "HttpServer", "InflightBudget", "Intake", "Receiver", "RequestRejected"]
+__all__ = ["Decoded", "HttpServer", "InflightBudget", "Intake", "NoRoom", "Receiver",
+           "RequestRejected"]  # fmt: skip
 
 log = get_logger("detector.http")
 # What /readyz reports besides this server: the names not ready (``engine``,
@@ -80,6 +83,15 @@ class Decoded:
     events: list[Event]
     rejected: dict[str, int] = field(default_factory=dict)  # bad items (parse errors)
     skipped: dict[str, int] = field(default_factory=dict)  # valid but not events
+
+
+class NoRoom(Exception):
+    """A receiver counted more events in a body than the queue has room for right now
+    (raised before it decodes them; the server answers as for a full queue)."""
+
+    def __init__(self, events: int) -> None:
+        super().__init__(f"{events} events do not fit")
+        self.events = events
 
 
 class Intake(Protocol):
@@ -100,9 +112,10 @@ class Receiver(Protocol):
     path: str
     max_body_bytes: int
 
-    async def decode(self, body: bytes, max_events: int) -> Decoded:
+    async def decode(self, body: bytes, max_events: int, room: int) -> Decoded:
         """The events in the body; raise :class:`RequestRejected` when the document is
-        bad (400) or holds more than ``max_events`` (413)."""
+        bad (400) or holds more than ``max_events`` (413), and may raise :class:`NoRoom`
+        when it holds more than ``room`` (the queue's room now) before decoding them."""
         ...
 
 
@@ -278,7 +291,9 @@ class HttpServer:
         held = Held(self.budget)
         try:
             body = await read_body(request, receiver.max_body_bytes, held, self._config)
-            decoded = await receiver.decode(body, self._intake.capacity)
+            decoded = await receiver.decode(body, self._intake.capacity, self._intake.room())
+        except NoRoom as exc:
+            return self._full(receiver, exc.events)
         finally:
             held.release()
         return await self._enqueue(receiver, decoded, input_name(receiver.name, request.remote))

@@ -5,10 +5,11 @@ events, up to 30 s late by default) and retries the whole batch on a non-2xx ans
 So only a problem with the *document* gets a 400 (malformed JSON, not an EventList,
 an apiVersion we do not speak); a bad *item* is counted by reason and skipped while the
 rest of the batch is accepted — a 400 would make the API server resend, and lose, the
-lot. A batch with more items than the queue can ever hold is a 413 before any item is
-decoded. Items are decoded from the body bytes (:mod:`detector.parse.bodies`) in slices
-of :data:`SLICE`, yielding to the event loop between slices, so a 100k-item batch does
-not stall ``/healthz`` or the other receivers. With the rules' early reject
+lot. A batch with more items than the queue can ever hold is a 413, one with more items
+than it has room for now a 429, both before any item is decoded. Items are decoded from
+the body bytes (:mod:`detector.parse.bodies`) in slices of :data:`SLICE`, yielding to
+the event loop between slices, so a 100k-item batch does not stall ``/healthz`` or the
+other receivers. With the rules' early reject
 (:mod:`detector.parse.early`, given by ``detector run``) an event no rule, binding or
 allowlist entry can use skips normalization and is queued as a time-only tick: it still
 counts as accepted and still moves the sender's event time. Enqueue-or-refuse happens in
@@ -20,13 +21,15 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
+import msgspec
 from msgspec import Raw
 
 from correlation.event import Event
 from detector.errors import ParseError, SkippedInput
-from detector.parse.bodies import audit_item, event_list_items
+from detector.parse.audit import normalize_audit
+from detector.parse.bodies import audit_item, event_list_items, item_decoder
 from detector.parse.early import EarlyReject
-from detector.sources.http_server import Decoded, RequestRejected, bad_document
+from detector.sources.http_server import Decoded, NoRoom, RequestRejected, bad_document
 
 PATH: Final = "/k8s-audit"
 SLICE: Final = 256  # items decoded between two yields (~1-2 ms of work)
@@ -42,7 +45,7 @@ class K8sAuditReceiver:
         """``early``: the rules' early reject (an event none can use becomes a tick)."""
         self.max_body_bytes, self._early = max_body_bytes, early
 
-    async def decode(self, body: bytes, max_events: int) -> Decoded:
+    async def decode(self, body: bytes, max_events: int, room: int) -> Decoded:
         try:
             items = event_list_items(body)
         except ParseError as exc:
@@ -51,13 +54,30 @@ class K8sAuditReceiver:
             raise RequestRejected(
                 413, "too_many_events", f"{len(items)} items; the queue holds {max_events}"
             )
+        if len(items) > room:
+            raise NoRoom(len(items))  # 429 before any item is decoded
         decoded = Decoded([])
         for start in range(0, len(items), SLICE):
             if start:
                 await asyncio.sleep(0)
-            for item in items[start : start + SLICE]:
-                _add(decoded, item, self._early)
+            _add_all(decoded, items[start : start + SLICE], self._early)
         return decoded
+
+
+def _add_all(decoded: Decoded, items: list[bytes | Raw], early: EarlyReject | None) -> None:
+    """The items' events, one call each on the common path (this loop is per event)."""
+    convert = normalize_audit if early is None else early.audit
+    decode, append = item_decoder.decode, decoded.events.append
+    rejected, skipped = decoded.rejected, decoded.skipped
+    for item in items:
+        try:
+            append(convert(decode(item)))
+        except SkippedInput as exc:
+            skipped[exc.reason] = skipped.get(exc.reason, 0) + 1
+        except ParseError as exc:
+            rejected[exc.reason] = rejected.get(exc.reason, 0) + 1
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            _add(decoded, item, early)  # decoded again, to name the reason
 
 
 def _add(decoded: Decoded, item: bytes | Raw, early: EarlyReject | None) -> None:

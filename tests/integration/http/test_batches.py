@@ -92,3 +92,21 @@ async def test_a_full_queue_refuses_before_reading_or_decoding() -> None:
             h.metrics.value("detector_http_rejects_total", {"endpoint": "/falco", "status": "400"})
             == 0
         )
+
+
+async def test_a_batch_larger_than_the_room_left_is_429_before_its_items_are_decoded() -> None:
+    async with receivers(max_events=10) as h, aiohttp.ClientSession() as session:
+        status, _ = await post(
+            session, h.url + "/k8s-audit", event_list(*map(audit_event, range(6)))
+        )
+        assert status == 200
+        # 5 items, all bad: decoded, each would be counted; 4 of room left, so none is
+        status, answer = await post(session, h.url + "/k8s-audit", empty_items(5))
+        assert (status, answer["error"]) == (429, "queue_full")
+        errors = {"source": "k8s_audit", "reason": "missing_field"}
+        assert h.metrics.value("detector_parse_errors_total", errors) == 0
+        # 4 of them fit: decoded, counted by reason, and nothing else is queued
+        status, answer = await post(session, h.url + "/k8s-audit", empty_items(4))
+        assert (status, answer) == (200, {"accepted": 0, "rejected": {"missing_field": 4}})
+        assert h.metrics.value("detector_parse_errors_total", errors) == 4
+        assert len(h.queue) == 6
