@@ -5,11 +5,12 @@ about :data:`BATCH_BYTES` at a time, so a 5-million-event capture is never held 
 and the per-line Python overhead stays small. Each file passes through a bounded reorder buffer
 (:class:`~detector.commands._reorder.Reorder`, at most ``reorder`` events) that absorbs
 the small disorder of real captures — audit batches and alerts from several nodes
-interleave within seconds — and, when there is more than one file, the per-file streams
-are merged with ``heapq.merge``. A file whose buffer has to pass an event on more than
-``max_disorder_ns`` out of order (more than the engine's lateness absorbs) raises
-:class:`OutOfOrder`: the replay then starts again with that file sorted on disk
-(``_spill``), so the chains never depend on the order of a file's lines.
+interleave within seconds; the replay leaves it open while a file's disorder stays within
+half the lateness, which the engine absorbs itself — and, when there is more than one
+file, the per-file streams are merged with ``heapq.merge``. A file whose buffer has to
+pass an event on more than ``max_disorder_ns`` out of order (more than the engine's
+lateness absorbs) raises :class:`OutOfOrder`: the replay then starts again with that file
+sorted on disk (``_spill``), so the chains never depend on the order of a file's lines.
 
 A line that does not parse is reported (file:line and reason) through ``on_bad``,
 counted, and skipped; it never stops the replay.
@@ -250,13 +251,19 @@ def _reordered(
     path: Path, batches: Iterable[list[Event]], size: int, limit: int | None
 ) -> Iterator[list[Event]]:
     """The batches re-sorted within a sliding buffer of ``size`` events (see ``_reorder``)."""
-    buffer = Reorder(size)
+    # open while the disorder stays within half the lateness (see _reorder's docstring)
+    buffer = Reorder(size, None if limit is None else limit // 2)
     for batch in batches:
         out = buffer.push(batch)
-        if limit is not None and buffer.worst_ns > limit:
-            raise OutOfOrder(path, buffer.worst_ns)
+        _check(path, buffer, limit)
         if out:
             yield out
     rest = buffer.drain()
+    _check(path, buffer, limit)  # what stayed buffered may be older than what passed open
     if rest:
         yield rest
+
+
+def _check(path: Path, buffer: Reorder, limit: int | None) -> None:
+    if limit is not None and buffer.worst_ns > limit:
+        raise OutOfOrder(path, buffer.worst_ns)

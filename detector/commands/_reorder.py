@@ -20,6 +20,17 @@ The buffer has two shapes and switches between them as the input demands:
   10,000). Entered when a batch does not fit
   the sorted shape; left (one sort) when an ordered batch comes again, so an ordered
   capture stays on the fast path and a disordered one never re-sorts per batch.
+
+With ``pass_ns`` the buffer starts *open*: events go straight through in arrival order
+while none lags more than ``pass_ns`` behind the latest time seen before it, and the
+first one that does turns the buffer on (from that event, for the rest of the stream).
+The replay opens it for disorder within half the engine's lateness: the engine's
+watermark absorbs that on its own (the chains do not depend on arrival order within
+the lateness), and holding 10,000 events only to release them in another order than
+they were allocated cost more than the sorting (2e5 disordered stream: 4.5 s → 3.6 s
+CPU for the whole replay, the same chains byte for byte). :attr:`Reorder.worst_ns`
+counts what passed through open too, so more disorder than the lateness still makes
+the replay sort the file on disk.
 """
 
 from __future__ import annotations
@@ -39,8 +50,9 @@ _NUMBERS: Final = (1 << _SHIFT) - 1
 class Reorder:
     """Re-sorts events within a sliding buffer of ``size`` (stable for equal times)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, pass_ns: int | None = None) -> None:
         self.size = max(size, 1)
+        self._pass_ns = pass_ns  # open while set (see the module docstring)
         self._held: list[Event] = []  # the sorted shape: by time, ties in arrival order
         self._heap: list[int] = []  # the heap shape (only one of the two is in use) ...
         self._by_key: dict[int, Event] = {}  # ... and its events by key (unique keys)
@@ -51,6 +63,8 @@ class Reorder:
 
     def push(self, batch: list[Event]) -> list[Event]:
         """Add a batch (in arrival order); returns the events pushed out, in order."""
+        if self._pass_ns is not None:
+            return self._pass(batch, self._pass_ns)
         if len(batch) > self.size:
             out: list[Event] = []
             for start in range(0, len(batch), self.size):
@@ -73,6 +87,24 @@ class Reorder:
         del held[:excess]
         self._emitted(out[0].time_ns, out[-1].time_ns)
         return out
+
+    def _pass(self, batch: list[Event], pass_ns: int) -> list[Event]:
+        """The open buffer: the batch as it came, up to the first event lagging more than
+        ``pass_ns``; from there on the buffer is on (:meth:`push`)."""
+        last_out, worst = self._last_out, self.worst_ns
+        for at, event in enumerate(batch):
+            time_ns = event.time_ns
+            if time_ns >= last_out:
+                last_out = time_ns
+                continue
+            lag = last_out - time_ns
+            if lag > pass_ns:
+                self._last_out, self.worst_ns, self._pass_ns = last_out, worst, None
+                return batch[:at] + self.push(batch[at:])
+            if lag > worst:
+                worst = lag
+        self._last_out, self.worst_ns = last_out, worst
+        return batch
 
     def drain(self) -> list[Event]:
         """End of input: everything still buffered, in order."""
