@@ -13,7 +13,6 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from correlation.engine import Engine, EngineConfig
-from correlation.event import Event
 from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
 from detector.commands.run import build_intake
@@ -22,19 +21,9 @@ from detector.delivery.intake import Intake
 from detector.delivery.intake_log import IntakeLog
 from detector.metrics import Metrics
 from detector.pipeline import EventQueue
+from tests.integration.restart.test_intake_log import events, segments
 
 RULES = load_rules(builtin_rules_paths())
-
-
-def events(first: int, count: int) -> list[Event]:
-    return [
-        Event(time_ns=1_772_359_200_000_000_000 + n, source="falco", id=f"e-{n}")
-        for n in range(first, first + count)
-    ]
-
-
-def segments(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*.seg"))
 
 
 async def fill(directory: Path, batches: int, size: int = 10) -> None:

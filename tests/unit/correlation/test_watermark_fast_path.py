@@ -13,6 +13,7 @@ from correlation.event import FALCO, K8S_AUDIT, Event, time_only
 from correlation.rules import ChainRule, load_rules
 from correlation.testing import SECOND, at, audit_event, falco_event
 from correlation.watermarks import Inputs, WatermarkConfig
+from tests.unit.correlation.test_engine import TWO_STEPS
 
 NAMES = ("a", "b", "c")
 Step = tuple[int, int, int, bool]  # input, event time s, clock s, then at its end and quiet
@@ -56,16 +57,6 @@ def test_moved_gives_the_watermark_and_holder_update_gives(
 ) -> None:
     assert _replayed(pushed, sequence, fast=True) == _replayed(pushed, sequence, fast=False)
 
-
-TWO_STEPS = """
-rules:
-  - id: two-steps
-    severity: high
-    within: 60s
-    steps:
-      - {name: scan, where: {rule: Scan}, by: actor.pod}
-      - {name: use, where: {all: [{source: k8s_audit}, {verb: list}]}, by: actor.pod}
-"""
 
 # (kind: 0 scan alert, 1 list request, 2 audit tick, 3 falco tick; time s; input)
 items = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 400), st.integers(0, 1)), max_size=80)
