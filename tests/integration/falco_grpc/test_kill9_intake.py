@@ -33,11 +33,13 @@ from detector.proto import outputs_pb2
 from detector.sources.falco_grpc_wire import response_to_alert
 from tests.integration.falco_grpc.conftest import LOOP, eventually
 from tests.integration.falco_grpc.fake_falco import FakeFalco, serve
+from tests.integration.restart.test_kill9_loop import pivot
 from tests.integration.support import JSON, DetectorProcess, chains
 
 pytestmark = LOOP
 RULE = "recon-token-pivot"
-POD = "scanner-grpc-1"
+N = 777  # the audit pivot of the kill -9 loop test, for pod scanner-777
+POD = f"scanner-{N}"
 
 
 def recon(now_ns: int) -> outputs_pb2.response:
@@ -57,23 +59,6 @@ def recon(now_ns: int) -> outputs_pb2.response:
     )
     response.time.seconds, response.time.nanos = divmod(now_ns, 10**9)
     return response
-
-
-def pivot(now_ns: int) -> dict[str, Any]:
-    at = rfc3339(now_ns // 1000 * 1000)
-    event = {
-        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
-        "auditID": "5b0c3a52-0f7e-4c44-9d55-000000000777", "stage": "ResponseComplete",
-        "requestURI": "/api/v1/namespaces/billing/secrets", "verb": "list",
-        "user": {"username": "system:serviceaccount:shop:web",
-                 "groups": ["system:serviceaccounts", "system:authenticated"],
-                 "extra": {"authentication.kubernetes.io/pod-name": [POD]}},
-        "sourceIPs": ["10.128.0.9"], "objectRef": {"resource": "secrets", "namespace": "billing"},
-        "responseStatus": {"code": 403},
-        "annotations": {"authorization.k8s.io/decision": "forbid"},
-        "requestReceivedTimestamp": at, "stageTimestamp": at,
-    }  # fmt: skip
-    return {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [event]}
 
 
 def uninterrupted(alert: outputs_pb2.response, audit: dict[str, Any]) -> list[str]:
@@ -110,7 +95,7 @@ async def test_an_alert_received_over_grpc_is_replayed_after_kill9(
 ) -> None:
     output = tmp_path / "chains.jsonl"
     now = time.time_ns()
-    alert, audit = recon(now), pivot(now + 10**9)
+    alert, audit = recon(now), pivot(N, rfc3339((now + 10**9) // 1000 * 1000))
     falco = FakeFalco(deque([alert]))
     server, _ = await serve(falco, f"unix://{socket_path}")
     try:
