@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from correlation.engine import Engine, EngineConfig
 from correlation.errors import RuleError
 from correlation.interest import Interest
 from correlation.rules import ChainRule, builtin_rules_paths, load_rules
+from correlation.rules.model import parse_duration
 from detector.allowlist import load_allowlist
 from detector.commands import Command, register
 from detector.commands._inputs import (
@@ -65,8 +65,6 @@ from detector.parse.long_running import LongRunningStages
 MAX_REPORTED_BAD_LINES: Final = 100  # later ones are counted only, to keep stderr readable
 PROGRESS_EVERY_S: Final = 2.0
 PROGRESS_CHECK_EVENTS: Final = 16_384  # look at the clock this often, not per event
-_DURATION: Final = re.compile(r"^(\d+)(ms|s|m|h)$")
-_UNIT_NS: Final = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 EXIT_BROKEN_PIPE: Final = 128 + 13  # 128 + SIGPIPE
 SPOOL_BYTES: Final = 8 << 20  # chain records kept in memory before the spool goes to disk
 REPLAY_INPUT: Final = "replay"  # the merged stream is one pulled input
@@ -100,10 +98,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def parse_duration_ns(text: str) -> int:
     """``"60s"`` → ns; units ms, s, m, h."""
-    match = _DURATION.match(text)
-    if not match:
+    duration = parse_duration(text)  # the rules' own duration syntax
+    if duration is None:
         raise UsageError(f"bad duration {text!r} (use e.g. 500ms, 60s, 5m, 1h)")
-    return int(match.group(1)) * _UNIT_NS[match.group(2)]
+    return duration
 
 
 def run(args: argparse.Namespace) -> int:
