@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         help="ordered streams too get only the floors, the eql pipeline and detector replay",
     )  # fmt: skip
     sub.add_parser("timestamps", help="RFC 3339 parsing cost per shape (markdown table)")
+    sub.add_parser("falco-parse", help="CPU ns per Falco alert body, early reject or not")
     stage = sub.add_parser("stage", help="(internal) run one timed stage, print JSON")
     stage.add_argument("name")
     stage.add_argument("stream", type=Path, help="a dataset's stream file")
@@ -79,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench.timestamps import table
 
         print(table())
+        return 0
+    if args.command == "falco-parse":
+        from bench.falco_parse import table as falco_table
+
+        print(falco_table())
         return 0
     if args.command == "stage":
         from bench.measure import run_stage

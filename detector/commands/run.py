@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from detector.incidents.service import IncidentService, RecordAnnotator
 from detector.logging import configure as configure_logging
 from detector.logging import get_logger
 from detector.metrics import Metrics
+from detector.parse import parse_falco
 from detector.parse.early import EarlyReject
 from detector.pipeline import Correlator, EventQueue, Output, Supervisor, Worker
 from detector.preflight import checked, engine_rules
@@ -350,7 +352,8 @@ def _grpc(
         return None
     # with the intake log, alerts are logged before the next request acknowledges them
     logged = intake if intake.logged else None
-    return FalcoGrpcSource(grpc_config, metrics=_GrpcMetrics(metrics), intake=logged)
+    parse = parse_falco if early is None else partial(parse_falco, early=early)
+    return FalcoGrpcSource(grpc_config, metrics=_GrpcMetrics(metrics), parse=parse, intake=logged)
 
 
 def _kafka_events(
@@ -381,8 +384,9 @@ def build_sources(
     early: EarlyReject | None = None,
 ) -> list[Source]:
     """Every configured source; with an intake log, the intake itself first (it replays
-    the log's tail at start). The HTTP receivers and file tailers parse through
-    ``early``; the gRPC and Kafka sources normalize everything."""
+    the log's tail at start). The HTTP receivers, file tailers and the Falco gRPC
+    consumer parse through ``early``; the Kafka events source receives events a relay
+    already normalized (nothing left to skip: the engine's own index rejects noise)."""
     built = (build(config, intake, metrics, ready, early) for build in SOURCE_BUILDERS.values())
     found: list[Source] = [source for source in built if source is not None]
     if intake.logged and found:

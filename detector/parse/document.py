@@ -110,7 +110,7 @@ def _events(
     if doc.rule or doc.priority or doc.output_fields:
         alert = _falco(doc)
         return [early.falco(alert) if early is not None else normalize_falco(alert)]
-    return [_envelope(doc)]
+    return [_envelope(doc, early)]
 
 
 def _decode(decoder: msgspec.json.Decoder[T], data: bytes) -> T:
@@ -185,7 +185,7 @@ def _falco(doc: _Document) -> FalcoAlert:
     )
 
 
-def _envelope(doc: _Document) -> Event:
+def _envelope(doc: _Document, early: EarlyReject | None) -> Event:
     if doc.protoPayload:
         raise ParseError(
             "unsupported_envelope",
@@ -193,7 +193,8 @@ def _envelope(doc: _Document) -> Event:
             "user info; export the API server's audit.k8s.io Events instead",
         )
     if doc.properties is not None and doc.properties.log:
-        return normalize_audit(_aks_event(doc.properties.log))
+        event = _aks_event(doc.properties.log)
+        return normalize_audit(event) if early is None else early.audit(event)
     raise ParseError("unknown_format", "neither a Falco alert nor an audit Event/EventList")
 
 

@@ -20,10 +20,13 @@ What makes an event not rejectable (each checked exactly as normalization would 
 * the global allowlist may match its actor (the event then counts as suppressed);
 * anything unusual: over-long parts (normalization would cut them), impersonation.
 
-The checks every audit event must pass (API version, auditID, timestamps) run for a
-tick too, so a bad event is still refused with the same error. Falco alerts (a few per
-cent of the input) are normalized first and only then maybe turned into ticks, which
-saves the engine's work on them but not the parser's.
+The checks every event must pass run for a tick too, so a bad event is still refused
+with the same error: for an audit event its API version, auditID and timestamps; for a
+Falco alert :func:`~detector.parse.falco.checked` (rule, priority, sizes, time). A Falco
+alert's actor is read off its ``output_fields`` by the same function normalization uses
+(:func:`~detector.parse.falco.actor_of`); only an alert without one (no pod, container,
+address, image or namespace) whose rule and tags no step wants becomes a tick, before
+its fields are redacted, its id hashed or its summary written.
 Rules change → the :class:`Interest` built from them changes → so does what is rejected.
 """
 
@@ -41,7 +44,7 @@ from detector.parse.audit import (
     service_account_of,
     tick_time_ns,
 )
-from detector.parse.falco import FalcoAlert, normalize_falco
+from detector.parse.falco import FalcoAlert, actor_of, build_falco, checked, rule_and_tags
 from detector.parse.limits import MAX_FIELD_CHARS
 
 _NO_REF: Final = ObjectRef()
@@ -68,6 +71,8 @@ class EarlyReject:
         )
         # the decision for an audit event without a pod claim depends only on these parts
         self._decided: dict[AuditKey, bool] = {}
+        # and for a Falco alert without an actor, on its rule and tags as decoded
+        self._falco_decided: dict[tuple[str, tuple[str, ...]], bool] = {}
         self.ticks = 0  # events passed on as time-only ticks
 
     def audit(self, event: AuditEvent) -> Event:
@@ -107,13 +112,21 @@ class EarlyReject:
         )
 
     def falco(self, alert: FalcoAlert) -> Event:
-        # alerts are few: normalized as ever (its checks, its fields), then maybe a tick
-        event = normalize_falco(alert)
-        actor = event.actor
+        time_ns, priority = checked(alert)  # a bad alert is refused as normalization would
+        actor = actor_of(alert)
         if actor.namespace or actor.pod or actor.container_id or actor.ips or actor.image:
-            return event  # an actor: bindings, held alerts, the allowlist may use it
-        if self._interest.wants(FALCO, event.rule, event.tags, empty=self._falco_empty,
-                                resolve_by=""):  # fmt: skip
-            return event
+            # an actor: the resolver, held alerts or the allowlist may use it
+            return build_falco(alert, time_ns, priority, actor)
+        key = (alert.rule, tuple(alert.tags))
+        wanted = self._falco_decided.get(key)
+        if wanted is None:
+            rule, tags = rule_and_tags(alert)
+            wanted = self._interest.wants(FALCO, rule, tags, empty=self._falco_empty,
+                                          resolve_by="")  # fmt: skip
+            if len(self._falco_decided) >= MEMO_MAX:
+                self._falco_decided.clear()
+            self._falco_decided[key] = wanted
+        if wanted:
+            return build_falco(alert, time_ns, priority, actor)
         self.ticks += 1
-        return time_only(event.time_ns, FALCO)
+        return time_only(time_ns, FALCO)

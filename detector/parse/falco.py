@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -40,6 +40,9 @@ from detector.parse.connection import target
 from detector.parse.limits import MAX_FIELD_CHARS, MAX_LIST, MAX_OUTPUT_FIELDS, cut
 from detector.parse.redact import redact, redact_args
 from detector.parse.timestamps import rfc3339_ns
+
+if TYPE_CHECKING:  # early.py imports this module
+    from detector.parse.early import EarlyReject
 
 Scalar = str | int | float | bool | None
 FieldValue = Scalar | list[Scalar]
@@ -74,13 +77,14 @@ class FalcoAlert(msgspec.Struct, gc=False):
     uuid: str = ""
 
 
-def parse_falco(doc: Mapping[str, Any]) -> Event:
-    """One Falco alert (a decoded JSON object or the gRPC consumer's dict) as an Event."""
+def parse_falco(doc: Mapping[str, Any], early: EarlyReject | None = None) -> Event:
+    """One Falco alert (a decoded JSON object or the gRPC consumer's dict) as an Event.
+    With ``early``, an alert no loaded rule can use comes back as a time-only tick."""
     try:
         alert = msgspec.convert(doc, FalcoAlert)
     except msgspec.ValidationError as exc:
         raise _validation_error(exc) from None
-    return normalize_falco(alert)
+    return normalize_falco(alert) if early is None else early.falco(alert)
 
 
 def _validation_error(exc: msgspec.ValidationError) -> ParseError:
@@ -91,6 +95,15 @@ def _validation_error(exc: msgspec.ValidationError) -> ParseError:
 
 def normalize_falco(alert: FalcoAlert) -> Event:
     """The decoded alert as a normalized Event (see ``correlation/event.py`` conventions)."""
+    time_ns, priority = checked(alert)
+    return build_falco(alert, time_ns, priority, actor_of(alert))
+
+
+def checked(alert: FalcoAlert) -> tuple[int, str]:
+    """The checks every alert must pass, ticks included: its event time and priority.
+
+    Raises what a bad alert is refused with (SkippedInput for Falco's internal alerts).
+    """
     if alert.source == "internal" or alert.rule.startswith("Falco internal:"):
         raise SkippedInput("falco_internal", f"Falco internal alert {cut(alert.rule)!r}")
     if not alert.rule:
@@ -102,15 +115,26 @@ def normalize_falco(alert: FalcoAlert) -> Event:
     if len(alert.output_fields) > MAX_OUTPUT_FIELDS or len(alert.tags) > MAX_LIST:
         raise ParseError("too_large", "Falco alert: too many output_fields or tags")
     time_ns = alert_time_ns(alert.time)
+    for key, value in alert.output_fields.items():
+        if isinstance(value, list) and len(value) > MAX_LIST:
+            raise ParseError("too_large", f"Falco alert: {cut(key)[:80]} has {len(value)} items")
+    return time_ns, priority
+
+
+def rule_and_tags(alert: FalcoAlert) -> tuple[str, tuple[str, ...]]:
+    """The Event's ``rule`` and ``tags`` (cut, tags sorted) of a decoded alert."""
+    return cut(alert.rule), tuple(sorted(cut(t) for t in alert.tags))
+
+
+def build_falco(alert: FalcoAlert, time_ns: int, priority: str, actor: Identity) -> Event:
+    """The Event of an alert that passed :func:`checked`, whose actor is ``actor``."""
     fields = _string_fields(alert.output_fields)
     args = fields.get("proc.args")
     if isinstance(args, str):  # argv without argv[0]: redact again knowing the tool
         fields["proc.args"] = redact_args(field_text(fields.get("proc.name", "")), args)
     if alert.source:
         fields["falco.source"] = cut(alert.source)
-    tags = tuple(sorted(cut(t) for t in alert.tags))
-    rule = cut(alert.rule)
-    actor = _actor(fields, cut(alert.hostname))
+    rule, tags = rule_and_tags(alert)
     return Event(
         time_ns=time_ns,
         source=FALCO,
@@ -151,10 +175,7 @@ def _string_fields(raw: dict[str, FieldValue]) -> dict[str, FieldText]:
                     value = redact(value)
                 fields[key] = value if len(value) <= MAX_FIELD_CHARS else cut(value)
             continue
-        if isinstance(value, list):
-            if len(value) > MAX_LIST:
-                what = f"{cut(key)[:80]} has {len(value)} items"
-                raise ParseError("too_large", f"Falco alert: {what}")
+        if isinstance(value, list):  # of at most MAX_LIST items (checked)
             items = tuple(text for item in value if (text := _scalar(key, item)) is not None)
             if items:
                 fields[key] = items
@@ -193,25 +214,41 @@ def _derived_id(
     return "falco-" + digest
 
 
-def _actor(fields: dict[str, FieldText], hostname: str) -> Identity:
-    def get(key: str, default: str = "") -> str:
-        value = fields.get(key, default)
-        return value if isinstance(value, str) else default  # identity fields are scalars
+def actor_of(alert: FalcoAlert) -> Identity:
+    """Who the alert is about, read straight off its decoded ``output_fields``.
+
+    Exactly the values the Event's ``fields`` hold for these keys: a string unless Falco
+    means "missing" (``null``, ``<NA>``), cut to :data:`MAX_FIELD_CHARS`, numbers as gRPC
+    renders them, lists ignored (identity fields are scalars). Every key read here is
+    Falco's own metadata (``k8s.``, ``container.``, ``user.``), which is never redacted,
+    so reading the raw values gives what normalization would. The early reject decides
+    from this before anything else is normalized.
+    """
+    raw = alert.output_fields
+
+    def get(key: str) -> str:
+        value = raw.get(key)
+        if isinstance(value, str):
+            return "" if value in _MISSING else cut(value)
+        if value is None or isinstance(value, list):
+            return ""
+        return _scalar(key, value) or ""
 
     ips = tuple(ip for ip in (get("k8s.pod.ip"), get("container.ip")) if ip)
     if len(ips) == 2 and ips[0] == ips[1]:
         ips = ips[:1]
-    namespace, pod, container = get("k8s.ns.name", ""), get("k8s.pod.name", ""), get("container.id")
+    namespace, pod, container = get("k8s.ns.name"), get("k8s.pod.name"), get("container.id")
+    hostname = cut(alert.hostname)
     if not (namespace or pod or container or ips or hostname):
         return EMPTY_IDENTITY
     return Identity(
         namespace=namespace,
         pod=pod,
-        pod_uid=get("k8s.pod.uid", "") or get("k8s.pod.id", ""),
-        container_id="" if container == "host" else (container or ""),
+        pod_uid=get("k8s.pod.uid") or get("k8s.pod.id"),
+        container_id="" if container == "host" else container,
         node=hostname,
-        user=get("user.name", ""),
-        image=get("container.image.repository", "") or get("container.image", ""),
+        user=get("user.name"),
+        image=get("container.image.repository") or get("container.image"),
         ips=ips,
     )
 

@@ -138,8 +138,10 @@ def _run(rules: list[ChainRule], config: EngineConfig, events: list[Event]) -> t
     return b"".join(orjson.dumps(to_record(c)) for c in chains), engine.stats()
 
 
-def _same_outcome(lines: list[bytes], allowlist: Allowlist) -> int:
-    rules, config = _builtin(), EngineConfig(allowlist=allowlist)
+def _same_outcome(
+    lines: list[bytes], allowlist: Allowlist, rules: list[ChainRule] | None = None
+) -> int:
+    rules, config = rules or _builtin(), EngineConfig(allowlist=allowlist)
     early = _early(rules, allowlist)
     plain = [e for line in lines for e in parse_line(line)]
     mixed = [e for line in lines for e in parse_line(line, None, early)]
