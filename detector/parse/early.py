@@ -44,7 +44,14 @@ from detector.parse.audit import (
     service_account_of,
     tick_time_ns,
 )
-from detector.parse.falco import FalcoAlert, actor_of, build_falco, checked, rule_and_tags
+from detector.parse.falco import (
+    FalcoAlert,
+    actor_of,
+    build_falco,
+    check_lists,
+    checked,
+    rule_and_tags,
+)
 from detector.parse.limits import MAX_FIELD_CHARS
 
 _NO_REF: Final = ObjectRef()
@@ -128,5 +135,6 @@ class EarlyReject:
             self._falco_decided[key] = wanted
         if wanted:
             return build_falco(alert, time_ns, priority, actor)
+        check_lists(alert.output_fields)  # what building it would have refused
         self.ticks += 1
         return time_only(time_ns, FALCO)

@@ -102,7 +102,8 @@ def normalize_falco(alert: FalcoAlert) -> Event:
 def checked(alert: FalcoAlert) -> tuple[int, str]:
     """The checks every alert must pass, ticks included: its event time and priority.
 
-    Raises what a bad alert is refused with (SkippedInput for Falco's internal alerts).
+    Raises what a bad alert is refused with (SkippedInput for Falco's internal alerts);
+    :func:`check_lists` is the one check that comes after these.
     """
     if alert.source == "internal" or alert.rule.startswith("Falco internal:"):
         raise SkippedInput("falco_internal", f"Falco internal alert {cut(alert.rule)!r}")
@@ -114,11 +115,20 @@ def checked(alert: FalcoAlert) -> tuple[int, str]:
         raise ParseError("bad_priority", f"Falco alert: unknown priority {cut(alert.priority)!r}")
     if len(alert.output_fields) > MAX_OUTPUT_FIELDS or len(alert.tags) > MAX_LIST:
         raise ParseError("too_large", "Falco alert: too many output_fields or tags")
-    time_ns = alert_time_ns(alert.time)
-    for key, value in alert.output_fields.items():
-        if isinstance(value, list) and len(value) > MAX_LIST:
-            raise ParseError("too_large", f"Falco alert: {cut(key)[:80]} has {len(value)} items")
-    return time_ns, priority
+    return alert_time_ns(alert.time), priority
+
+
+def check_lists(raw: dict[str, FieldValue]) -> None:
+    """The last check, on list values: run by :func:`_string_fields` for an alert that is
+    built, and on its own for one that is not (the early reject's ticks)."""
+    for key, value in raw.items():
+        if isinstance(value, list):
+            _check_list(key, value)
+
+
+def _check_list(key: str, value: list[Scalar]) -> None:
+    if len(value) > MAX_LIST:
+        raise ParseError("too_large", f"Falco alert: {cut(key)[:80]} has {len(value)} items")
 
 
 def rule_and_tags(alert: FalcoAlert) -> tuple[str, tuple[str, ...]]:
@@ -175,7 +185,8 @@ def _string_fields(raw: dict[str, FieldValue]) -> dict[str, FieldText]:
                     value = redact(value)
                 fields[key] = value if len(value) <= MAX_FIELD_CHARS else cut(value)
             continue
-        if isinstance(value, list):  # of at most MAX_LIST items (checked)
+        if isinstance(value, list):
+            _check_list(key, value)
             items = tuple(text for item in value if (text := _scalar(key, item)) is not None)
             if items:
                 fields[key] = items
@@ -224,33 +235,39 @@ def actor_of(alert: FalcoAlert) -> Identity:
     so reading the raw values gives what normalization would. The early reject decides
     from this before anything else is normalized.
     """
-    raw = alert.output_fields
-
-    def get(key: str) -> str:
-        value = raw.get(key)
-        if isinstance(value, str):
-            return "" if value in _MISSING else cut(value)
-        if value is None or isinstance(value, list):
-            return ""
-        return _scalar(key, value) or ""
-
-    ips = tuple(ip for ip in (get("k8s.pod.ip"), get("container.ip")) if ip)
-    if len(ips) == 2 and ips[0] == ips[1]:
-        ips = ips[:1]
-    namespace, pod, container = get("k8s.ns.name"), get("k8s.pod.name"), get("container.id")
+    get = alert.output_fields.get
+    pod_ip, container_ip = _identity_text(get("k8s.pod.ip")), _identity_text(get("container.ip"))
+    if pod_ip and container_ip and pod_ip != container_ip:
+        ips: tuple[str, ...] = (pod_ip, container_ip)
+    else:
+        ips = (pod_ip or container_ip,) if pod_ip or container_ip else ()
+    namespace, pod = _identity_text(get("k8s.ns.name")), _identity_text(get("k8s.pod.name"))
+    container = _identity_text(get("container.id"))
     hostname = cut(alert.hostname)
     if not (namespace or pod or container or ips or hostname):
         return EMPTY_IDENTITY
     return Identity(
         namespace=namespace,
         pod=pod,
-        pod_uid=get("k8s.pod.uid") or get("k8s.pod.id"),
+        pod_uid=_identity_text(get("k8s.pod.uid")) or _identity_text(get("k8s.pod.id")),
         container_id="" if container == "host" else container,
         node=hostname,
-        user=get("user.name"),
-        image=get("container.image.repository") or get("container.image"),
+        user=_identity_text(get("user.name")),
+        image=_identity_text(get("container.image.repository"))
+        or _identity_text(get("container.image")),
         ips=ips,
     )
+
+
+def _identity_text(value: FieldValue | None) -> str:
+    """One identity field's value as the Event's ``fields`` hold it ("" when absent)."""
+    if isinstance(value, str):
+        if len(value) <= MAX_FIELD_CHARS:
+            return "" if value in _MISSING else value
+        return cut(value)
+    if value is None or isinstance(value, list):
+        return ""
+    return _scalar("", value) or ""  # a number or a boolean, as gRPC renders it
 
 
 def _summary(rule: str, fields: dict[str, FieldText], actor: Identity) -> str:
