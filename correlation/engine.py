@@ -41,7 +41,10 @@ for their pod in ``held.py``, snapshot bytes in ``snapshots.py``; buffers hold t
 compact copy of an event and shared join keys (``compact.py``), made once per event.
 On the noise path (an event no step wants) the engine does one index lookup, its
 input's bookkeeping and, unless the watermark passed a due time, no heap work:
-:meth:`Engine._process` inlines that check.
+:meth:`Engine._process` inlines that check. A *claim* (a pod-token request only a
+foreign-IP step may want, not yet normalized: ``correlation/event.py``) takes the same
+path unless, with the bindings of the moment, the resolver would learn from it or its
+source IP is foreign; only then is its Event built (:meth:`Engine.claimed`).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from correlation import snapshots
 from correlation.buffers import RuleBuffers
 from correlation.chain import Chain, ChainStep
 from correlation.compact import Compactor
-from correlation.event import Event, time_only
+from correlation.event import K8S_AUDIT, Claim, Event, time_only
 from correlation.held import HeldAlerts, must_hold
 from correlation.identity import Resolver
 from correlation.incidents import Incidents, entities_of, short_hash
@@ -161,6 +164,21 @@ class Engine:
             self._count("error")
         return out
 
+    def claimed(self, claim: Claim, input: str = "", now_ns: int = 0) -> list[Chain]:
+        """:meth:`process` of ``claim.event()``, building that Event only when it matters.
+
+        Decided with the state as of this call: a late claim, one the resolver learns
+        from, or one a foreign-IP step may want whose source IP is foreign now, is built
+        and processed; any other changes nothing but event time and the counts, so it is
+        taken as :meth:`tick` takes a tick. The outcome is that of processing the Event
+        (chains, every counter, ``on_late``, snapshots), but ``time_only`` counts it."""
+        out: list[Chain] = []
+        try:
+            self._claimed(claim, input, now_ns, out)
+        except Exception:  # noqa: BLE001 — a bad event must never stop the stream
+            self._count("error")
+        return out
+
     def advance(self, now_ns: int, at_end: Iterable[str] = ()) -> list[Chain]:
         """The receiving clock is ``now_ns`` (pushed inputs progress with it); pulled
         inputs named in ``at_end`` that were quiet for the idle timeout go idle."""
@@ -230,18 +248,47 @@ class Engine:
             return
         if not event.id:  # a time-only tick (correlation/interest.py): only its time counts
             self._stats.time_only += 1
-        elif self._allowlist is not None and self._allowlist.matches(event):
-            self._stats.suppressed += 1
         else:
-            resolved = self._resolver.resolve(event)
-            if must_hold(resolved):
-                self._hold(resolved, out)
-            else:
-                self._offer(resolved, out)
-                self._resolver.learn(resolved)
-                if self._held.count:
-                    for released in self._held.release(resolved, self._resolver):
-                        self._offer(released, out)
+            self._take(event, out)
+        self._settle_after(watermark, out)
+
+    def _take(self, event: Event, out: list[Chain]) -> None:
+        """An event on time: suppressed, held, or offered to the steps and learned from."""
+        if self._allowlist is not None and self._allowlist.matches(event):
+            self._stats.suppressed += 1
+            return
+        resolved = self._resolver.resolve(event)
+        if must_hold(resolved):
+            self._hold(resolved, out)
+            return
+        self._offer(resolved, out)
+        self._resolver.learn(resolved)
+        if self._held.count:
+            for released in self._held.release(resolved, self._resolver):
+                self._offer(released, out)
+
+    def _claimed(self, claim: Claim, input: str, now_ns: int, out: list[Chain]) -> None:
+        """:meth:`_process` of ``claim.event()``, built only when it can matter.
+
+        The parser made a claim only when no step but a foreign-IP one may want the
+        event and the allowlist does not match its actor; the resolver leaves its pod as
+        it is and never holds it, and only Falco alerts release held ones. So, on time,
+        the Event can change only what ``learn`` and a foreign-IP step's predicate read:
+        whether its IP is bound or foreign now."""
+        time_ns = claim.time_ns
+        state = self._arrival(time_ns, K8S_AUDIT, input, now_ns)
+        watermark = self._inputs.watermark
+        if time_ns < watermark:
+            self._late(claim.event(), state, watermark)
+            return
+        resolver, ip = self._resolver, claim.ip
+        if ip and (
+            resolver.audit_teaches(claim.pod_ref, ip, time_ns)
+            or (claim.foreign and resolver.foreign_ip(claim.pod_ref, ip, time_ns))
+        ):
+            self._take(claim.event(), out)
+        else:
+            self._stats.time_only += 1
         self._settle_after(watermark, out)
 
     def _tick(self, time_ns: int, source: str, input: str, now_ns: int, out: list[Chain]) -> None:

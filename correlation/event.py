@@ -29,6 +29,9 @@ Field conventions (every later component relies on them):
 * An empty ``id`` marks a *time-only tick* (:func:`time_only`): an event the parser
   found no rule step or identity binding can use (``correlation/interest.py``), passed
   on with its time and source only so that event time still advances.
+* A :class:`Claim` is not an Event but stands for one: an audit request made with a
+  pod's bound token that no step can want unless its source IP is foreign, passed on
+  undecoded beyond what the engine needs to decide that (``Engine.claimed``).
 * ``summary`` is a one-line human description used in chain steps. Audit parsers leave it
   empty: :func:`describe` builds it from the other fields when an event becomes evidence,
   so the ~97% of audit events that are noise never pay for string formatting.
@@ -36,8 +39,8 @@ Field conventions (every later component relies on them):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Final
 
 import msgspec
 
@@ -111,6 +114,40 @@ def field_text(value: FieldText) -> str:
 def time_only(time_ns: int, source: str) -> Event:
     """A time-only tick: an event nothing can use, reduced to its event time and source."""
     return Event(time_ns, source, "")
+
+
+class Claim(msgspec.Struct, frozen=True, gc=False):
+    """An audit request made with a pod's bound token, not (yet) normalized.
+
+    The parser found that no step but a foreign-source-IP one may want it (a pod using
+    its own token, the bulk of a cluster's API traffic), yet whether it matters depends
+    on engine state at the time it is processed: the resolver may learn its IP from it,
+    and a foreign-IP step may want it if its IP belongs to another pod by then.
+    :meth:`correlation.engine.Engine.claimed` decides from the fields here and builds
+    the full Event (``build(doc)``) only when it matters; otherwise the claim has the
+    effect of a time-only tick. ``pod_ref`` and ``ip`` are exactly the ``actor.pod_ref``
+    and ``actor.ips[0]`` (or ``""``) of the Event ``build(doc)`` returns.
+    """
+
+    source: ClassVar[str] = K8S_AUDIT
+    time_ns: int
+    pod_ref: str
+    ip: str
+    foreign: bool  # some foreign-source-IP step may want it (correlation/interest.py)
+    doc: Any  # what ``build`` builds the Event from (the parsers: the event's JSON)
+    build: Callable[[Any], Event]
+    # a long-running request's: the Event's id and stage, which its stages fold by
+    # (detector/parse/long_running.py); "" for any other
+    fold: str = ""
+    stage: str = ""
+
+    def event(self) -> Event:
+        """The normalized Event this claim stands for."""
+        return self.build(self.doc)
+
+
+# What sources pass to the engine: an Event (or a time-only tick), or a Claim.
+Incoming = Event | Claim
 
 
 def describe(event: Event) -> str:

@@ -95,12 +95,20 @@ class Resolver:
     def source_ip_foreign(self, event: Event) -> bool:
         """True when the request came from an address that is not its actor pod's."""
         pod, ips = event.actor.pod_ref, event.actor.ips
-        if not pod or not ips:
-            return False
-        owner = self.ip_owner(ips[0], event.time_ns)
+        return bool(pod and ips) and self.foreign_ip(pod, ips[0], event.time_ns)
+
+    def foreign_ip(self, pod_ref: str, ip: str, time_ns: int) -> bool:
+        """Whether ``ip`` at ``time_ns`` is another pod's, or not one of ``pod_ref``'s
+        known addresses (False when nothing is known of either)."""
+        owner = self.ip_owner(ip, time_ns)
         if owner:
-            return owner != pod
-        return bool(self.pod_ips(pod, event.time_ns))
+            return owner != pod_ref
+        return bool(self.pod_ips(pod_ref, time_ns))
+
+    def audit_teaches(self, pod_ref: str, ip: str, time_ns: int) -> bool:
+        """Whether an audit request of ``pod_ref`` from ``ip`` binds that IP (see the
+        module docstring): the pod has no known address and the IP no owner."""
+        return bool(ip) and pod_ref not in self.state.pods and not self.ip_owner(ip, time_ns)
 
     def learn(self, event: Event) -> None:
         """Record the bindings this event teaches (see the module docstring)."""
@@ -112,9 +120,8 @@ class Resolver:
                 self._learn_container(actor, event.time_ns)
             for ip in actor.ips:
                 self._bind(ip, actor.pod_ref, event.time_ns)
-        elif actor.ips and actor.pod_ref not in self.state.pods:
-            if not self.ip_owner(actor.ips[0], event.time_ns):
-                self._bind(actor.ips[0], actor.pod_ref, event.time_ns)
+        elif actor.ips and self.audit_teaches(actor.pod_ref, actor.ips[0], event.time_ns):
+            self._bind(actor.ips[0], actor.pod_ref, event.time_ns)
 
     def _learn_container(self, actor: Identity, time_ns: int) -> None:
         known = self.state.containers.get(actor.container_id)

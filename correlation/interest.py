@@ -20,19 +20,23 @@ memoized by their arguments (bounded like the index's memo).
 
 One refinement beyond the index: a step that needs ``source_ip_foreign`` cannot accept
 an event whose pod, if any, the resolver would find *from its source IP* (that IP is
-then the pod's own), so audit requests without a pod claim skip those steps.
+then the pod's own), so audit requests without a pod claim skip those steps. For a
+request *with* a pod claim, :meth:`Interest.claimed` tells those steps apart from the
+rest: when only they may want it, whether it matters depends on the bindings learned
+by the time it is processed, which the engine decides (``Engine.claimed``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from correlation.allowlist import EMPTY_ALLOWLIST, Allowlist
-from correlation.event import Event
+from correlation.event import K8S_AUDIT, Event
 from correlation.identity import FILLED_BY_RESOLVE
-from correlation.index import MEMO_MAX, StepIndex
+from correlation.index import MEMO_MAX, StepIndex, StepRef
 from correlation.rules.model import ChainRule
+from correlation.rules.predicates import Compiled
 
 __all__ = ["BY_CONTAINER", "BY_IP", "Interest"]
 
@@ -50,15 +54,13 @@ class Interest:
         """Identity fields :meth:`wants` must be told are empty or not (``empty`` flags)."""
         self._flag_fields = self._index.flag_fields
         # steps that need a foreign source IP: a pod found *from* the source IP is never that
-        self._foreign = frozenset(
-            (rule_no, step.index)
-            for rule_no, rule in enumerate(rules)
-            for step in rule.steps
-            if step.where.foreign
-        )
+        self._foreign = _steps(rules, lambda where: where.foreign)
+        # steps that need the actor's namespace to differ from the target's
+        self._cross = _steps(rules, lambda where: where.cross)
         self._allowlist = allowlist if allowlist else None
         self._wants: dict[WantsKey, bool] = {}
         self._listed: dict[tuple[str, str, str, str], bool] = {}
+        self._claimed: dict[tuple[str, str, str, tuple[bool, ...], bool], tuple[bool, bool]] = {}
 
     def wants(
         self,
@@ -87,7 +89,39 @@ class Interest:
             self._wants[key] = hit
         return hit
 
+    def claimed(
+        self,
+        verb: str,
+        resource: str,
+        subresource: str,
+        empty: tuple[bool, ...],
+        same_namespace: bool,
+    ) -> tuple[bool, bool]:
+        """For an audit request with its pod claim (``empty`` as for :meth:`wants`, with
+        the pod set): may a step that does not need a foreign source IP want it, and may
+        one that does? Only the second depends on engine state (``Engine.claimed``).
+        ``same_namespace``: its target namespace is known to be the actor's (steps that
+        need ``cross_namespace`` cannot want it)."""
+        key = (verb, resource, subresource, empty, same_namespace)
+        hit = self._claimed.get(key)
+        if hit is None:
+            probe = (K8S_AUDIT, "", (), verb, resource, subresource, empty, "")
+            refs = self._refs(probe)
+            if same_namespace:
+                refs = tuple(ref for ref in refs if ref not in self._cross)
+            hit = (
+                any(ref not in self._foreign for ref in refs),
+                any(ref in self._foreign for ref in refs),
+            )
+            if len(self._claimed) >= MEMO_MAX:
+                self._claimed.clear()
+            self._claimed[key] = hit
+        return hit
+
     def _lookup(self, key: WantsKey) -> bool:
+        return bool(self._refs(key))
+
+    def _refs(self, key: WantsKey) -> tuple[StepRef, ...]:
         source, rule, tags, verb, resource, subresource, empty, resolve_by = key
         unset = {name for name, is_empty in zip(self.asks, empty, strict=True) if is_empty}
         podless = "actor.pod" in unset
@@ -101,7 +135,7 @@ class Interest:
         refs = self._index.lookup(probe, flags)
         if podless and resolve_by == BY_IP:
             refs = tuple(ref for ref in refs if ref not in self._foreign)
-        return bool(refs)
+        return refs
 
     def allowlisted(
         self, namespace: str = "", image: str = "", service_account: str = "", pod_ref: str = ""
@@ -117,3 +151,13 @@ class Interest:
                 self._listed.clear()
             self._listed[key] = hit
         return hit
+
+
+def _steps(rules: Sequence[ChainRule], test: Callable[[Compiled], bool]) -> frozenset[StepRef]:
+    """The steps whose compiled predicate passes ``test`` (its index hints)."""
+    return frozenset(
+        (rule_no, step.index)
+        for rule_no, rule in enumerate(rules)
+        for step in rule.steps
+        if test(step.where)
+    )

@@ -18,7 +18,8 @@ have at least one (``rule``, ``tags``, ``resource``, ``subresource``, ``verb``),
 the identity fields it *needs* set (``{actor.service_account: {exists: true}}`` inside
 an ``all``), so an ordinary user's request skips the service-account steps unevaluated,
 and whether it holds only for a *foreign* source IP (``source_ip_foreign: true`` inside
-an ``all``; see ``correlation/interest.py``). The index files a step under one set of
+an ``all``; see ``correlation/interest.py``) or only across namespaces (``cross``:
+``cross_namespace: true`` inside an ``all``). The index files a step under one set of
 alternatives; its *terms* (:data:`Terms`) keep every index-field test the predicate
 implies (``resource: pods`` *and* ``verb: [get, list]``), which the index checks too.
 The engine files each step under those keys, so most noise events are rejected
@@ -90,6 +91,7 @@ class Compiled:
     needs: frozenset[str] = frozenset()  # identity fields that must be set (non-empty)
     foreign: bool = False  # true only of events whose source IP is not their pod's own
     terms: Terms | None = None  # every index-field test it implies (see :data:`Terms`)
+    cross: bool = False  # true only of events whose actor.namespace is set and not the target's
 
 
 def _true(event: Event, ctx: Context) -> bool:
@@ -171,7 +173,9 @@ class PredicateCompiler:
             _ranked(test, "context")
 
         if value:
-            return Compiled(test, foreign=key == "source_ip_foreign")
+            return Compiled(
+                test, foreign=key == "source_ip_foreign", cross=key == "cross_namespace"
+            )
         return Compiled(lambda event, ctx: not test(event, ctx))
 
     def _field(self, name: str, spec: Any, doc: Located, node: Any) -> Compiled:
@@ -307,11 +311,12 @@ def _all(parts: list[Compiled]) -> Compiled:
     alts = min((p.alts for p in parts), key=_rank)
     needs = frozenset().union(*(p.needs for p in parts))
     foreign = any(p.foreign for p in parts)
+    cross = any(p.cross for p in parts)
     terms = _and_terms(parts)
     if len(preds) == 2:
         first, second = preds
         both: Pred = lambda event, ctx: first(event, ctx) and second(event, ctx)  # noqa: E731
-        return Compiled(both, sources, alts, needs, foreign, terms)
+        return Compiled(both, sources, alts, needs, foreign, terms, cross)
 
     def every(event: Event, ctx: Context) -> bool:
         # a plain loop: measurably faster than all() over a generator
@@ -321,7 +326,7 @@ def _all(parts: list[Compiled]) -> Compiled:
         return True
 
     every.parts = preds  # type: ignore[attr-defined]
-    return Compiled(every, sources, alts, needs, foreign, terms)
+    return Compiled(every, sources, alts, needs, foreign, terms, cross)
 
 
 def _and_terms(parts: list[Compiled]) -> Terms | None:
@@ -355,6 +360,7 @@ def _any(parts: list[Compiled]) -> Compiled:
         alts = frozenset().union(*(p.alts or () for p in parts))
     needs = frozenset.intersection(*(p.needs for p in parts))
     foreign = all(p.foreign for p in parts)
+    cross = all(p.cross for p in parts)
     terms: Terms | None = None
     if all(p.terms is not None for p in parts):
         terms = tuple(t for p in parts for t in p.terms or ())
@@ -367,7 +373,7 @@ def _any(parts: list[Compiled]) -> Compiled:
                 return True
         return False
 
-    return Compiled(some, sources, alts, needs, foreign, terms)
+    return Compiled(some, sources, alts, needs, foreign, terms, cross)
 
 
 ALWAYS: Final = Compiled(_true)

@@ -21,20 +21,20 @@ from __future__ import annotations
 import gzip
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from io import BufferedReader
 from itertools import chain, islice
 from operator import attrgetter
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
-from correlation.event import Event
-from detector.commands._reorder import Reorder
+from correlation.event import Claim, Event
+from detector.commands._reorder import Reorder, Timed
 from detector.commands._spill import SortStats, sorted_batches
 from detector.errors import ParseError, SkippedInput, UsageError
 from detector.parse import parse_document, parse_line
-from detector.parse.early import EarlyReject
+from detector.parse.early import Converter
 from detector.parse.limits import MAX_DOCUMENT_BYTES
 from detector.readable import why_unreadable
 
@@ -45,6 +45,7 @@ MERGE_BATCH: Final = 1024  # events per batch out of the multi-file merge
 OnBad = Callable[[Path, int, ParseError], None]
 Reader = gzip.GzipFile | BufferedReader
 _SOURCE: Final = attrgetter("source")
+T = TypeVar("T", bound=Timed)  # what the converter makes besides Events (a Claim)
 
 
 @dataclass
@@ -94,11 +95,13 @@ def merged_events(
     stats: InputStats,
     on_bad: OnBad,
     reorder: int = REORDER_EVENTS,
-    early: EarlyReject | None = None,
-) -> Iterator[Event]:
+    early: Converter[T] | None = None,
+) -> Iterator[Event | T]:
     """All events of all files, merged by event time (ties keep file, then line order).
 
-    With ``early``, events no loaded rule can use come as time-only ticks (``parse.early``).
+    With ``early``, events no loaded rule can use come as time-only ticks (``parse.early``),
+    and with its ``claiming`` view pod-token requests as claims (``Engine.claimed``),
+    except in a file sorted on disk (they are built there: a claim has no id to sort by).
     """
     return chain.from_iterable(merged_batches(paths, stats, on_bad, reorder, early))
 
@@ -108,9 +111,9 @@ def merged_batches(
     stats: InputStats,
     on_bad: OnBad,
     reorder: int = REORDER_EVENTS,
-    early: EarlyReject | None = None,
+    early: Converter[T] | None = None,
     ordering: Ordering | None = None,
-) -> Iterator[list[Event]]:
+) -> Iterator[Sequence[Event | T]]:
     """:func:`merged_events` as lists of consecutive events (the replay's fast path)."""
     ordering = ordering or Ordering()
     streams = [_ordered(p, read_batches(p, stats, on_bad, early), reorder, ordering) for p in paths]
@@ -120,7 +123,7 @@ def merged_batches(
     return iter(lambda: list(islice(merged, MERGE_BATCH)), [])
 
 
-def _time(event: Event) -> int:
+def _time(event: Timed) -> int:
     return event.time_ns
 
 
@@ -130,8 +133,8 @@ def read_events(path: Path, stats: InputStats, on_bad: OnBad) -> Iterator[Event]
 
 
 def read_batches(
-    path: Path, stats: InputStats, on_bad: OnBad, early: EarlyReject | None = None
-) -> Iterator[list[Event]]:
+    path: Path, stats: InputStats, on_bad: OnBad, early: Converter[T] | None = None
+) -> Iterator[list[Event | T]]:
     """:func:`read_events` a block of lines at a time (empty blocks are not yielded)."""
     with _open(path) as handle:
         if path.suffix == ".json" and handle.seekable():  # a pipe cannot be re-read
@@ -153,8 +156,8 @@ def _open(path: Path) -> Reader:
 
 
 def _whole_document(
-    handle: Reader, path: Path, stats: InputStats, on_bad: OnBad, early: EarlyReject | None
-) -> list[Event] | None:
+    handle: Reader, path: Path, stats: InputStats, on_bad: OnBad, early: Converter[T] | None
+) -> list[Event | T] | None:
     """A ``.json`` file may hold one pretty-printed document; None means "read it as lines"."""
     data = handle.read(MAX_DOCUMENT_BYTES + 1)
     if data.count(b"\n", 0, len(data.rstrip())) == 0:
@@ -216,9 +219,9 @@ def _parse_lines(
     path: Path,
     stats: InputStats,
     on_bad: OnBad,
-    early: EarlyReject | None = None,
-) -> list[Event]:
-    events: list[Event] = []
+    early: Converter[T] | None = None,
+) -> list[Event | T]:
+    events: list[Event | T] = []
     errors: list[ParseError] = []
     for number, line in enumerate(lines, first):
         try:
@@ -238,21 +241,36 @@ def _parse_lines(
 
 
 def _ordered(
-    path: Path, batches: Iterable[list[Event]], size: int, ordering: Ordering
-) -> Iterator[list[Event]]:
+    path: Path, batches: Iterable[list[Event | T]], size: int, ordering: Ordering
+) -> Iterator[Sequence[Event | T]]:
     """One file's batches in event-time order: sorted on disk, or through the buffer."""
     if path in ordering.sort:
         stats = ordering.sorts.setdefault(path, SortStats())
-        return sorted_batches(batches, stats, ordering.spill_dir)
+        return sorted_batches(_built(batches), stats, ordering.spill_dir)
     return _reordered(path, batches, size, ordering.max_disorder_ns)
 
 
+def _built(batches: Iterable[Sequence[object]]) -> Iterator[list[Event]]:
+    """The batches with every claim built into its Event: the sort on disk orders by
+    ``(time_ns, id)`` and spills msgpack, and a claim has neither an id nor a wire form."""
+    for batch in batches:
+        events: list[Event] = []
+        for item in batch:
+            if isinstance(item, Claim):
+                events.append(item.event())
+            elif isinstance(item, Event):
+                events.append(item)
+            else:
+                raise TypeError(f"not an Event or a Claim: {type(item).__name__}")
+        yield events
+
+
 def _reordered(
-    path: Path, batches: Iterable[list[Event]], size: int, limit: int | None
-) -> Iterator[list[Event]]:
+    path: Path, batches: Iterable[list[Event | T]], size: int, limit: int | None
+) -> Iterator[list[Event | T]]:
     """The batches re-sorted within a sliding buffer of ``size`` events (see ``_reorder``)."""
     # open while the disorder stays within half the lateness (see _reorder's docstring)
-    buffer = Reorder(size, None if limit is None else limit // 2)
+    buffer: Reorder[Event | T] = Reorder(size, None if limit is None else limit // 2)
     for batch in batches:
         out = buffer.push(batch)
         _check(path, buffer, limit)
@@ -264,6 +282,6 @@ def _reordered(
         yield rest
 
 
-def _check(path: Path, buffer: Reorder, limit: int | None) -> None:
+def _check(path: Path, buffer: Reorder[Event | T], limit: int | None) -> None:
     if limit is not None and buffer.worst_ns > limit:
         raise OutOfOrder(path, buffer.worst_ns)

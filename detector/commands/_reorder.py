@@ -38,35 +38,43 @@ from __future__ import annotations
 import heapq
 from itertools import count
 from operator import attrgetter
-from typing import Final
-
-from correlation.event import Event
+from typing import Final, Generic, Protocol, TypeVar
 
 _TIME: Final = attrgetter("time_ns")
 _SHIFT: Final = 40  # arrival numbers wrap after 2**40 events (ties only)
 _NUMBERS: Final = (1 << _SHIFT) - 1
 
 
-class Reorder:
+class Timed(Protocol):
+    """What the buffer orders: anything with an event time (an Event, a Claim)."""
+
+    @property
+    def time_ns(self) -> int: ...
+
+
+E = TypeVar("E", bound=Timed)
+
+
+class Reorder(Generic[E]):
     """Re-sorts events within a sliding buffer of ``size`` (stable for equal times)."""
 
     def __init__(self, size: int, pass_ns: int | None = None) -> None:
         self.size = max(size, 1)
         self._pass_ns = pass_ns  # open while set (see the module docstring)
-        self._held: list[Event] = []  # the sorted shape: by time, ties in arrival order
+        self._held: list[E] = []  # the sorted shape: by time, ties in arrival order
         self._heap: list[int] = []  # the heap shape (only one of the two is in use) ...
-        self._by_key: dict[int, Event] = {}  # ... and its events by key (unique keys)
+        self._by_key: dict[int, E] = {}  # ... and its events by key (unique keys)
         self._seq = count()
         self._max_held = -(1 << 62)  # latest time buffered (heap shape)
         self._last_out = -(1 << 62)  # latest time pushed out
         self.worst_ns = 0  # largest amount by which an event came out older than one before
 
-    def push(self, batch: list[Event]) -> list[Event]:
+    def push(self, batch: list[E]) -> list[E]:
         """Add a batch (in arrival order); returns the events pushed out, in order."""
         if self._pass_ns is not None:
             return self._pass(batch, self._pass_ns)
         if len(batch) > self.size:
-            out: list[Event] = []
+            out: list[E] = []
             for start in range(0, len(batch), self.size):
                 out += self.push(batch[start : start + self.size])
             return out
@@ -88,7 +96,7 @@ class Reorder:
         self._emitted(out[0].time_ns, out[-1].time_ns)
         return out
 
-    def _pass(self, batch: list[Event], pass_ns: int) -> list[Event]:
+    def _pass(self, batch: list[E], pass_ns: int) -> list[E]:
         """The open buffer: the batch as it came, up to the first event lagging more than
         ``pass_ns``; from there on the buffer is on (:meth:`push`)."""
         last_out, worst = self._last_out, self.worst_ns
@@ -106,7 +114,7 @@ class Reorder:
         self._last_out, self.worst_ns = last_out, worst
         return batch
 
-    def drain(self) -> list[Event]:
+    def drain(self) -> list[E]:
         """End of input: everything still buffered, in order."""
         self._to_sorted()
         held, self._held = self._held, []
@@ -136,9 +144,9 @@ class Reorder:
             self._held = list(map(self._by_key.__getitem__, self._heap))
             self._heap, self._by_key = [], {}
 
-    def _push_heap(self, batch: list[Event]) -> list[Event]:
+    def _push_heap(self, batch: list[E]) -> list[E]:
         heap, seq, size, by_key = self._heap, self._seq, self.size, self._by_key
-        out: list[Event] = []
+        out: list[E] = []
         emit, pushpop, take = out.append, heapq.heappushpop, by_key.pop
         last_out, worst, max_held = self._last_out, self.worst_ns, self._max_held
         for event in batch:

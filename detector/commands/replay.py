@@ -43,6 +43,7 @@ import orjson
 from correlation.chain import Chain, to_record
 from correlation.engine import Engine, EngineConfig
 from correlation.errors import RuleError
+from correlation.event import Claim
 from correlation.interest import Interest
 from correlation.rules import ChainRule, builtin_rules_paths, load_rules
 from correlation.rules.model import parse_duration
@@ -221,11 +222,19 @@ def _replay(
         if keep is not None:
             keep.extend(found)
 
-    process, tick, admit = engine.process, engine.tick, LongRunningStages().admit
-    batches = merged_batches(paths, report.inputs, report.bad_line, early=early, ordering=ordering)
+    process, tick, claimed = engine.process, engine.tick, engine.claimed
+    stages = LongRunningStages()
+    admit, admit_claim = stages.admit, stages.admit_claim
+    batches = merged_batches(
+        paths, report.inputs, report.bad_line, early=early.claiming, ordering=ordering
+    )
     for batch in batches:
         for event in batch:
-            if not event.id:  # a time-only tick (parse/early.py): its time is all there is
+            if isinstance(event, Claim):  # a pod-token request the engine decides on
+                if not admit_claim(event):
+                    continue  # a later stage of a long-running request already passed on
+                found = claimed(event, REPLAY_INPUT)
+            elif not event.id:  # a time-only tick (parse/early.py): its time is all there is
                 found = tick(event.time_ns, event.source, REPLAY_INPUT)
             elif admit(event):
                 found = process(event, REPLAY_INPUT)

@@ -136,6 +136,13 @@ def parse_audit(doc: Mapping[str, Any]) -> Event:
     return normalize_audit(event)
 
 
+def audit_json(data: bytes | msgspec.Raw) -> Event:
+    """The normalized Event of one audit Event's JSON already decoded once without
+    error (a claim's build: ``detector/parse/early.py``); decoding it again as the
+    struct's base type reads the same fields the same way."""
+    return normalize_audit(_event_decoder.decode(data))
+
+
 def normalize_audit(event: AuditEvent) -> Event:
     """The decoded audit event as a normalized Event (see ``correlation/event.py``)."""
     time_ns = audit_time_ns(event)
@@ -154,7 +161,7 @@ def normalize_audit(event: AuditEvent) -> Event:
     return Event(
         time_ns=time_ns,
         source=K8S_AUDIT,
-        id=_short(event_id(event.auditID, event.stage, event.verb, ref.subresource)),
+        id=audit_event_id(event),
         verb=verb,
         resource=resource,
         subresource=subresource,
@@ -166,6 +173,12 @@ def normalize_audit(event: AuditEvent) -> Event:
         target=target,
         fields=fields,
     )
+
+
+def audit_event_id(event: AuditEvent) -> str:
+    """The normalized Event's ``id`` (see ``correlation/event.py``)."""
+    subresource = event.objectRef.subresource if event.objectRef else ""
+    return _short(event_id(event.auditID, event.stage, event.verb, subresource))
 
 
 def audit_time_ns(event: AuditEvent) -> int:
@@ -247,12 +260,14 @@ def _actor(
         service_account=account,
         node=node,
         user=username,
-        ips=_ips(source_ips),
+        ips=actor_ips(source_ips),
     )
 
 
-def _ips(source_ips: list[str]) -> tuple[str, ...]:
-    """Only the last sourceIP is the API server's own view; the others are client-supplied."""
+def actor_ips(source_ips: list[str]) -> tuple[str, ...]:
+    """The actor's addresses as normalized, the API server's own view first: only the
+    last sourceIP is that; the others are client-supplied. (The early reject's claims
+    take their ``ip`` from here too: ``detector/parse/early.py``.)"""
     if len(source_ips) == 1:  # the common case: one address, no proxies
         ip = source_ips[0]
         return (ip if len(ip) <= MAX_FIELD_CHARS else cut(ip),) if ip else ()
@@ -277,9 +292,14 @@ def _fields(event: AuditEvent, ref: ObjectRef) -> dict[str, str]:
         fields["user_agent"] = agent if len(agent) <= MAX_FIELD_CHARS else cut(agent)
     if ref.apiGroup:
         fields["api_group"] = cut(ref.apiGroup)
-    if ref.resource == "pods" and ref.subresource in ("exec", "attach"):
+    if reads_query(ref.resource, ref.subresource):
         _exec_fields(event.requestURI, fields)
     return fields
+
+
+def reads_query(resource: str, subresource: str) -> bool:
+    """Whether normalization parses the request's query string (exec and attach only)."""
+    return resource == "pods" and subresource in ("exec", "attach")
 
 
 def _exec_fields(uri: str, fields: dict[str, str]) -> None:

@@ -25,7 +25,7 @@ import msgspec
 from correlation.event import Event
 from detector.errors import ParseError, SkippedInput
 from detector.parse.audit import AuditEvent, normalize_audit
-from detector.parse.early import EarlyReject
+from detector.parse.early import Converter
 from detector.parse.falco import FalcoAlert, FieldValue, ProtoTime, normalize_falco
 from detector.parse.limits import MAX_DOCUMENT_BYTES, MAX_ITEMS
 
@@ -65,8 +65,8 @@ def parse_document(
     data: bytes,
     max_bytes: int = MAX_DOCUMENT_BYTES,
     errors: list[ParseError] | None = None,
-    early: EarlyReject | None = None,
-) -> list[Event]:
+    early: Converter[T] | None = None,
+) -> list[Event | T]:
     """The events in one JSON document: a Falco alert, an audit Event or an EventList.
 
     Raises :class:`ParseError` for a bad document. For an EventList, a bad item raises
@@ -75,12 +75,12 @@ def parse_document(
     """
     if len(data) > max_bytes:
         raise ParseError("too_large", f"document of {len(data)} bytes exceeds {max_bytes}")
-    return _events(_decode(_document_decoder, data), errors, early)
+    return _events(_decode(_document_decoder, data), data, errors, early)
 
 
 def parse_line(
-    line: bytes, errors: list[ParseError] | None = None, early: EarlyReject | None = None
-) -> list[Event]:
+    line: bytes, errors: list[ParseError] | None = None, early: Converter[T] | None = None
+) -> list[Event | T]:
     """The events on one line of a JSON-lines file; a blank line holds none.
 
     The document limit applies, not a smaller line limit: a webhook capture holds a whole
@@ -96,17 +96,18 @@ def parse_line(
         if not line.strip():
             return []
         doc = _decode(_document_decoder, line)  # raises the mapped ParseError
-    return _events(doc, errors, early)
+    return _events(doc, line, errors, early)
 
 
 def _events(
-    doc: _Document, errors: list[ParseError] | None, early: EarlyReject | None
-) -> list[Event]:
-    """Dispatch on the shape that came back (see the module docstring)."""
+    doc: _Document, data: bytes, errors: list[ParseError] | None, early: Converter[T] | None
+) -> list[Event | T]:
+    """Dispatch on the shape that came back (see the module docstring); ``data``: the
+    document's JSON."""
     if doc.kind == "EventList":
         return _event_list(doc, errors, early)
     if doc.auditID or doc.kind == "Event":
-        return [early.audit(doc) if early is not None else normalize_audit(doc)]
+        return [early.audit(doc, data) if early is not None else normalize_audit(doc)]
     if doc.rule or doc.priority or doc.output_fields:
         alert = _falco(doc)
         return [early.falco(alert) if early is not None else normalize_falco(alert)]
@@ -149,17 +150,17 @@ def _validation_error(text: str) -> ParseError:
 
 
 def _event_list(
-    doc: _Document, errors: list[ParseError] | None, early: EarlyReject | None
-) -> list[Event]:
+    doc: _Document, errors: list[ParseError] | None, early: Converter[T] | None
+) -> list[Event | T]:
     if doc.apiVersion not in ("audit.k8s.io/v1", "audit.k8s.io/v1beta1", ""):
         raise ParseError("unknown_api_version", f"EventList apiVersion {doc.apiVersion[:40]!r}")
     if len(doc.items) > MAX_ITEMS:
         raise ParseError("too_large", f"EventList of {len(doc.items)} items exceeds {MAX_ITEMS}")
-    events: list[Event] = []
-    normalize = early.audit if early is not None else normalize_audit
+    events: list[Event | T] = []
     for item in doc.items:
         try:
-            events.append(normalize(_decode(_event_decoder, item)))
+            event = _decode(_event_decoder, item)
+            events.append(early.audit(event, item) if early is not None else normalize_audit(event))
         except ParseError as exc:
             if errors is None:
                 raise
@@ -185,7 +186,7 @@ def _falco(doc: _Document) -> FalcoAlert:
     )
 
 
-def _envelope(doc: _Document, early: EarlyReject | None) -> Event:
+def _envelope(doc: _Document, early: Converter[T] | None) -> Event | T:
     if doc.protoPayload:
         raise ParseError(
             "unsupported_envelope",
@@ -193,17 +194,18 @@ def _envelope(doc: _Document, early: EarlyReject | None) -> Event:
             "user info; export the API server's audit.k8s.io Events instead",
         )
     if doc.properties is not None and doc.properties.log:
-        event = _aks_event(doc.properties.log)
-        return normalize_audit(event) if early is None else early.audit(event)
+        event, data = _aks_event(doc.properties.log)
+        return normalize_audit(event) if early is None else early.audit(event, data)
     raise ParseError("unknown_format", "neither a Falco alert nor an audit Event/EventList")
 
 
-def _aks_event(log: msgspec.Raw) -> AuditEvent:
-    """AKS puts the audit Event in ``properties.log``: an object, or JSON in a string."""
+def _aks_event(log: msgspec.Raw) -> tuple[AuditEvent, bytes]:
+    """AKS puts the audit Event in ``properties.log``: an object, or JSON in a string
+    (the Event and its JSON)."""
     raw = bytes(log)
     if raw[:1] == b'"':
         raw = _decode(_string_decoder, raw).encode()
     event = _decode(_event_decoder, raw)
     if not event.auditID:
         raise ParseError("unknown_format", "AKS record whose properties.log is not an audit Event")
-    return event
+    return event, raw

@@ -25,6 +25,10 @@ Events the early reject reduces to time-only ticks (``detector/parse/early.py``)
 id to fold on; a tick of a later stage carries that stage's own time instead
 (:func:`detector.parse.audit.tick_time_ns`), so it is not late either.
 
+A request passed on as a claim (``detector/parse/early.py``: the Event is built only if
+the engine needs it) carries the id its stages fold under and its stage, so
+:meth:`LongRunningStages.admit_claim` folds it exactly as it would fold its Event.
+
 The requests remembered are part of the engine checkpoint (:meth:`snapshot`,
 :meth:`restore`; ``detector run`` stores them beside the engine state): a watch or exec
 whose ResponseStarted was correlated before a restart still has its ResponseComplete
@@ -42,7 +46,7 @@ from typing import Final
 
 import msgspec
 
-from correlation.event import K8S_AUDIT, Event
+from correlation.event import K8S_AUDIT, Claim, Event
 
 # kube-apiserver's own long-running check (verbs, subresources): these may hold a
 # response open for as long as the client likes
@@ -86,9 +90,15 @@ class LongRunningStages:
         """False when ``event`` is another stage of a request already passed on."""
         if event.source != K8S_AUDIT or not is_long_running(event):
             return True
-        stage = event.stage
+        return self._admit(event.id, event.stage)  # one id for every responding stage
+
+    def admit_claim(self, claim: Claim) -> bool:
+        """:meth:`admit` of the Event ``claim`` stands for (its ``fold``: that Event's id
+        when it is long-running, else ``""``)."""
+        return not claim.fold or self._admit(claim.fold, claim.stage)
+
+    def _admit(self, key: str, stage: str) -> bool:
         if stage in RESPONDING:
-            key = event.id  # one id for every responding stage (event_id)
             if key not in self._open:
                 self._remember(key)
                 return True
