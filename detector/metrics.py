@@ -176,6 +176,12 @@ SPECS: Final = (
         C,
         "Anchors absorbed into a chain already emitted (one chain, not two)",
     ),
+    Spec(
+        "time_only",
+        "detector_engine_time_only",
+        C,
+        "Events no loaded rule could use, taken as time-only ticks (the early reject)",
+    ),
     Spec("pending", "detector_engine_pending", G, "Container-only alerts held for their pod"),
     Spec(
         "identity_bindings",
@@ -360,6 +366,7 @@ class Metrics:
     stages_folded: Counter
     suppressed: Counter
     absorbed: Counter
+    time_only: Counter
     pending: Gauge
     identity_bindings: Gauge
     reconnects: Counter
@@ -442,6 +449,7 @@ class EngineExport:
         values = _as_mapping(stats)
         found = [(("suppressed", ""), float(values.get("suppressed", 0)))]
         found.append((("absorbed", ""), float(values.get("absorbed", 0))))
+        found.append((("time_only", ""), float(values.get("time_only", 0))))
         found.append((("late_chains_missed", ""), float(values.get("late_chains_missed", 0))))
         for source, count in dict(values.get("clock_skew") or {}).items():
             found.append((("clock_skew", str(source)), float(count)))
@@ -460,6 +468,7 @@ class EngineExport:
             "errors": self._metrics.engine_errors,
             "suppressed": self._metrics.suppressed,
             "absorbed": self._metrics.absorbed,
+            "time_only": self._metrics.time_only,
             "late_chains_missed": self._metrics.late_chains_missed,
         }[kind]
 

@@ -136,5 +136,6 @@ async def test_unwanted_grpc_alerts_tick_and_the_chain_is_confirmed(
     assert stats.events == NOISE + LISTED + 3  # every alert and the audit event counted
     assert stats.suppressed == LISTED
     assert metrics.value("detector_engine_suppressed_total") == LISTED
+    assert metrics.value("detector_engine_time_only_total") == NOISE
     assert metrics.value("detector_events_in_total", GRPC) == NOISE + 3
     assert metrics.value("detector_engine_late_events_total", {"source": "falco"}) == 0

@@ -95,6 +95,8 @@ async def test_noise_over_http_becomes_ticks_and_the_attack_is_still_one_chain(
     stats = engine.stats()
     assert stats.time_only == NOISE  # exactly the noise, nothing the attack or allowlist needs
     assert stats.suppressed == LISTED  # allowlisted events are still counted as suppressed
+    assert metrics.value("detector_engine_time_only_total") == NOISE
+    assert metrics.value("detector_engine_suppressed_total") == LISTED
     assert metrics.value("detector_events_in_total", {"source": "k8s_audit"}) == len(items)
     assert metrics.value("detector_engine_late_events_total", {"source": "k8s_audit"}) == 0
 

@@ -18,6 +18,7 @@ from tests.integration.run.test_idle_watermark import Collected
 STATS = EngineStats(
     suppressed=3,
     absorbed=1,
+    time_only=8,
     pending=4,
     identity_bindings=5,
     partials=6,
@@ -34,6 +35,7 @@ def test_errors_are_not_evictions_and_every_stat_is_exported() -> None:
     assert metrics.value("detector_engine_evictions_total", {"reason": "error"}) == 0
     assert metrics.value("detector_engine_suppressed_total") == 3
     assert metrics.value("detector_engine_absorbed_total") == 1
+    assert metrics.value("detector_engine_time_only_total") == 8
     assert metrics.value("detector_engine_pending") == 4
     assert metrics.value("detector_engine_identity_bindings") == 5
     assert metrics.value("detector_engine_partial_matches") == 6
