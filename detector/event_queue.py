@@ -24,12 +24,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from correlation.event import Event
+from correlation.event import Event, Incoming
 from detector.metrics import Metrics
 from detector.sources.base import Emit
 
-Item = tuple[str, str, int, Event]  # source, input, arrival on the receiving clock (ns), event
-Batch = tuple[str, str, int, Sequence[Event]]  # the same for a run of events
+# source, input, arrival on the receiving clock (ns), event (or a claim: parse/early.py)
+Item = tuple[str, str, int, Incoming]
+Batch = tuple[str, str, int, Sequence[Incoming]]  # the same for a run of events
 
 
 class _Entry:
@@ -37,7 +38,7 @@ class _Entry:
 
     __slots__ = ("arrived", "events", "input", "next", "source")
 
-    def __init__(self, source: str, input: str, arrived: int, events: Sequence[Event]) -> None:
+    def __init__(self, source: str, input: str, arrived: int, events: Sequence[Incoming]) -> None:
         self.source, self.input, self.arrived, self.events = source, input, arrived, events
         self.next = 0  # index of the first event not yet taken
 
@@ -77,7 +78,7 @@ class EventQueue:
         return 0 if self._closed else self._max - self._size
 
     def offer(
-        self, source: str, events: Sequence[Event], input: str = "", arrived: int = 0
+        self, source: str, events: Sequence[Incoming], input: str = "", arrived: int = 0
     ) -> bool:
         """Enqueue all of ``events`` (of a pushed ``input``, default ``source``) or none
         of them; never waits. ``arrived``: their arrival on the receiving clock, when it
@@ -145,7 +146,7 @@ class EventQueue:
             self._done[source] = self._done.get(source, 0) + count
             self._finish(count)
 
-    async def get(self) -> Event:
+    async def get(self) -> Incoming:
         return (await self.get_item())[3]
 
     async def get_item(self) -> Item:
@@ -154,7 +155,7 @@ class EventQueue:
         self._taken.append(source)
         return source, input, arrived, events[0]
 
-    def get_nowait(self) -> Event:
+    def get_nowait(self) -> Incoming:
         """The next event without waiting; ``asyncio.QueueEmpty`` when there is none."""
         if not self._entries:
             raise asyncio.QueueEmpty

@@ -15,7 +15,8 @@ The queue (:mod:`detector.event_queue`) holds each accepted batch as one entry, 
 with its arrival time on the receiving clock; the :class:`Correlator` takes runs of up to
 :data:`_YIELD_EVERY` events of one batch at a time (yielding to the HTTP server between
 runs), hands the stamp to the engine with each event, and time-only ticks (the early
-reject's, ``detector/parse/early.py``) to ``engine.tick``; every
+reject's, ``detector/parse/early.py``) to ``engine.tick`` and its claims (pod-token
+requests not yet normalized) to ``engine.claimed``; every
 ``engine.idle_advance_s`` tells the engine the clock moved::
 
     tick: now = wall clock            when the queue is empty
@@ -49,7 +50,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from correlation.chain import Chain, to_record
-from correlation.event import Event
+from correlation.event import Claim, Event, Incoming
 from correlation.watermarks import InputState
 from detector.delivery.checkpoint import Checkpointer, Snapshotable
 from detector.event_queue import EventQueue
@@ -74,6 +75,7 @@ class EngineLike(Protocol):
     def inputs(self) -> list[InputState]: ...
     def process(self, event: Event, input: str = "", now_ns: int = 0) -> list[Chain]: ...
     def tick(self, time_ns: int, source: str, input: str = "", now_ns: int = 0) -> list[Chain]: ...
+    def claimed(self, claim: Claim, input: str = "", now_ns: int = 0) -> list[Chain]: ...
     def advance(self, now_ns: int, at_end: Iterable[str] = ()) -> list[Chain]: ...
     def flush(self) -> list[Chain]: ...
 
@@ -158,7 +160,7 @@ class Correlator:
             self.running = False
 
     async def _correlate(
-        self, source: str, input: str, arrived: int, events: Sequence[Event]
+        self, source: str, input: str, arrived: int, events: Sequence[Incoming]
     ) -> None:
         """One run of events of one input, taken together (they arrived together)."""
         if input not in self._known:
@@ -166,14 +168,18 @@ class Correlator:
         self._last_arrival = arrived
         engine, queue = self._engine, self._queue
         admit, process, tick = self.stages.admit, engine.process, engine.tick
+        admit_claim, claimed = self.stages.admit_claim, engine.claimed
         done = 0  # of these events, how many the queue has been told are done
         try:
             for seen, event in enumerate(events, 1):
-                if not event.id:  # a time-only tick (parse/early.py): no stage, only its time
+                chains: list[Chain] | None
+                if isinstance(event, Claim):  # a pod-token request the engine decides on
+                    chains = claimed(event, input, arrived) if admit_claim(event) else None
+                elif not event.id:  # a time-only tick (parse/early.py): no stage, only its time
                     chains = tick(event.time_ns, event.source, input, arrived)
-                elif admit(event):
-                    chains = process(event, input, arrived)
                 else:
+                    chains = process(event, input, arrived) if admit(event) else None
+                if chains is None:  # a later stage of a long-running request already seen
                     self._metrics.stages_folded.inc()
                     continue
                 if chains:

@@ -40,8 +40,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Final
 
-from correlation.event import Event
+from correlation.event import Claim, Event
 from detector.delivery.checkpoint import Checkpointer
+from detector.event_queue import Item
 from detector.logging import get_logger
 from detector.metrics import Metrics
 from detector.pipeline import EventQueue
@@ -178,8 +179,10 @@ class Relay:
                 break
         return batch
 
-    def _took(self, item: tuple[str, str, int, Event]) -> Event:
-        source, _, _, event = item
+    def _took(self, item: Item) -> Event:
+        source, _, _, taken = item
+        # a relay's receivers make no claims (no rules here); one would be sent as its Event
+        event = taken.event() if isinstance(taken, Claim) else taken
         if self._settlement is not None:
             self._settlement.took(source, event)
         return event
