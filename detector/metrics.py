@@ -180,7 +180,8 @@ SPECS: Final = (
         "time_only",
         "detector_engine_time_only",
         C,
-        "Events no loaded rule could use, taken as time-only ticks (the early reject)",
+        "Events no loaded rule could use, taken as time-only ticks (the early reject), "
+        "and pod-token requests passed as claims that changed nothing (Engine.claimed)",
     ),
     Spec("pending", "detector_engine_pending", G, "Container-only alerts held for their pod"),
     Spec(

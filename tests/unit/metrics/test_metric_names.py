@@ -114,7 +114,8 @@ EXPECTED: list[tuple[str, str, str, str, tuple[str, ...]]] = [
         "time_only",
         "detector_engine_time_only",
         "counter",
-        "Events no loaded rule could use, taken as time-only ticks (the early reject)",
+        "Events no loaded rule could use, taken as time-only ticks (the early reject), "
+        "and pod-token requests passed as claims that changed nothing (Engine.claimed)",
         (),
     ),
     ("pending", "detector_engine_pending", "gauge", "Container-only alerts held for their pod", ()),
