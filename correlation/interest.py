@@ -20,7 +20,11 @@ memoized by their arguments (bounded like the index's memo).
 
 One refinement beyond the index: a step that needs ``source_ip_foreign`` cannot accept
 an event whose pod, if any, the resolver would find *from its source IP* (that IP is
-then the pod's own), so audit requests without a pod claim skip those steps. For a
+then the pod's own), so audit requests without a pod claim skip those steps. Another:
+a step can keep an event only under its join key (``by``), and keys read off the actor's
+pod (or an identity field the event is known to lack) are empty for an event without
+one that the resolver cannot complete, so such steps do not want it either (unless the
+rule has a ``suppress`` list, which counts a matching event before keys are read). For a
 request *with* a pod claim, :meth:`Interest.claimed` tells those steps apart from the
 rest: when only they may want it, whether it matters depends on the bindings learned
 by the time it is processed, which the engine decides (``Engine.claimed``).
@@ -43,6 +47,8 @@ __all__ = ["BY_CONTAINER", "BY_IP", "Interest"]
 WantsKey = tuple[str, str, tuple[str, ...], str, str, str, tuple[bool, ...], str]
 BY_IP: Final = "ip"
 BY_CONTAINER: Final = "container"
+# join keys read off the actor's pod: without one they offer nothing (correlation/keys.py)
+_POD_KEYS: Final = frozenset(("actor.pod", "actor.pod_ref", "actor.workload"))
 
 
 class Interest:
@@ -57,6 +63,16 @@ class Interest:
         self._foreign = _steps(rules, lambda where: where.foreign)
         # steps that need the actor's namespace to differ from the target's
         self._cross = _steps(rules, lambda where: where.cross)
+        # the identity fields each step's join key reads that an event may be known to
+        # lack: without them it offers no key, so the step cannot keep it. Rules with a
+        # suppress list are left out: they count a matching event before keys are read.
+        self._key_needs = {
+            (rule_no, step.index): needs
+            for rule_no, rule in enumerate(rules)
+            if not rule.suppress
+            for step in rule.steps
+            if (needs := _key_needs(step.by, self.asks))
+        }
         self._allowlist = allowlist if allowlist else None
         self._wants: dict[WantsKey, bool] = {}
         self._listed: dict[tuple[str, str, str, str], bool] = {}
@@ -135,6 +151,8 @@ class Interest:
         refs = self._index.lookup(probe, flags)
         if podless and resolve_by == BY_IP:
             refs = tuple(ref for ref in refs if ref not in self._foreign)
+        if refs and unset:
+            refs = tuple(r for r in refs if unset.isdisjoint(self._key_needs.get(r, ())))
         return refs
 
     def allowlisted(
@@ -151,6 +169,16 @@ class Interest:
                 self._listed.clear()
             self._listed[key] = hit
         return hit
+
+
+def _key_needs(by: Sequence[str], asks: Sequence[str]) -> frozenset[str]:
+    """Of the fields :meth:`Interest.wants` is told about, those a step's join key
+    (``by``) is empty without: any one missing and the step offers no key (keys.py)."""
+    return frozenset(
+        "actor.pod" if name in _POD_KEYS else name
+        for name in by
+        if name in _POD_KEYS or name in asks
+    )
 
 
 def _steps(rules: Sequence[ChainRule], test: Callable[[Compiled], bool]) -> frozenset[StepRef]:

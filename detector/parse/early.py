@@ -13,7 +13,9 @@ engine needs for its watermark and counts. Everything else is normalized as befo
 What makes an event not rejectable (each checked exactly as normalization would see it):
 
 * a step may want it: ``Interest.wants`` on the index's discriminator (verb, resource,
-  subresource; Falco rule and tags) and the identity fields the steps need;
+  subresource; Falco rule and tags) and the identity fields the steps need and join on
+  (a step joining on the actor's pod cannot keep an event that has none and cannot get
+  one: every built-in step, so a host's Falco alert is a tick under the built-in rules);
 * the resolver may learn from it: an audit request with its pod claim, a Falco alert
   with a pod, container id or address (the resolver learns only from events that name
   their pod, or a container it can resolve: ``correlation/identity.py``);

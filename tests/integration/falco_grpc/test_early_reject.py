@@ -2,12 +2,12 @@
 
 Real parts: the whole service in-process (gRPC consumer, HTTP audit receiver, queue,
 engine) subscribed over a unix socket to a real gRPC server speaking Falco's outputs and
-version protos (fake_falco.py), with the intake log on and off. Host alerts no loaded
-step wants (the built-in rules without imds-credential-theft, whose step looks at every
-alert's address) reach the engine as time-only ticks: counted as events in, moving event
-time, never late. The attack's alerts have an actor, so they are never ticks: the
-recon → token read → cross-namespace chain is still confirmed, and an allowlisted pod's
-alert is still counted as suppressed.
+version protos (fake_falco.py), with the intake log on and off, and the built-in rules.
+Host alerts (no pod, container id ``host``) no built-in step can keep (they all join on
+the actor's pod) reach the engine as time-only ticks: counted as events in and on
+``detector_engine_time_only_total``, moving event time, never late. The attack's alerts
+have an actor, so they are never ticks: the recon → token read → cross-namespace chain
+is still confirmed, and an allowlisted pod's alert is still counted as suppressed.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def listed_alert(time: str) -> dict[str, Any]:
 
 
 def engine(config: cfg.Config) -> Engine:
-    rules = [r for r in load_rules(builtin_rules_paths()) if r.id != "imds-credential-theft"]
+    rules = load_rules(builtin_rules_paths())
     allowlist = Allowlist(namespaces=("monitoring",))
     return Engine(rules, replace(build_engine_config(config.engine), allowlist=allowlist))
 

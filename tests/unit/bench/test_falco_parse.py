@@ -13,5 +13,5 @@ def test_each_case_is_parsed_the_way_its_name_says() -> None:
     }
     assert sum(1 for _, _, tick in cases().values() if tick) == 1
     plain = found["host alert, no early reject"]
-    assert found["host alert, early reject (built-in rules: wanted)"] == plain
-    assert found["host alert, early reject (no step wants it: tick)"].time_ns == plain.time_ns
+    assert found["host alert, early reject (a step wants it: kept)"] == plain
+    assert found["host alert, early reject (built-in rules: tick)"].time_ns == plain.time_ns

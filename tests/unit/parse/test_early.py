@@ -115,9 +115,14 @@ def test_falco_alerts_without_an_actor_that_no_step_wants_are_ticks(tmp_path: Pa
     scan = {**host, "rule": "Scan"}
     assert parse_line(jsonl.line(host), None, early)[0].id == ""
     assert parse_line(jsonl.line(in_pod), None, early) == parse_line(jsonl.line(in_pod))
-    assert parse_line(jsonl.line(scan), None, early) == parse_line(jsonl.line(scan))
-    # the built-in imds step looks at every alert's address: no Falco ticks there
-    assert parse_line(jsonl.line(host), None, _early(_builtin())) == parse_line(jsonl.line(host))
+    # the step wants a Scan, but joins on the actor's pod, which a host alert never has
+    assert parse_line(jsonl.line(scan), None, early)[0].id == ""
+    by_node = tmp_path / "by-node.yaml"
+    by_node.write_text(NO_IMDS.replace("by: actor.pod", "by: actor.node"))
+    wanted = parse_line(jsonl.line(scan), None, _early(load_rules([by_node])))
+    assert wanted == parse_line(jsonl.line(scan))
+    # every built-in step joins on the actor's pod (the imds one looks at every alert)
+    assert parse_line(jsonl.line(host), None, _early(_builtin()))[0].id == ""
     bad = {**host, "priority": "loud"}
     with pytest.raises(ParseError, match="unknown priority"):
         parse_line(jsonl.line(bad), None, early)
