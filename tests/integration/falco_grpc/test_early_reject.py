@@ -23,11 +23,15 @@ from msgspec.structs import replace
 
 from correlation.allowlist import Allowlist
 from correlation.engine import Engine
+from correlation.event import FALCO, time_only
 from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
-from detector.commands.run import build_engine_config, serve
+from detector.commands.run import build_engine_config, early_reject, serve
+from detector.delivery.intake_log import IntakeLog
 from detector.metrics import Metrics
+from detector.parse import parse_falco
 from detector.proto import outputs_pb2
+from detector.sources.falco_grpc_wire import response_to_alert
 from tests.integration.falco_grpc.conftest import LOOP
 from tests.integration.falco_grpc.fake_falco import FakeFalco
 from tests.integration.falco_grpc.fake_falco import serve as serve_falco
@@ -139,3 +143,18 @@ async def test_unwanted_grpc_alerts_tick_and_the_chain_is_confirmed(
     assert metrics.value("detector_engine_time_only_total") == NOISE
     assert metrics.value("detector_events_in_total", GRPC) == NOISE + 3
     assert metrics.value("detector_engine_late_events_total", {"source": "falco"}) == 0
+
+
+async def test_ticks_in_the_intake_log_come_back_as_ticks(tmp_path: Path) -> None:
+    # what the gRPC consumer offers the logged intake, read back as after kill -9
+    early = early_reject(engine(service_config(tmp_path, tmp_path / "sock", logged=False)))
+    assert early is not None
+    offered = [parse_falco(response_to_alert(r), early) for r in responses()]
+    assert offered.count(time_only(offered[0].time_ns, FALCO)) == NOISE  # at the recon's time
+    log = IntakeLog(tmp_path / "intake", Metrics())
+    assert log.append("falco_grpc", "falco_grpc", 1, offered)
+    await log.synced()
+    again = [
+        e for _, record in IntakeLog(tmp_path / "intake", Metrics()).tail() for e in record.events
+    ]
+    assert again == offered and sum(1 for e in again if not e.id) == NOISE
