@@ -20,13 +20,12 @@ Speed: input comes in batches (see ``_inputs``), and the state built at start-up
 compiled predicates, imported modules) is moved out of the cyclic GC's sight with
 ``gc.freeze()``; retained events are ``gc=False`` structs, so the collector has little
 to walk, and it runs its young generation every 100,000 allocations, not every 700
-(``_quiet_collector``).
+(:func:`detector.commands._collector.quiet_collector`, which ``detector run`` uses too).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import shutil
 import sys
@@ -49,6 +48,7 @@ from correlation.rules import ChainRule, builtin_rules_paths, load_rules
 from correlation.rules.model import parse_duration
 from detector.allowlist import load_allowlist
 from detector.commands import Command, register
+from detector.commands._collector import quiet_collector
 from detector.commands._inputs import (
     InputStats,
     Ordering,
@@ -69,7 +69,6 @@ PROGRESS_CHECK_EVENTS: Final = 16_384  # look at the clock this often, not per e
 EXIT_BROKEN_PIPE: Final = 128 + 13  # 128 + SIGPIPE
 SPOOL_BYTES: Final = 8 << 20  # chain records kept in memory before the spool goes to disk
 REPLAY_INPUT: Final = "replay"  # the merged stream is one pulled input
-GC_YOUNG: Final = 100_000  # allocations between young-generation collections (see below)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -127,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     engine = _engine(rules, config)
     found: list[Chain] | None = [] if args.report else None
     try:
-        with _quiet_collector(), _output(args.output) as out:
+        with quiet_collector(), _output(args.output) as out:
             engine = _replay_in_order(engine, paths, out, report, ordering, early, found)
     except BrokenPipeError:
         _silence_stdout()
@@ -246,25 +245,6 @@ def _replay(
     write(engine.flush())
     report.sorts = ordering.sorts
     return chains
-
-
-@contextmanager
-def _quiet_collector() -> Iterator[None]:
-    """The cyclic GC out of the way for the replay, and back as it was afterwards (an
-    in-process caller: tests, bench). What exists now (rules, compiled predicates,
-    modules) is frozen: never garbage, never walked again. What the replay allocates is
-    acyclic and short-lived (lines, decoded documents, events, lists of them), so the
-    young generation is collected every :data:`GC_YOUNG` allocations instead of 700:
-    the collector ran ~260 times over 200k events, scanning objects that reference
-    counting frees anyway (1.5-2 % of the CPU); garbage in cycles is still collected."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
 
 
 def _silence_stdout() -> None:

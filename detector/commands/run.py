@@ -35,6 +35,7 @@ from correlation.watermarks import WatermarkConfig
 from detector import config as cfg
 from detector.allowlist import load_allowlist
 from detector.commands import Command, register
+from detector.commands._collector import quiet_collector
 from detector.delivery.checkpoint import Checkpointer
 from detector.delivery.intake import Intake
 from detector.delivery.intake_log import IntakeLog, legacy_covered
@@ -248,7 +249,8 @@ async def serve(
         rules=len(_rules(engine)),
     )
     try:
-        await supervisor.serve()
+        with quiet_collector():  # start-up state frozen, young generation every 100k
+            await supervisor.serve()
     finally:
         intake.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
