@@ -27,7 +27,7 @@ from detector.delivery.intake_log import IntakeLog
 from detector.metrics import Metrics
 from detector.pipeline import EventQueue
 from detector.sources.http_server import HttpServer
-from detector.sources.k8s_audit import K8sAuditReceiver
+from detector.sources.k8s_audit import K8sAuditReceiver, audit_body_events
 
 
 def _batch(start: int, size: int) -> bytes:
@@ -52,6 +52,7 @@ async def _round(args: argparse.Namespace, log_dir: Path | None) -> float:
     queue = EventQueue(100_000, metrics)
     intake_log = IntakeLog(log_dir, metrics) if log_dir is not None else None
     intake = Intake(queue, intake_log)
+    intake.decodes(K8sAuditReceiver.name, audit_body_events)  # bodies logged, as in the service
     config = msgspec.structs.replace(HttpConfig(), listen="127.0.0.1:0")
     server = HttpServer(config, [K8sAuditReceiver(16 << 20)], intake, metrics)
     sources = [asyncio.create_task(server.run(queue.emitter("unused")))]

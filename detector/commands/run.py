@@ -38,7 +38,7 @@ from detector.commands import Command, register
 from detector.commands._collector import quiet_collector
 from detector.delivery.checkpoint import Checkpointer
 from detector.delivery.intake import Intake
-from detector.delivery.intake_log import IntakeLog, legacy_covered
+from detector.delivery.intake_log import IntakeLog, LogVersionError, legacy_covered
 from detector.delivery.loops import Delivery
 from detector.errors import UsageError
 from detector.event_time import Alignment, input_disorder
@@ -59,7 +59,7 @@ from detector.sources.falco_grpc import FalcoGrpcSource
 from detector.sources.falco_http import FalcoHttpReceiver
 from detector.sources.files import FileTailer
 from detector.sources.http_server import HttpServer, Readiness, Receiver
-from detector.sources.k8s_audit import K8sAuditReceiver
+from detector.sources.k8s_audit import K8sAuditReceiver, audit_body_events
 from detector.sources.kafka_events import KafkaEventsSource
 from detector.web.pages import IncidentPages
 
@@ -204,8 +204,9 @@ async def serve(
         stopped, failing = health() if health is not None else ([], {})
         return not_ready + [f"sink:{name}" for name in stopped], failing
 
-    intake = build_intake(config, queue, metrics, checkpointer)
-    sources = build_sources(config, intake, metrics, readiness, early_reject(engine))
+    early = early_reject(engine)
+    intake = build_intake(config, queue, metrics, checkpointer, early)
+    sources = build_sources(config, intake, metrics, readiness, early)
     if engine is not None:  # file tailers keep within max_drift_s of the others
         alignment = Alignment(engine, _ns(config.engine.max_drift_s))
         for source in sources:
@@ -397,11 +398,17 @@ def build_sources(
 
 
 def build_intake(
-    config: cfg.Config, queue: EventQueue, metrics: Metrics, checkpointer: Checkpointer | None
+    config: cfg.Config,
+    queue: EventQueue,
+    metrics: Metrics,
+    checkpointer: Checkpointer | None,
+    early: EarlyReject | None = None,
 ) -> Intake:
     """The queue behind the intake log (``intake_log.path``), which needs the checkpoint
     to say what it covers (no checkpointer, no log). The covered seq comes from the
-    checkpoint read at start (the engine's; a relay's holds only positions)."""
+    checkpoint read at start (the engine's; a relay's holds only positions). Audit
+    webhook bodies are logged as they arrived and decoded again through ``early`` on
+    replay (whether or not the receiver is still enabled: the log may hold them)."""
     settings = config.intake_log
     if checkpointer is None or not settings.enabled:
         return Intake(queue)
@@ -411,10 +418,20 @@ def build_intake(
         covered = legacy_covered(directory)
     else:
         covered = checkpointer.positions.get(Intake.position_key, 0)
-    intake_log = IntakeLog(
-        directory, metrics, settings.segment_bytes, settings.max_bytes, settings.when_full, covered
-    )
-    return Intake(queue, intake_log)
+    try:
+        intake_log = IntakeLog(
+            directory,
+            metrics,
+            settings.segment_bytes,
+            settings.max_bytes,
+            settings.when_full,
+            covered,
+        )
+    except LogVersionError as exc:
+        raise UsageError(f"intake_log.path: {exc}") from None
+    intake = Intake(queue, intake_log)
+    intake.decodes(K8sAuditReceiver.name, partial(audit_body_events, early=early))
+    return intake
 
 
 class _GrpcMetrics:

@@ -23,6 +23,14 @@ plus every hole the replay stepped over (a segment cut at a corrupt record, segm
 size). In ``mode: relay`` "done" means settled (forwarded or given up) rather than
 taken, counted by :class:`detector.relay.settled.Settlement` (:meth:`Intake.counted_by`).
 
+A receiver that can decode its request body again (``POST /k8s-audit``) registers that
+decoder (:meth:`Intake.decodes`) and offers the body with the events: the log keeps the
+body (cheaper to write than the events are to encode, and whatever the receiver made of
+it, claims included), and the replay decodes it with the same decoder. A body that no
+longer decodes to the count it was logged with (a release or rules change between the
+crash and the restart cannot do that: only the decoding code itself could) is counted
+as corrupt and its missing events as a hole.
+
 Falco's gRPC source uses the same door (``offer`` when there is room, ``committed``
 before its next request to Falco, see :mod:`detector.sources.falco_grpc`).
 """
@@ -34,13 +42,16 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from correlation.event import Event
-from detector.delivery.intake_log import IntakeLog
+from detector.delivery.intake_log import IntakeLog, Record
+from detector.errors import ParseError
 from detector.logging import get_logger
 from detector.pipeline import EventQueue
 from detector.sources.base import Emit
 
 log = get_logger("detector.intake")
 _REPLAY_POLL_S: Final = 0.01  # waiting for queue room while the tail is replayed
+# A receiver's body decoder for the replay: the events, as the receiver decoded them.
+BodyDecoder = Callable[[bytes], list[Event]]
 
 
 class Intake:
@@ -60,6 +71,7 @@ class Intake:
         # Logged events done, since start: the queue's processed count by default; a
         # relay counts only what it settled (detector.relay.settled).
         self._done: Callable[[], int] = self._processed
+        self._decoders: dict[str, BodyDecoder] = {}  # by source: whose bodies are logged
 
     @property
     def capacity(self) -> int:
@@ -89,13 +101,23 @@ class Intake:
         if self._log is not None:
             self._log.close()
 
-    def offer(self, source: str, events: Sequence[Event], input: str = "") -> bool:
-        """All of ``events`` or none; ``input`` names the sender (detector.event_time)."""
+    def decodes(self, source: str, decoder: BodyDecoder) -> None:
+        """``source`` offers bodies that ``decoder`` turns into its events again: the log
+        keeps the body instead of the events, and the replay decodes it."""
+        self._decoders[source] = decoder
+
+    def offer(
+        self, source: str, events: Sequence[Event], input: str = "", body: bytes = b""
+    ) -> bool:
+        """All of ``events`` or none; ``input`` names the sender (detector.event_time);
+        ``body``: what they were decoded from (logged instead of them when ``source``
+        registered its decoder)."""
         if self.room() < len(events):
             return False
         arrived = self._queue.clock()
         if self._log is not None:
-            if not self._log.append(source, input or source, arrived, events):
+            kept = body if source in self._decoders else b""
+            if not self._log.append(source, input or source, arrived, events, kept):
                 return False
             self._logged.add(source)
         return self._queue.offer(source, events, input, arrived)
@@ -140,21 +162,42 @@ class Intake:
     async def _replay(self, intake_log: IntakeLog) -> None:
         count, expected = 0, self._base
         for seq, record in intake_log.tail():
+            events = self._events_of(record, intake_log) if record.body else record.events
+            skip = max(0, expected - seq) if record.body else 0  # a body is logged whole
+            seq, events = seq + skip, events[skip:]
             if seq > expected:  # a hole: the events it lacks can never be processed
                 self._holes.append((count, seq - expected))
                 log.warning("intake_log_hole_skipped", first=expected, events=seq - expected)
-            expected = seq + len(record.events)
+            expected = seq + record.size - skip
             self._logged.add(record.source)
-            for start in range(0, len(record.events), self.capacity):
-                part = record.events[start : start + self.capacity]
+            for start in range(0, len(events), self.capacity):
+                part = events[start : start + self.capacity]
                 # The original arrival: replayed events are as late as they were, no later.
                 offer = (record.source, part, record.input, record.arrived_ns)
                 while not self._queue.offer(*offer):  # noqa: ASYNC110
                     await asyncio.sleep(_REPLAY_POLL_S)  # the queue signals no "room" event
                 count += len(part)
+            if len(events) < record.size - skip:  # a short body: the rest is a hole
+                self._holes.append((count, record.size - skip - len(events)))
+            await asyncio.sleep(0)  # a long tail does not hold /healthz up
         self._replaying = False
         if count:
             log.info("intake_log_replayed", events=count, covered=intake_log.covered)
         intake_log.replayed(count)
+
+    def _events_of(self, record: Record, intake_log: IntakeLog) -> list[Event]:
+        """A logged body's events, decoded again; at most ``record.count`` of them."""
+        decoder = self._decoders.get(record.source)
+        try:
+            if decoder is None:
+                raise ParseError("no_decoder", f"{record.source} is not configured")
+            events = decoder(record.body)
+        except ParseError as exc:
+            events, problem = [], exc.reason
+        else:
+            problem = "" if len(events) == record.count else "count_mismatch"
+        if problem:
+            intake_log.unreadable(record, len(events), problem)
+        return events[: record.count]
 
     pulled = False  # as a source: a pushed input (its events carry their own input names)

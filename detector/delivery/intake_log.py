@@ -13,11 +13,21 @@ restart replays the rest::
 
 Layout (a directory, owner-only)::
 
-    <first seq, 20 digits>.seg   records, oldest segment first; a segment is closed at
+    <first seq, 20 digits>.seg2  records, oldest segment first; a segment is closed at
                                  ``segment_bytes`` and named after its first event's seq
 
     record = u32 payload length | u32 crc32(payload) | payload (msgpack: source, input,
-             arrival time, events)
+             arrival time, events, body, count)
+
+A record holds either the batch's events or, for a receiver that registered a decoder
+with the intake (``POST /k8s-audit``), the request ``body`` as it arrived and the
+``count`` of events it decoded to: writing the bytes costs less than encoding the
+events again, and replay decodes them the way the receiver did
+(:class:`~detector.delivery.intake.Intake`). Format versions are told by the suffix:
+``.seg`` segments (version 1, events only, written before bodies were logged) are still
+read and replayed; a suffix of a later version is refused at start with
+:class:`LogVersionError` (an older release would otherwise skip or cut what it cannot
+read). New appends always go to a new ``.seg2`` segment.
 
 Event sequence numbers (seq) count events, not records: the k-th event ever appended has
 seq k, so the covered seq is where the logged events the engine had processed at the
@@ -61,19 +71,32 @@ from detector.metrics import Metrics
 
 log = get_logger("detector.intake_log")
 _HEADER: Final = struct.Struct(">II")
-_SUFFIX: Final = ".seg"
+_SUFFIX: Final = ".seg2"  # this version's segments
+_READ: Final = (".seg", ".seg2")  # the versions this release reads (1, 2)
 COVERED: Final = "covered"  # the side file of releases before positions in the checkpoint
 WhenFull = Literal["refuse", "drop_oldest"]
 
 
 class Record(msgspec.Struct, array_like=True, gc=False):
     """One offered batch: the receiver (queue source), the sender (input), when it
-    arrived on the receiving clock (ns) and the events."""
+    arrived on the receiving clock (ns) and the events, or the body they decode from and
+    how many they are (a version-1 record has the first four fields only)."""
 
     source: str
     input: str
     arrived_ns: int
     events: list[Event]
+    body: bytes = b""
+    count: int = 0
+
+    @property
+    def size(self) -> int:
+        """How many events (and seqs) the record holds."""
+        return self.count if self.body else len(self.events)
+
+
+class LogVersionError(Exception):
+    """The log directory holds segments of a format this release cannot read."""
 
 
 _encoder: Final = msgspec.msgpack.Encoder()
@@ -121,15 +144,15 @@ class IntakeLog:
     # --- start: what is on disk -----------------------------------------------------------
     def _scan(self) -> list[_Segment]:
         segments = []
-        for path in sorted(self.directory.glob("*" + _SUFFIX)):
-            segment = _Segment(int(path.stem), path, 0)
+        for path in _segment_paths(self.directory):
+            segment = _Segment(int(path.name.split(".", 1)[0]), path, 0)
             good = 0
             for size, record in _records(path):
                 if record is None:
                     self._corrupt(path, good)
                     break
                 good += size
-                segment.events += len(record.events)
+                segment.events += record.size
             segment.size = good
             if good:
                 segments.append(segment)
@@ -145,35 +168,43 @@ class IntakeLog:
 
     def tail(self) -> Iterator[tuple[int, Record]]:
         """``(seq of its first event, record)`` of each logged record after ``covered``,
-        oldest first (the first one cut to the events past ``covered``): what a restart
-        must replay. A seq past the previous record's end is a hole (a cut segment)."""
+        oldest first: what a restart must replay. The first one is cut to the events past
+        ``covered``, unless it holds a body: a body is whole, so the caller decodes it and
+        skips its first ``covered - seq`` events. A seq past the previous record's end is
+        a hole (a cut segment)."""
         for segment in self._segments:
             seq = segment.first
             for _, record in _records(segment.path):
                 if record is None:
                     break
-                end = seq + len(record.events)
+                end = seq + record.size
                 if end > self.covered:
-                    skip = max(0, self.covered - seq)
-                    events = record.events[skip:]
-                    yield seq + skip, Record(record.source, record.input, record.arrived_ns, events)
+                    skip = 0 if record.body else max(0, self.covered - seq)
+                    yield seq + skip, _cut(record, skip)
                 seq = end
 
     # --- append and sync ---------------------------------------------------------------
-    def append(self, source: str, input: str, arrived_ns: int, events: Sequence[Event]) -> bool:
-        """Write one batch (not yet durable: await :meth:`synced`); False when the log is
-        full and ``when_full`` is ``refuse``."""
-        payload = _encoder.encode(Record(source, input, arrived_ns, list(events)))
-        blob = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-        if not self._make_room(len(blob)):
+    def append(
+        self, source: str, input: str, arrived_ns: int, events: Sequence[Event], body: bytes = b""
+    ) -> bool:
+        """Write one batch (not yet durable: await :meth:`synced`): its events, or with
+        ``body`` the bytes they were decoded from (their count is kept beside it). False
+        when the log is full and ``when_full`` is ``refuse``."""
+        record = Record(source, input, arrived_ns, [], body, len(events))
+        if not body:
+            record = Record(source, input, arrived_ns, list(events))
+        payload = _encoder.encode(record)
+        header = _HEADER.pack(len(payload), zlib.crc32(payload))
+        size = len(header) + len(payload)
+        if not self._make_room(size):
             return False
-        segment = self._writable(len(blob))
-        os.write(self._fd, blob)
+        segment = self._writable(size)
+        os.writev(self._fd, (header, payload))  # no copy of the payload into one blob
         self._dirty.add(self._fd)
-        segment.size += len(blob)
+        segment.size += size
         segment.events += len(events)
         self.next_seq += len(events)
-        self._written += len(blob)
+        self._written += size
         self._refresh_gauge()
         return True
 
@@ -265,6 +296,18 @@ class IntakeLog:
                 self._segments.pop().path.unlink(missing_ok=True)
         self._refresh_gauge()
 
+    def unreadable(self, record: Record, decoded: int, reason: str) -> None:
+        """A logged body did not decode to its count again (the replay's decoder said
+        ``reason``): counted as corrupt, its missing events become a hole."""
+        self._metrics.intake_log_corrupt.inc()
+        log.error(
+            "intake_log_body_unreadable",
+            source=record.source,
+            reason=reason,
+            events=record.count,
+            decoded=decoded,
+        )
+
     def replayed(self, count: int) -> None:
         """``count`` logged events were queued again at start."""
         self._metrics.intake_log_replayed.inc(count)
@@ -303,6 +346,27 @@ def _records(path: Path) -> Iterator[tuple[int, Record | None]]:
             return
         yield _HEADER.size + length, record
         at += _HEADER.size + length
+
+
+def _cut(record: Record, skip: int) -> Record:
+    if not skip:
+        return record
+    return Record(record.source, record.input, record.arrived_ns, record.events[skip:])
+
+
+def _segment_paths(directory: Path) -> list[Path]:
+    """The segments of every version this release reads, in seq order; a segment of a
+    later version raises :class:`LogVersionError` (refused, never cut or skipped)."""
+    found: list[tuple[int, Path]] = []
+    for path in directory.glob("*.seg*"):
+        first, _, version = path.name.partition(".")
+        if "." + version not in _READ:
+            raise LogVersionError(
+                f"intake log {directory}: {path.name} is a segment of a newer format than "
+                f"this release reads ({', '.join(_READ)}); run the release that wrote it"
+            )
+        found.append((int(first), path))
+    return [path for _, path in sorted(found)]
 
 
 def legacy_covered(directory: Path) -> int:

@@ -83,6 +83,7 @@ class Decoded:
     events: list[Event]
     rejected: dict[str, int] = field(default_factory=dict)  # bad items (parse errors)
     skipped: dict[str, int] = field(default_factory=dict)  # valid but not events
+    body: bytes = b""  # what the events decode from again (the intake log may keep it)
 
 
 class NoRoom(Exception):
@@ -100,7 +101,7 @@ class Intake(Protocol):
     @property
     def capacity(self) -> int: ...
     def room(self) -> int: ...
-    def offer(self, source: str, events: Sequence[Event], input: str) -> bool: ...
+    def offer(self, source: str, events: Sequence[Event], input: str, body: bytes) -> bool: ...
     def full_reason(self, events: int = 0) -> str: ...
     async def committed(self) -> None: ...
 
@@ -306,7 +307,7 @@ class HttpServer:
                 "too_many_events",
                 f"{len(events)} events; the queue holds {self._intake.capacity}",
             )
-        if not self._intake.offer(receiver.name, events, input):
+        if not self._intake.offer(receiver.name, events, input, decoded.body):
             return self._full(receiver, len(events))
         await self._intake.committed()
         self._left_out(receiver, decoded)

@@ -13,7 +13,9 @@ other receivers. With the rules' early reject
 (:mod:`detector.parse.early`, given by ``detector run``) an event no rule, binding or
 allowlist entry can use skips normalization and is queued as a time-only tick: it still
 counts as accepted and still moves the sender's event time. Enqueue-or-refuse happens in
-the shared server: the API server never waits on correlation.
+the shared server: the API server never waits on correlation. The intake log keeps the
+body as it arrived, and its replay decodes it again with :func:`audit_body_events` (the
+same items, the same early reject, the same events).
 """
 
 from __future__ import annotations
@@ -56,12 +58,21 @@ class K8sAuditReceiver:
             )
         if len(items) > room:
             raise NoRoom(len(items))  # 429 before any item is decoded
-        decoded = Decoded([])
+        decoded = Decoded([], body=body)
         for start in range(0, len(items), SLICE):
             if start:
                 await asyncio.sleep(0)
             _add_all(decoded, items[start : start + SLICE], self._early)
         return decoded
+
+
+def audit_body_events(body: bytes, early: EarlyReject | None = None) -> list[Event]:
+    """The events of an EventList body as :meth:`K8sAuditReceiver.decode` makes them, in
+    one go (the intake log's replay); bad items are left out as there, uncounted (they
+    were counted when the body arrived). :class:`ParseError` when the document is bad."""
+    decoded = Decoded([])
+    _add_all(decoded, event_list_items(body), early)
+    return decoded.events
 
 
 def _add_all(decoded: Decoded, items: list[bytes | Raw], early: EarlyReject | None) -> None:

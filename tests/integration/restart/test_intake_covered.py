@@ -13,6 +13,7 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from correlation.engine import Engine, EngineConfig
+from correlation.event import Event
 from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
 from detector.commands.run import build_intake
@@ -36,14 +37,19 @@ async def fill(directory: Path, batches: int, size: int = 10) -> None:
 
 
 async def replay_and_process(intake: Intake, queue: EventQueue) -> list[str]:
+    """The ids of what the intake's replay queued (see :func:`replayed`)."""
+    return [event.id for event in await replayed(intake, queue)]
+
+
+async def replayed(intake: Intake, queue: EventQueue) -> list[Event]:
     """Run the intake's replay and take every queued event as the engine task does."""
     replay = asyncio.create_task(intake.run(queue.emitter("unused")))
-    seen: list[str] = []
+    seen: list[Event] = []
     try:
         async with asyncio.timeout(10):
             while not intake.ready() or len(queue):
                 try:
-                    seen.append(queue.get_nowait().id)
+                    seen.append(queue.get_nowait())
                     queue.done()
                 except asyncio.QueueEmpty:
                     await asyncio.sleep(0.01)

@@ -21,7 +21,7 @@ def events(first: int, count: int) -> list[Event]:
 
 
 def segments(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*.seg"))
+    return sorted(directory.glob("*.seg*"))
 
 
 def size_on_disk(directory: Path) -> int:
@@ -177,7 +177,7 @@ def test_the_directory_and_segments_are_private(tmp_path: Path) -> None:
     log.append("falco_http", "a", 7, events(0, 1))
     log.close()
     assert directory.stat().st_mode & 0o777 == 0o700
-    assert {p.stat().st_mode & 0o777 for p in directory.glob("*.seg")} == {0o600}
+    assert {p.stat().st_mode & 0o777 for p in segments(directory)} == {0o600}
 
 
 @pytest.mark.parametrize("covered", ["", "not a number\n"])
