@@ -20,7 +20,8 @@ too. Each request's share is given back when it is answered.
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
@@ -28,8 +29,6 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from detector.config import HttpConfig
 from detector.metrics import Metrics
-
-READ_CHUNK: Final = 64 * 1024
 
 
 class RequestRejected(Exception):
@@ -85,19 +84,27 @@ async def read_body(request: web.Request, cap: int, held: Held, config: HttpConf
     deadline = loop.time() + config.body_timeout_s
     chunks: list[bytes] = []
     size = 0
-    while chunk := await _read(request, min(config.body_chunk_timeout_s, deadline - loop.time())):
-        size += len(chunk)
-        if size > cap:
-            raise RequestRejected(413, "body_too_large", f"limit is {cap} bytes")
-        held.grow(len(chunk))
-        chunks.append(chunk)
-    return b"".join(chunks)
+    async with _reading(request) as timer:
+        while True:
+            # one timer for the whole body, moved before each read (not one per read)
+            timer.reschedule(min(loop.time() + config.body_chunk_timeout_s, deadline))
+            # all that has arrived, as the parser handed it over (no 64 KiB slices)
+            chunk = await request.content.readany()
+            if not chunk:
+                return b"".join(chunks)  # of one chunk: that chunk, not a copy
+            size += len(chunk)
+            if size > cap:
+                raise RequestRejected(413, "body_too_large", f"limit is {cap} bytes")
+            held.grow(len(chunk))
+            chunks.append(chunk)
 
 
-async def _read(request: web.Request, timeout_s: float) -> bytes:
+@asynccontextmanager
+async def _reading(request: web.Request) -> AsyncIterator[asyncio.Timeout]:
+    """The body's timer; what reading it may raise, as our answers."""
     try:
-        async with asyncio.timeout(max(0.0, timeout_s)):
-            return await request.content.read(READ_CHUNK)
+        async with asyncio.timeout(None) as timer:
+            yield timer
     except TimeoutError:
         raise RequestRejected(408, "body_timeout", "request body too slow") from None
     except ConnectionError:
