@@ -90,7 +90,7 @@ def measure(lines: list[bytes], rounds: int) -> dict[str, Any]:
     """Every figure of the module docstring, for ``lines``."""
     from correlation.interest import Interest
     from correlation.rules import builtin_rules_paths, load_rules
-    from detector.commands.replay import _quiet_collector
+    from detector.commands._collector import quiet_collector
     from detector.parse.early import EarlyReject
 
     rules = load_rules(builtin_rules_paths())
@@ -104,7 +104,7 @@ def measure(lines: list[bytes], rounds: int) -> dict[str, Any]:
     out: dict[str, Any] = {"lines": len(lines), "claim_lines": len(claim_lines),
                            "claimed": early.claims, "built": outcomes["claims"][1],
                            "chains": len(outcomes["claims"][0])}  # fmt: skip
-    with _quiet_collector():
+    with quiet_collector():
         for name, conv in ways.items():
             parse_s = _best(rounds, partial(_parse_all, claim_lines, conv))
             out[name] = {
