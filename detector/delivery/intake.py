@@ -41,7 +41,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from correlation.event import Event
+from correlation.event import Incoming
 from detector.delivery.intake_log import IntakeLog, Record
 from detector.errors import ParseError
 from detector.logging import get_logger
@@ -51,7 +51,7 @@ from detector.sources.base import Emit
 log = get_logger("detector.intake")
 _REPLAY_POLL_S: Final = 0.01  # waiting for queue room while the tail is replayed
 # A receiver's body decoder for the replay: the events, as the receiver decoded them.
-BodyDecoder = Callable[[bytes], list[Event]]
+BodyDecoder = Callable[[bytes], list[Incoming]]
 
 
 class Intake:
@@ -107,7 +107,7 @@ class Intake:
         self._decoders[source] = decoder
 
     def offer(
-        self, source: str, events: Sequence[Event], input: str = "", body: bytes = b""
+        self, source: str, events: Sequence[Incoming], input: str = "", body: bytes = b""
     ) -> bool:
         """All of ``events`` or none; ``input`` names the sender (detector.event_time);
         ``body``: what they were decoded from (logged instead of them when ``source``
@@ -162,7 +162,9 @@ class Intake:
     async def _replay(self, intake_log: IntakeLog) -> None:
         count, expected = 0, self._base
         for seq, record in intake_log.tail():
-            events = self._events_of(record, intake_log) if record.body else record.events
+            events: Sequence[Incoming] = record.events
+            if record.body:
+                events = self._events_of(record, intake_log)
             skip = max(0, expected - seq) if record.body else 0  # a body is logged whole
             seq, events = seq + skip, events[skip:]
             if seq > expected:  # a hole: the events it lacks can never be processed
@@ -185,7 +187,7 @@ class Intake:
             log.info("intake_log_replayed", events=count, covered=intake_log.covered)
         intake_log.replayed(count)
 
-    def _events_of(self, record: Record, intake_log: IntakeLog) -> list[Event]:
+    def _events_of(self, record: Record, intake_log: IntakeLog) -> list[Incoming]:
         """A logged body's events, decoded again; at most ``record.count`` of them."""
         decoder = self._decoders.get(record.source)
         try:

@@ -65,7 +65,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from correlation.event import Event
+from correlation.event import Event, Incoming
 from detector.logging import get_logger
 from detector.metrics import Metrics
 
@@ -185,14 +185,21 @@ class IntakeLog:
 
     # --- append and sync ---------------------------------------------------------------
     def append(
-        self, source: str, input: str, arrived_ns: int, events: Sequence[Event], body: bytes = b""
+        self,
+        source: str,
+        input: str,
+        arrived_ns: int,
+        events: Sequence[Incoming],
+        body: bytes = b"",
     ) -> bool:
         """Write one batch (not yet durable: await :meth:`synced`): its events, or with
-        ``body`` the bytes they were decoded from (their count is kept beside it). False
-        when the log is full and ``when_full`` is ``refuse``."""
+        ``body`` the bytes they were decoded from (their count is kept beside it; without
+        one, a claim is logged as the Event it stands for). False when the log is full
+        and ``when_full`` is ``refuse``."""
         record = Record(source, input, arrived_ns, [], body, len(events))
         if not body:
-            record = Record(source, input, arrived_ns, list(events))
+            logged = [e if isinstance(e, Event) else e.event() for e in events]
+            record = Record(source, input, arrived_ns, logged)
         payload = _encoder.encode(record)
         header = _HEADER.pack(len(payload), zlib.crc32(payload))
         size = len(header) + len(payload)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from correlation.event import Incoming
 from detector.relay.wire import WireError, decode
 from detector.sources.http_server import Decoded, RequestRejected
 
@@ -39,4 +40,4 @@ class EventsReceiver:
             raise RequestRejected(
                 413, "too_many_events", f"{len(events)} events; the queue holds {max_events}"
             )
-        return Decoded(events)
+        return Decoded(list[Incoming](events))

@@ -54,7 +54,7 @@ from typing import Any, Final, Protocol
 import orjson
 from aiohttp import web
 
-from correlation.event import Event
+from correlation.event import Incoming
 from detector.config import HttpConfig, split_listen
 from detector.errors import ParseError, UsageError
 from detector.event_time import input_name
@@ -80,7 +80,7 @@ JSON_TYPES: Final = ("application/json",)
 class Decoded:
     """What a receiver made of one body: the events, and what it left out, by reason."""
 
-    events: list[Event]
+    events: list[Incoming]  # Events, ticks and the early reject's claims
     rejected: dict[str, int] = field(default_factory=dict)  # bad items (parse errors)
     skipped: dict[str, int] = field(default_factory=dict)  # valid but not events
     body: bytes = b""  # what the events decode from again (the intake log may keep it)
@@ -101,7 +101,7 @@ class Intake(Protocol):
     @property
     def capacity(self) -> int: ...
     def room(self) -> int: ...
-    def offer(self, source: str, events: Sequence[Event], input: str, body: bytes) -> bool: ...
+    def offer(self, source: str, events: Sequence[Incoming], input: str, body: bytes) -> bool: ...
     def full_reason(self, events: int = 0) -> str: ...
     async def committed(self) -> None: ...
 

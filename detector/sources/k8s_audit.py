@@ -12,7 +12,10 @@ the event loop between slices, so a 100k-item batch does not stall ``/healthz`` 
 other receivers. With the rules' early reject
 (:mod:`detector.parse.early`, given by ``detector run``) an event no rule, binding or
 allowlist entry can use skips normalization and is queued as a time-only tick: it still
-counts as accepted and still moves the sender's event time. Enqueue-or-refuse happens in
+counts as accepted and still moves the sender's event time; a request made with a pod's
+token that only a foreign-source-IP step may want is queued as a
+:class:`~correlation.event.Claim` (its item's JSON kept), which the engine decides when
+it takes it (``Engine.claimed``) and normalizes only when it matters. Enqueue-or-refuse happens in
 the shared server: the API server never waits on correlation. The intake log keeps the
 body as it arrived, and its replay decodes it again with :func:`audit_body_events` (the
 same items, the same early reject, the same events).
@@ -26,11 +29,11 @@ from typing import Final
 import msgspec
 from msgspec import Raw
 
-from correlation.event import Event
+from correlation.event import Event, Incoming
 from detector.errors import ParseError, SkippedInput
-from detector.parse.audit import normalize_audit
+from detector.parse.audit import AuditEvent, normalize_audit
 from detector.parse.bodies import audit_item, event_list_items, item_decoder
-from detector.parse.early import EarlyReject
+from detector.parse.early import EarlyReject, Json
 from detector.sources.http_server import Decoded, NoRoom, RequestRejected, bad_document
 
 PATH: Final = "/k8s-audit"
@@ -66,7 +69,7 @@ class K8sAuditReceiver:
         return decoded
 
 
-def audit_body_events(body: bytes, early: EarlyReject | None = None) -> list[Event]:
+def audit_body_events(body: bytes, early: EarlyReject | None = None) -> list[Incoming]:
     """The events of an EventList body as :meth:`K8sAuditReceiver.decode` makes them, in
     one go (the intake log's replay); bad items are left out as there, uncounted (they
     were counted when the body arrived). :class:`ParseError` when the document is bad."""
@@ -77,18 +80,22 @@ def audit_body_events(body: bytes, early: EarlyReject | None = None) -> list[Eve
 
 def _add_all(decoded: Decoded, items: list[bytes | Raw], early: EarlyReject | None) -> None:
     """The items' events, one call each on the common path (this loop is per event)."""
-    convert = normalize_audit if early is None else early.audit
+    convert = _normalized if early is None else early.claiming.audit
     decode, append = item_decoder.decode, decoded.events.append
     rejected, skipped = decoded.rejected, decoded.skipped
     for item in items:
         try:
-            append(convert(decode(item)))
+            append(convert(decode(item), item))
         except SkippedInput as exc:
             skipped[exc.reason] = skipped.get(exc.reason, 0) + 1
         except ParseError as exc:
             rejected[exc.reason] = rejected.get(exc.reason, 0) + 1
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             _add(decoded, item, early)  # decoded again, to name the reason
+
+
+def _normalized(event: AuditEvent, _data: Json) -> Event:
+    return normalize_audit(event)  # no rules here (a relay): everything is normalized
 
 
 def _add(decoded: Decoded, item: bytes | Raw, early: EarlyReject | None) -> None:
