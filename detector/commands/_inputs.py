@@ -29,7 +29,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Final, TypeVar
 
-from correlation.event import Claim, Event
+from correlation.event import Event
 from detector.commands._reorder import Reorder, Timed
 from detector.commands._spill import SortStats, sorted_batches
 from detector.errors import ParseError, SkippedInput, UsageError
@@ -116,7 +116,7 @@ def merged_batches(
 ) -> Iterator[Sequence[Event | T]]:
     """:func:`merged_events` as lists of consecutive events (the replay's fast path)."""
     ordering = ordering or Ordering()
-    streams = [_ordered(p, read_batches(p, stats, on_bad, early), reorder, ordering) for p in paths]
+    streams = [_ordered(p, stats, on_bad, early, reorder, ordering) for p in paths]
     if len(streams) == 1:
         return streams[0]
     merged = heapq.merge(*(chain.from_iterable(s) for s in streams), key=_time)
@@ -241,28 +241,25 @@ def _parse_lines(
 
 
 def _ordered(
-    path: Path, batches: Iterable[list[Event | T]], size: int, ordering: Ordering
+    path: Path,
+    stats: InputStats,
+    on_bad: OnBad,
+    early: Converter[T] | None,
+    size: int,
+    ordering: Ordering,
 ) -> Iterator[Sequence[Event | T]]:
-    """One file's batches in event-time order: sorted on disk, or through the buffer."""
+    """One file's batches in event-time order: sorted on disk, or through the buffer.
+
+    A file sorted on disk is parsed into Events only (``early.events``): the sort orders
+    by ``(time_ns, id)`` and spills msgpack, and a claim has neither an id nor a wire form
+    (building claims there would decode their JSON a second time)."""
     if path in ordering.sort:
-        stats = ordering.sorts.setdefault(path, SortStats())
-        return sorted_batches(_built(batches), stats, ordering.spill_dir)
-    return _reordered(path, batches, size, ordering.max_disorder_ns)
-
-
-def _built(batches: Iterable[Sequence[object]]) -> Iterator[list[Event]]:
-    """The batches with every claim built into its Event: the sort on disk orders by
-    ``(time_ns, id)`` and spills msgpack, and a claim has neither an id nor a wire form."""
-    for batch in batches:
-        events: list[Event] = []
-        for item in batch:
-            if isinstance(item, Claim):
-                events.append(item.event())
-            elif isinstance(item, Event):
-                events.append(item)
-            else:
-                raise TypeError(f"not an Event or a Claim: {type(item).__name__}")
-        yield events
+        plain = None if early is None else early.events
+        sorts = ordering.sorts.setdefault(path, SortStats())
+        return sorted_batches(read_batches(path, stats, on_bad, plain), sorts, ordering.spill_dir)
+    return _reordered(
+        path, read_batches(path, stats, on_bad, early), size, ordering.max_disorder_ns
+    )
 
 
 def _reordered(

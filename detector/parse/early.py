@@ -104,6 +104,11 @@ class Converter(Protocol[E_co]):
 
     def falco(self, alert: FalcoAlert) -> E_co: ...
 
+    @property
+    def events(self) -> Converter[Event]:
+        """The same decisions making Events only (no claims)."""
+        ...
+
 
 class EarlyReject:
     """``audit(event)`` / ``falco(alert)``: the normalized Event, or a time-only tick."""
@@ -129,6 +134,11 @@ class EarlyReject:
         self.claims = 0  # pod-token requests passed on as claims (audit_or_claim)
         self.claiming = Claiming(self)
         """This early reject for a consumer that hands claims to ``Engine.claimed``."""
+
+    @property
+    def events(self) -> EarlyReject:
+        """Itself: its decisions make Events and ticks only (claims: :attr:`claiming`)."""
+        return self
 
     def audit(self, event: AuditEvent, data: Json = b"") -> Event:
         """The normalized Event or a tick (``data``, the JSON, is not needed here)."""
@@ -252,3 +262,4 @@ class Claiming:
     def __init__(self, early: EarlyReject) -> None:
         self.audit = early.audit_or_claim  # bound once: this runs for every line
         self.falco = early.falco
+        self.events: EarlyReject = early
