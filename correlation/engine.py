@@ -147,22 +147,12 @@ class Engine:
     def process(self, event: Event, input: str = "", now_ns: int = 0) -> list[Chain]:
         """Push one event of ``input`` received at clock ``now_ns`` (0: no clock, as in
         a replay); returns the chains confirmed by it (often none)."""
-        out: list[Chain] = []
-        try:
-            self._process(event, input, now_ns, out)
-        except Exception:  # noqa: BLE001 — a bad event must never stop the stream
-            self._count("error")
-        return out
+        return self._guarded(self._process, event, input, now_ns)
 
     def tick(self, time_ns: int, source: str, input: str = "", now_ns: int = 0) -> list[Chain]:
         """:meth:`process` of the time-only tick ``time_only(time_ns, source)`` (an event
         nothing can use: only its time counts), without building the event."""
-        out: list[Chain] = []
-        try:
-            self._tick(time_ns, source, input, now_ns, out)
-        except Exception:  # noqa: BLE001 — a bad event must never stop the stream
-            self._count("error")
-        return out
+        return self._guarded(self._tick, time_ns, source, input, now_ns)
 
     def claimed(self, claim: Claim, input: str = "", now_ns: int = 0) -> list[Chain]:
         """:meth:`process` of ``claim.event()``, building that Event only when it matters.
@@ -172,9 +162,13 @@ class Engine:
         and processed; any other changes nothing but event time and the counts, so it is
         taken as :meth:`tick` takes a tick. The outcome is that of processing the Event
         (chains, every counter, ``on_late``, snapshots), but ``time_only`` counts it."""
+        return self._guarded(self._claimed, claim, input, now_ns)
+
+    def _guarded(self, step: Callable[..., None], *args: object) -> list[Chain]:
+        """``step(*args, out)``: the chains it confirmed; an exception is counted."""
         out: list[Chain] = []
         try:
-            self._claimed(claim, input, now_ns, out)
+            step(*args, out)
         except Exception:  # noqa: BLE001 — a bad event must never stop the stream
             self._count("error")
         return out

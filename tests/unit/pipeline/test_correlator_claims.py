@@ -7,7 +7,6 @@ same long-running stages folded.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import msgspec
@@ -19,23 +18,9 @@ from detector.metrics import Metrics
 from detector.parse import parse_line
 from detector.parse.early import EarlyReject
 from detector.pipeline import Correlator, EventQueue
+from tests.integration.run.test_idle_watermark import Collected
 from tests.unit.parse.test_early_claims import SECOND, WATCH, T, _builtin, request, token_read
-
-
-class Records:
-    """An Output that keeps the records."""
-
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    async def submit(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
-
-    async def run(self) -> None:
-        return None
-
-    async def close(self, grace_s: float) -> None:
-        return None
+from tests.unit.pipeline.test_event_queue import run_until_drained
 
 
 def traffic() -> list[bytes | Event]:
@@ -55,16 +40,11 @@ async def correlate(events: list[Incoming]) -> tuple[Any, ...]:
     metrics = Metrics()
     queue = EventQueue(100, metrics, clock=lambda: T + 3600 * SECOND)
     engine = Engine(_builtin())
-    output = Records()
+    output = Collected()
     correlator = Correlator(engine, queue, output, metrics)
     queue.pushed["api"] = False  # one pulled input: its events move its time
     assert queue.offer("k8s_audit", events, "api")
-    task = asyncio.create_task(correlator.run())
-    try:
-        await asyncio.wait_for(queue.drained(), 5)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await run_until_drained(correlator, queue)
     stats = msgspec.structs.replace(engine.stats(), time_only=0)
     return output.records, stats, correlator.stages.folded
 

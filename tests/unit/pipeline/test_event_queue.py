@@ -126,14 +126,19 @@ async def test_the_engine_is_done_with_a_chains_evidence_before_its_record_is_se
     assert queue.offer("audit_file", [*attack, *later], "file")
     output = Recorder(lambda: queue.processed("audit_file"))
     correlator = Correlator(Engine(load_rules(builtin_rules_paths())), queue, output, metrics)
+    await run_until_drained(correlator, queue)
+    assert output.seen == [(scenario.RULE, len(attack) + 1)]  # confirmed by later-0
+    assert queue.processed("audit_file") == len(attack) + len(later)
+
+
+async def run_until_drained(correlator: Correlator, queue: EventQueue) -> None:
+    """Run the correlator until every queued event is done, then stop it."""
     task = asyncio.create_task(correlator.run())
     try:
         await asyncio.wait_for(queue.drained(), 5)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert output.seen == [(scenario.RULE, len(attack) + 1)]  # confirmed by later-0
-    assert queue.processed("audit_file") == len(attack) + len(later)
 
 
 class Recorder:
