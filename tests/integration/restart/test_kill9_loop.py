@@ -55,9 +55,14 @@ ACK_S = 1.5
 
 
 def recon(n: int, at: str) -> dict[str, Any]:
+    # A stable uuid, as Falcosidekick sends: a POST whose 200 a kill cut off was already in
+    # the intake log, and its retry (stamped anew) is then the same alert. Without one, the
+    # alert's id is derived from its time, the logged first attempt anchors the chain, and
+    # the chain id is not the one the acknowledged attempt gives.
     return {
-        "hostname": "node-1", "output": "nmap in pod", "priority": "Warning",
-        "source": "syscall", "rule": "LMD Network Scanner Launched in Pod", "time": at,
+        "uuid": f"1f2e3d4c-0000-4000-8000-{n:012d}", "hostname": "node-1",
+        "output": "nmap in pod", "priority": "Warning", "source": "syscall",
+        "rule": "LMD Network Scanner Launched in Pod", "time": at,
         "tags": ["network", "mitre_discovery", "T1046"],
         "output_fields": {"container.id": f"{n:012x}", "k8s.ns.name": "shop",
                           "k8s.pod.name": f"scanner-{n}", "proc.name": "nmap"},
