@@ -166,19 +166,11 @@ class Correlator:
         if input not in self._known:
             self._declare(input, source, self._queue.pushed.get(input, True))
         self._last_arrival = arrived
-        engine, queue = self._engine, self._queue
-        admit, process, tick = self.stages.admit, engine.process, engine.tick
-        admit_claim, claimed = self.stages.admit_claim, engine.claimed
+        engine, queue, feed = self._engine, self._queue, self.stages.feed
         done = 0  # of these events, how many the queue has been told are done
         try:
             for seen, event in enumerate(events, 1):
-                chains: list[Chain] | None
-                if isinstance(event, Claim):  # a pod-token request the engine decides on
-                    chains = claimed(event, input, arrived) if admit_claim(event) else None
-                elif not event.id:  # a time-only tick (parse/early.py): no stage, only its time
-                    chains = tick(event.time_ns, event.source, input, arrived)
-                else:
-                    chains = process(event, input, arrived) if admit(event) else None
+                chains = feed(engine, event, input, arrived)
                 if chains is None:  # a later stage of a long-running request already seen
                     self._metrics.stages_folded.inc()
                     continue

