@@ -39,6 +39,7 @@ from correlation.allowlist import EMPTY_ALLOWLIST, Allowlist
 from correlation.event import K8S_AUDIT, Event
 from correlation.identity import FILLED_BY_RESOLVE
 from correlation.index import MEMO_MAX, StepIndex, StepRef
+from correlation.keys import ACTOR_POD_KEYS
 from correlation.rules.model import ChainRule
 from correlation.rules.predicates import Compiled
 
@@ -47,8 +48,6 @@ __all__ = ["BY_CONTAINER", "BY_IP", "Interest"]
 WantsKey = tuple[str, str, tuple[str, ...], str, str, str, tuple[bool, ...], str]
 BY_IP: Final = "ip"
 BY_CONTAINER: Final = "container"
-# join keys read off the actor's pod: without one they offer nothing (correlation/keys.py)
-_POD_KEYS: Final = frozenset(("actor.pod", "actor.pod_ref", "actor.workload"))
 
 
 class Interest:
@@ -175,9 +174,9 @@ def _key_needs(by: Sequence[str], asks: Sequence[str]) -> frozenset[str]:
     """Of the fields :meth:`Interest.wants` is told about, those a step's join key
     (``by``) is empty without: any one missing and the step offers no key (keys.py)."""
     return frozenset(
-        "actor.pod" if name in _POD_KEYS else name
+        "actor.pod" if name in ACTOR_POD_KEYS else name
         for name in by
-        if name in _POD_KEYS or name in asks
+        if name in ACTOR_POD_KEYS or name in asks
     )
 
 

@@ -67,6 +67,10 @@ SPECIAL: Final[dict[str, KeyFn]] = {
 }
 
 
+# join keys read off the actor's pod: an event without one (and that the resolver cannot
+# give one) offers no key under them (correlation/interest.py rejects it early)
+ACTOR_POD_KEYS: Final = frozenset(("actor.pod", "actor.pod_ref", "actor.workload"))
+
 # ``fields`` keys a special key function reads (a buffered event keeps them; compact.py)
 SPECIAL_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "target.workload": ("workload.name", "workload.generate_name"),
