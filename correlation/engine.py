@@ -147,12 +147,31 @@ class Engine:
     def process(self, event: Event, input: str = "", now_ns: int = 0) -> list[Chain]:
         """Push one event of ``input`` received at clock ``now_ns`` (0: no clock, as in
         a replay); returns the chains confirmed by it (often none)."""
-        return self._guarded(self._process, event, input, now_ns)
+        out: list[Chain] = []
+        try:
+            self._process(event, input, now_ns, out)
+        except Exception:  # noqa: BLE001 — a bad event must never stop the stream
+            self._count("error")
+        return out
 
     def tick(self, time_ns: int, source: str, input: str = "", now_ns: int = 0) -> list[Chain]:
         """:meth:`process` of the time-only tick ``time_only(time_ns, source)`` (an event
         nothing can use: only its time counts), without building the event."""
-        return self._guarded(self._tick, time_ns, source, input, now_ns)
+        # the guard of process() written out: a call through a shared guard cost ~0.3 µs
+        # per tick or claim (2e5 disordered stream: engine over its parsed ticks 0.126 →
+        # 0.092 s, ticks and claims 0.28 → 0.21 s)
+        out: list[Chain] = []
+        try:
+            state = self._arrival(time_ns, source, input, now_ns)
+            watermark = self._inputs.watermark
+            if time_ns >= watermark:  # on time: only its time counts
+                self._stats.time_only += 1
+                self._settle_after(watermark, out)
+            else:
+                self._late(time_only(time_ns, source), state, watermark)
+        except Exception:  # noqa: BLE001 — a bad event must never stop the stream
+            self._count("error")
+        return out
 
     def claimed(self, claim: Claim, input: str = "", now_ns: int = 0) -> list[Chain]:
         """:meth:`process` of ``claim.event()``, building that Event only when it matters.
@@ -161,14 +180,30 @@ class Engine:
         from, or one a foreign-IP step may want whose source IP is foreign now, is built
         and processed; any other changes nothing but event time and the counts, so it is
         taken as :meth:`tick` takes a tick. The outcome is that of processing the Event
-        (chains, every counter, ``on_late``, snapshots), but ``time_only`` counts it."""
-        return self._guarded(self._claimed, claim, input, now_ns)
+        (chains, every counter, ``on_late``, snapshots), but ``time_only`` counts it.
 
-    def _guarded(self, step: Callable[..., None], *args: object) -> list[Chain]:
-        """``step(*args, out)``: the chains it confirmed; an exception is counted."""
-        out: list[Chain] = []
+        Why that holds: the parser made a claim only when no step but a foreign-IP one
+        may want the event and the allowlist does not match its actor; the resolver
+        leaves its pod as it is and never holds it, and only Falco alerts release held
+        ones. So, on time, the Event can change only what ``learn`` and a foreign-IP
+        step's predicate read: whether its IP is bound or foreign now."""
+        out: list[Chain] = []  # guarded as in tick(), written out for the same reason
         try:
-            step(*args, out)
+            time_ns, ip = claim.time_ns, claim.ip
+            state = self._arrival(time_ns, K8S_AUDIT, input, now_ns)
+            watermark = self._inputs.watermark
+            if time_ns < watermark:
+                self._late(claim.event(), state, watermark)
+                return out
+            resolver = self._resolver
+            if ip and (
+                resolver.audit_teaches(claim.pod_ref, ip, time_ns)
+                or (claim.foreign and resolver.foreign_ip(claim.pod_ref, ip, time_ns))
+            ):
+                self._take(claim.event(), out)
+            else:
+                self._stats.time_only += 1
+            self._settle_after(watermark, out)
         except Exception:  # noqa: BLE001 — a bad event must never stop the stream
             self._count("error")
         return out
@@ -260,40 +295,6 @@ class Engine:
         if self._held.count:
             for released in self._held.release(resolved, self._resolver):
                 self._offer(released, out)
-
-    def _claimed(self, claim: Claim, input: str, now_ns: int, out: list[Chain]) -> None:
-        """:meth:`_process` of ``claim.event()``, built only when it can matter.
-
-        The parser made a claim only when no step but a foreign-IP one may want the
-        event and the allowlist does not match its actor; the resolver leaves its pod as
-        it is and never holds it, and only Falco alerts release held ones. So, on time,
-        the Event can change only what ``learn`` and a foreign-IP step's predicate read:
-        whether its IP is bound or foreign now."""
-        time_ns = claim.time_ns
-        state = self._arrival(time_ns, K8S_AUDIT, input, now_ns)
-        watermark = self._inputs.watermark
-        if time_ns < watermark:
-            self._late(claim.event(), state, watermark)
-            return
-        resolver, ip = self._resolver, claim.ip
-        if ip and (
-            resolver.audit_teaches(claim.pod_ref, ip, time_ns)
-            or (claim.foreign and resolver.foreign_ip(claim.pod_ref, ip, time_ns))
-        ):
-            self._take(claim.event(), out)
-        else:
-            self._stats.time_only += 1
-        self._settle_after(watermark, out)
-
-    def _tick(self, time_ns: int, source: str, input: str, now_ns: int, out: list[Chain]) -> None:
-        """:meth:`_process` of ``time_only(time_ns, source)``, without building it."""
-        state = self._arrival(time_ns, source, input, now_ns)
-        watermark = self._inputs.watermark
-        if time_ns < watermark:
-            self._late(time_only(time_ns, source), state, watermark)
-            return
-        self._stats.time_only += 1
-        self._settle_after(watermark, out)
 
     def _arrival(self, time_ns: int, source: str, input: str, now_ns: int) -> InputState:
         """Count an event of ``input`` at ``time_ns`` and move the watermark with it."""

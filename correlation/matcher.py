@@ -21,6 +21,8 @@ No event serves two steps of one chain.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Final
 
 from correlation.event import Event
@@ -30,9 +32,10 @@ Picked = dict[int, list[Event]]
 NEVER: Final = 1 << 62
 
 
-def sort_key(event: Event) -> tuple[int, str]:
-    """The total order of events inside the engine."""
-    return (event.time_ns, event.id)
+# The total order of events inside the engine: ``(time_ns, id)``. An attrgetter, not a
+# function: the buffers' and the matcher's bisects call it at every probe (~190k calls
+# over the 2e5 disordered stream), and in C it costs a fraction of a Python call.
+sort_key: Final[Callable[[Event], tuple[int, str]]] = attrgetter("time_ns", "id")
 
 
 def last_time(picked: Picked) -> int:

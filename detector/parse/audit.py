@@ -23,7 +23,7 @@ import msgspec
 from correlation.event import EMPTY_IDENTITY, K8S_AUDIT, Event, Identity
 from detector.errors import ParseError
 from detector.parse.limits import MAX_FIELD_CHARS, MAX_LIST, cut
-from detector.parse.long_running import LATER_STAGES, event_id, long_running
+from detector.parse.long_running import event_id
 from detector.parse.redact import redact
 from detector.parse.timestamps import rfc3339_ns
 
@@ -193,26 +193,6 @@ def audit_time_ns(event: AuditEvent) -> int:
     if not stamp:
         raise ParseError("missing_field", "audit: no requestReceivedTimestamp/stageTimestamp")
     return rfc3339_ns(stamp)
-
-
-def tick_time_ns(event: AuditEvent) -> int:
-    """The time a time-only tick of ``event`` stands for (the early reject's ticks).
-
-    Its event time, except for the later stages of a long-running request: those were
-    written at their ``stageTimestamp``, minutes after the ``requestReceivedTimestamp``
-    they carry, so a tick at the event time would be counted late although the input
-    delivered it in order. (A normalized one is folded into its ResponseStarted instead:
-    ``detector/parse/long_running.py``.)
-    """
-    time_ns = audit_time_ns(event)
-    subresource = event.objectRef.subresource if event.objectRef else ""
-    if (
-        event.stage in LATER_STAGES
-        and event.stageTimestamp
-        and long_running(event.verb, subresource)
-    ):
-        return max(time_ns, rfc3339_ns(event.stageTimestamp))
-    return time_ns
 
 
 def service_account_of(username: str) -> tuple[str, str]:

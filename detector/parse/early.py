@@ -46,7 +46,7 @@ Rules change → the :class:`Interest` built from them changes → so does what 
 from __future__ import annotations
 
 from functools import partial
-from typing import Final, Protocol, TypeVar
+from typing import Final, Literal, Protocol, TypeVar, overload
 
 import msgspec
 
@@ -63,7 +63,6 @@ from detector.parse.audit import (
     normalize_audit,
     reads_query,
     service_account_of,
-    tick_time_ns,
 )
 from detector.parse.falco import (
     FalcoAlert,
@@ -74,7 +73,8 @@ from detector.parse.falco import (
     rule_and_tags,
 )
 from detector.parse.limits import MAX_FIELD_CHARS
-from detector.parse.long_running import long_running
+from detector.parse.long_running import LATER_STAGES, long_running
+from detector.parse.timestamps import rfc3339_ns
 
 _NO_REF: Final = ObjectRef()
 # identity fields an audit event's parts tell exactly (others are "not known to be empty")
@@ -88,6 +88,10 @@ ClaimKey = tuple[str, str, str, str]  # verb, resource, subresource, username
 # with any other, and whether it is long-running
 ClaimPlan = tuple[str, str, tuple[bool, bool], tuple[bool, bool], bool]
 _NORMALIZE: Final = (False, False)
+# the plans of an audit event without a pod claim (compared by identity)
+_NORMALIZE_IT: Final = "normalize"
+_TICK: Final = "tick"
+_TICK_LATER_STAGE: Final = "tick, a later stage at its own time"
 
 
 E_co = TypeVar("E_co", covariant=True)
@@ -126,7 +130,7 @@ class EarlyReject:
             for name in asks
         )
         # the decision for an audit event without a pod claim depends only on these parts
-        self._decided: dict[AuditKey, bool] = {}
+        self._decided: dict[AuditKey, str] = {}
         # and for a Falco alert without an actor, on its rule and tags as decoded
         self._falco_decided: dict[tuple[str, tuple[str, ...]], bool] = {}
         self._claim_plans: dict[ClaimKey, ClaimPlan] = {}
@@ -142,39 +146,52 @@ class EarlyReject:
 
     def audit(self, event: AuditEvent, data: Json = b"") -> Event:
         """The normalized Event or a tick (``data``, the JSON, is not needed here)."""
-        user = event.user
-        if user is None or event.impersonatedUser is not None:
-            return normalize_audit(event)
-        claim = user.extra.pod_name
-        if claim and claim[0]:
-            return normalize_audit(event)  # a pod's own request: the resolver may learn it
-        ips = any(event.sourceIPs)
-        ref = event.objectRef or _NO_REF
-        key = (event.verb, ref.resource, ref.subresource, user.username, ips)
-        wanted = self._decided.get(key)
-        if wanted is None:
-            wanted = self._audit_wanted(key)
-            if len(self._decided) >= MEMO_MAX:
-                self._decided.clear()  # bounded; the working set refills within a few events
-            self._decided[key] = wanted
-        if wanted:
-            return normalize_audit(event)
-        self.ticks += 1
-        return time_only(tick_time_ns(event), K8S_AUDIT)
+        return self.audit_or_claim(event, data, claims=False)
 
-    def audit_or_claim(self, event: AuditEvent, data: Json) -> Event | Claim:
+    @overload
+    def audit_or_claim(self, event: AuditEvent, data: Json, claims: Literal[False]) -> Event: ...
+    @overload
+    def audit_or_claim(
+        self, event: AuditEvent, data: Json, claims: bool = True
+    ) -> Event | Claim: ...
+    def audit_or_claim(self, event: AuditEvent, data: Json, claims: bool = True) -> Event | Claim:
         """:meth:`audit`, except that a request made with a pod's token that no step but a
         foreign-source-IP one may want comes back as a :class:`Claim` (the engine decides
         it against the bindings of the time it is processed: ``Engine.claimed``). The
         claim keeps ``data``, the JSON ``event`` was decoded from, to build its Event
         from: one object instead of the ~25 of the decoded struct, which are freed now
-        (holding them for a batch cost more than normalizing)."""
+        (holding them for a batch cost more than normalizing).
+
+        This runs for every audit line of a replay, so the tick's path is written out
+        here: its decision memo, its checks and time (:func:`audit_time_ns`) and the
+        tick itself, no further Python call."""
         user = event.user
-        if user is not None and event.impersonatedUser is None:
-            pods = user.extra.pod_name
-            if pods and pods[0]:
+        if user is None or event.impersonatedUser is not None:
+            return normalize_audit(event)
+        pods = user.extra.pod_name
+        if pods and pods[0]:
+            if claims:
                 return self._claim(event, data, user.username, pods[0])
-        return self.audit(event)
+            return normalize_audit(event)  # a pod's own request: the resolver may learn it
+        ref = event.objectRef or _NO_REF
+        key = (event.verb, ref.resource, ref.subresource, user.username, any(event.sourceIPs))
+        plan = self._decided.get(key)
+        if plan is None:
+            plan = self._audit_plan(key)
+            if len(self._decided) >= MEMO_MAX:
+                self._decided.clear()  # bounded; the working set refills within a few events
+            self._decided[key] = plan
+        if plan is _NORMALIZE_IT:
+            return normalize_audit(event)
+        time_ns = audit_time_ns(event)
+        if plan is _TICK_LATER_STAGE and event.stage in LATER_STAGES and event.stageTimestamp:
+            # a later stage of a long-running request was written at its stageTimestamp,
+            # minutes after the requestReceivedTimestamp it carries: a tick at the event
+            # time would be counted late although the input delivered it in order (a
+            # normalized one is folded into its ResponseStarted instead: long_running.py)
+            time_ns = max(time_ns, rfc3339_ns(event.stageTimestamp))
+        self.ticks += 1
+        return Event(time_ns, K8S_AUDIT, "")  # time_only(time_ns, K8S_AUDIT), inlined
 
     def _claim(self, event: AuditEvent, data: Json, username: str, pod: str) -> Event | Claim:
         time_ns = audit_time_ns(event)  # the checks every audit event must pass, first
@@ -218,6 +235,15 @@ class EarlyReject:
         decide = partial(self._interest.claimed, verb, resource, subresource, self._claim_empty)
         same, other = decide(True), decide(False)
         return namespace, account, (not same[0], same[1]), (not other[0], other[1]), folds
+
+    def _audit_plan(self, key: AuditKey) -> str:
+        """What to do with an audit event with these parts and no pod claim: normalize it
+        when a step or the allowlist may use it, else a tick (one of a long-running
+        request, whose later stages tick at their own time, or any other)."""
+        verb, resource, subresource, username, ips = key
+        if self._audit_wanted(key):
+            return _NORMALIZE_IT
+        return _TICK_LATER_STAGE if long_running(verb, subresource) else _TICK
 
     def _audit_wanted(self, key: AuditKey) -> bool:
         """May a step or the allowlist use an audit event with these parts and no pod claim?"""

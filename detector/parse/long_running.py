@@ -23,7 +23,7 @@ correlator and replay) and drops the second one.
 
 Events the early reject reduces to time-only ticks (``detector/parse/early.py``) carry no
 id to fold on; a tick of a later stage carries that stage's own time instead
-(:func:`detector.parse.audit.tick_time_ns`), so it is not late either.
+(:meth:`detector.parse.early.EarlyReject.audit_or_claim`), so it is not late either.
 
 A request passed on as a claim (``detector/parse/early.py``: the Event is built only if
 the engine needs it) carries the id its stages fold under and its stage, so
