@@ -41,14 +41,23 @@ def _load_broker_module() -> Any:
     return module
 
 
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def start_broker(broker: Any, what: str) -> None:
+    """Start ``broker``, or fail the tests that need it with the broker's reason. A start
+    interrupted by the test's timeout kills the JVM: none outlives the run."""
     module = _load_broker_module()
-    broker = module.KafkaBroker(tmp_path_factory.mktemp("kafka"))
     try:
         broker.start()
     except module.BrokerError as exc:
-        pytest.fail(f"Kafka broker could not start: {exc}")
+        pytest.fail(f"{what} could not start: {exc}")
+    except BaseException:
+        broker.stop(kill=True)
+        raise
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    broker = _load_broker_module().KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    start_broker(broker, "Kafka broker")
     yield broker
     broker.stop()
 

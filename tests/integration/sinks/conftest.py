@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import _load_broker_module
+from tests.integration.conftest import _load_broker_module, start_broker
 from tests.integration.falco_grpc.certs import Pki, make_pki
 
 
@@ -43,9 +43,6 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory, kafka_pki: Pki) -> It
         tls_ca=kafka_pki.ca,
     )
     broker = module.KafkaBroker(tmp_path_factory.mktemp("kafka-secure"), security)
-    try:
-        broker.start()
-    except module.BrokerError as exc:
-        pytest.fail(f"secured Kafka broker could not start: {exc}")
+    start_broker(broker, "secured Kafka broker")
     yield broker
     broker.stop()
