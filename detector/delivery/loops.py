@@ -13,6 +13,13 @@
                       ─ permanent ─► dead-letter table with the reason, go on
             + an expiry loop: records older than max_age_s, pending gauges
 
+:meth:`Delivery.close` is bounded: ``grace_s`` to drain, then the loops are cancelled and
+waited for ``CANCEL_WAIT_S`` at most, cancelled again each ``_CANCEL_ROUND_S`` (a library
+may swallow one cancellation, as Python 3.11's ``asyncio.wait_for`` does when its inner
+wait finishes in the same instant); a loop that still runs is logged and stops at its next
+step, and close goes on releasing the sinks and the outbox. The waits inside use
+``asyncio.timeout``, which never swallows a cancellation.
+
 A transient failure stalls its sink in order rather than skipping ahead: a broker
 outage delays delivery and never loses or reorders it. The outbox refuses a second
 delivery of an id a sink acknowledged; what a crash between a sink's acknowledgement and
@@ -44,6 +51,8 @@ from detector.sinks.registry import accepts, build_sink
 log = structlog.get_logger(__name__)
 _IDLE_POLL_S: Final = 1.0  # a sink loop re-reads the outbox at least this often
 _HOUSEKEEPING_S: Final = 5.0
+CANCEL_WAIT_S: Final = 5.0  # close(): how long cancelled loops may take to end
+_CANCEL_ROUND_S: Final = 0.5
 
 
 class InvalidRecordError(ValueError):
@@ -73,8 +82,10 @@ class Delivery:
         self.outbox = Outbox(config.outbox, on_expired=self._expired, on_repeat=self._repeated)
         self._wake = {cfg.name: asyncio.Event() for cfg, _ in self._routes}
         self._draining = False
+        self._abandoned = False  # close() stopped waiting for the loops: they end at once
         self._stop = asyncio.Event()
-        self._running = False
+        self._active = False  # run() began (it may still be opening the outbox)
+        self._running = False  # its loops run
         self._tasks: list[asyncio.Task[None]] = []
         self._done = asyncio.Event()
         self._failing: dict[str, str] = {}  # sink -> its last transient failure
@@ -101,41 +112,67 @@ class Delivery:
 
     async def run(self) -> None:
         """Deliver until cancelled (or, once :meth:`close` began, until drained)."""
-        await self.outbox.open()
-        dropped = await self.outbox.forget_sinks_except(list(self._wake))
-        if dropped:
-            log.warning("outbox_rows_dropped", reason="sink_removed", rows=dropped)
-        self._running, self._done = True, asyncio.Event()
+        self._begin()
+        await self._run_loops()
+
+    def _begin(self) -> None:
+        """Mark a run as begun, before its first await: a close() from now on waits for
+        this run (its ``_done``), not for a previous one."""
+        self._active, self._done, self._tasks = True, asyncio.Event(), []
+
+    async def _run_loops(self) -> None:
         try:
+            await self.outbox.open()
+            dropped = await self.outbox.forget_sinks_except(list(self._wake))
+            if dropped:
+                log.warning("outbox_rows_dropped", reason="sink_removed", rows=dropped)
+            self._running = True
             async with asyncio.TaskGroup() as group:
-                self._tasks = [group.create_task(self._sink_loop(*route)) for route in self._routes]
-                self._tasks.append(group.create_task(self._housekeeping()))
+                self._tasks = [
+                    group.create_task(self._sink_loop(cfg, sink), name=f"sink:{cfg.name}")
+                    for cfg, sink in self._routes
+                ]
+                self._tasks.append(group.create_task(self._housekeeping(), name="housekeeping"))
         finally:
-            self._running = False
+            self._running = self._active = False
             self._done.set()
 
     async def close(self, grace_s: float) -> None:
-        """Deliver what can be delivered within ``grace_s``, then release everything."""
+        """Deliver what can be delivered within ``grace_s``, then release everything;
+        returns within ``grace_s + CANCEL_WAIT_S`` plus the outbox's own close."""
         self._draining = True
         self._stop.set()
         for event in self._wake.values():
             event.set()
-        if self._running:
-            try:
-                await asyncio.wait_for(self._done.wait(), grace_s)
-            except TimeoutError:
-                for task in self._tasks:
-                    task.cancel()
-                await self._done.wait()
-        else:
-            try:
-                await asyncio.wait_for(self.run(), grace_s)
-            except TimeoutError:
-                pass
+        own = None
+        if not self._active:  # a run of its own drains the outbox (it ends once nothing is due)
+            self._begin()
+            own = asyncio.create_task(self._run_loops(), name="delivery-close")
+        try:
+            if not await _woken(self._done, grace_s):
+                await self._cancel_loops(own)
+        finally:
+            if own is not None and not own.done():
+                own.cancel()  # close() itself was cancelled, or the loops were abandoned
+        if own is not None and own.done() and not own.cancelled():
+            own.result()  # a loop's failure is the caller's to see, as from run()
         await self._report_leftovers()
         for _, sink in self._routes:
             await sink.close()
         await self.outbox.close()
+
+    async def _cancel_loops(self, own: asyncio.Task[None] | None) -> None:
+        """Cancel the loops (and close()'s own run) until run() has ended, for
+        ``CANCEL_WAIT_S`` at most; a cancellation swallowed once is sent again."""
+        rounds = max(1, round(CANCEL_WAIT_S / _CANCEL_ROUND_S))
+        for _ in range(rounds):
+            for task in [*self._tasks, *([own] if own is not None else [])]:
+                task.cancel()
+            if await _woken(self._done, _CANCEL_ROUND_S):
+                return
+        self._abandoned = True
+        stuck = [task.get_name() for task in self._tasks if not task.done()]
+        log.error("delivery_loops_ignored_cancel", tasks=stuck, waited_s=CANCEL_WAIT_S)
 
     async def _report_leftovers(self) -> None:
         left = await self.outbox.pending_counts()
@@ -144,7 +181,7 @@ class Delivery:
 
     async def _sink_loop(self, cfg: SinkConfig, sink: Sink) -> None:
         failures = 0
-        while True:
+        while not self._abandoned:
             rows = await self.outbox.due(cfg.name, self._config.outbox.batch_size)
             if not rows:
                 if self._draining:
@@ -163,10 +200,7 @@ class Delivery:
 
     async def _idle(self, name: str) -> None:
         event = self._wake[name]
-        try:
-            await asyncio.wait_for(event.wait(), _IDLE_POLL_S)
-        except TimeoutError:
-            pass
+        await _woken(event, _IDLE_POLL_S)
         event.clear()
 
     async def _deliver_rows(
@@ -241,10 +275,7 @@ class Delivery:
         while not self._draining:
             await self.outbox.expire_old()
             await self._refresh_pending()
-            try:
-                await asyncio.wait_for(self._stop.wait(), _HOUSEKEEPING_S)
-            except TimeoutError:
-                pass
+            await _woken(self._stop, _HOUSEKEEPING_S)
 
     async def _refresh_pending(self, only: str | None = None) -> None:
         """Set the pending gauges from the table. A sink with nothing owed has no row in
@@ -263,3 +294,14 @@ class Delivery:
     def _expired(self, ids: list[str], reason: str) -> None:
         self._metrics.outbox_expired.labels(reason).inc(len(ids))
         log.warning("outbox_expired", reason=reason, count=len(ids), chain_ids=ids[:20])
+
+
+async def _woken(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait for ``event`` up to ``timeout_s``; whether it is set. A cancellation always
+    propagates (Python 3.11's ``wait_for`` can lose one that meets the event's set)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        pass
+    return event.is_set()

@@ -4,6 +4,10 @@ Each record becomes one message: value = the formatted record as JSON, key = the
 ``id`` (default) or its ``incident`` (so one incident stays ordered on one partition),
 headers ``schema``, ``rule``, ``severity`` and ``chain_id``.
 
+Every deadline is an ``asyncio.timeout`` block, not ``asyncio.wait_for``: on Python 3.11
+``wait_for`` loses a cancellation that meets its inner call's end, and the delivery loop
+that ran it would then go on retrying through a shutdown.
+
 Failure handling: the producer is started lazily and recreated after a failure, because
 an aiokafka producer whose broker vanished can keep stale connections and sequence
 numbers. Every delivery has a deadline (``timeout_s``); a broker that is down makes
@@ -138,12 +142,10 @@ class KafkaSink:
             if self._tail is not None and await self._tail.holds(str(record["id"])):
                 log.info("kafka_sink_already_written", sink=self.name, chain_id=record["id"])
                 return
-            await asyncio.wait_for(
-                producer.send_and_wait(
+            async with asyncio.timeout(self._config.timeout_s):
+                await producer.send_and_wait(
                     self._config.topic, value, key=key, headers=self._headers(record)
-                ),
-                self._config.timeout_s,
-            )
+                )
         except _PERMANENT as exc:
             raise PermanentDeliveryError(f"kafka refused the record: {exc!r}") from None
         except (KafkaError, TimeoutError, OSError) as exc:
@@ -184,7 +186,8 @@ class TopicTail:
 
     async def holds(self, chain_id: str) -> bool:
         if self._ids is None:
-            self._ids = await asyncio.wait_for(self._read(), self._config.timeout_s)
+            async with asyncio.timeout(self._config.timeout_s):
+                self._ids = await self._read()
         return chain_id in self._ids
 
     async def _read(self) -> set[str]:
@@ -249,7 +252,8 @@ class LazyProducer:
         if self._producer is None:
             producer = AIOKafkaProducer(**self._options)
             try:
-                await asyncio.wait_for(producer.start(), self._timeout_s)
+                async with asyncio.timeout(self._timeout_s):
+                    await producer.start()
             except KafkaConnectionError:
                 await stop_quietly(producer)
                 reason = await probe(self._options, min(self._timeout_s, _PROBE_TIMEOUT_S))
@@ -282,9 +286,8 @@ async def probe(options: dict[str, Any], timeout_s: float) -> str:
     for server in options["bootstrap_servers"]:
         host, _, port = server.rpartition(":")
         try:
-            conn = await asyncio.wait_for(
-                create_conn(host.strip("[]"), int(port), **connect), timeout_s
-            )
+            async with asyncio.timeout(timeout_s):
+                conn = await create_conn(host.strip("[]"), int(port), **connect)
         except (KafkaError, OSError, TimeoutError, ValueError) as exc:
             return explain(exc, options)
         conn.close()
@@ -316,6 +319,7 @@ async def stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
     outbox, the relay's queue, uncommitted offsets) and sends or reads it again.
     """
     try:
-        await asyncio.wait_for(client.stop(), _STOP_TIMEOUT_S)
+        async with asyncio.timeout(_STOP_TIMEOUT_S):
+            await client.stop()
     except (KafkaError, TimeoutError, OSError):
         pass

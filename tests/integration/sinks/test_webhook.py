@@ -115,9 +115,18 @@ async def drain(
             while len(await delivery.outbox.dead_letters()) < dead:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 10)  # a stuck delivery fails the test, never hangs it
+        await cancelled(task)
+
+
+async def cancelled(task: asyncio.Task[None], within_s: float = 10) -> None:
+    """Cancel ``task`` and wait for its end; one still running after ``within_s`` fails the
+    test. ``asyncio.wait``, not ``wait_for``: on Python 3.11 ``wait_for`` waits for as long
+    as the task ignores the cancellation, so a stuck delivery hung the test instead."""
+    task.cancel()
+    await asyncio.wait([task], timeout=within_s)
+    assert task.done(), f"{task!r} still running {within_s} s after its cancellation"
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()  # its own failure, if it had one
 
 
 async def test_recovers_from_500_timeout_and_429(tmp_path: Path) -> None:
@@ -235,7 +244,5 @@ async def test_each_delivery_is_acknowledged_before_the_next_is_sent(tmp_path: P
                     await asyncio.sleep(0.05)
             assert len(receiver.accepted) == 1
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, 10)
+            await cancelled(task)
             await delivery.close(grace_s=1)
