@@ -195,11 +195,7 @@ class Engine:
             if time_ns < watermark:
                 self._late(claim.event(), state, watermark)
                 return out
-            resolver = self._resolver
-            if ip and (
-                resolver.audit_teaches(claim.pod_ref, ip, time_ns)
-                or (claim.foreign and resolver.foreign_ip(claim.pod_ref, ip, time_ns))
-            ):
+            if ip and self._resolver.claim_matters(claim.pod_ref, ip, time_ns, claim.foreign):
                 self._take(claim.event(), out)
             else:
                 self._stats.time_only += 1

@@ -110,6 +110,17 @@ class Resolver:
         module docstring): the pod has no known address and the IP no owner."""
         return bool(ip) and pod_ref not in self.state.pods and not self.ip_owner(ip, time_ns)
 
+    def claim_matters(self, pod_ref: str, ip: str, time_ns: int, foreign: bool) -> bool:
+        """``audit_teaches(pod_ref, ip, time_ns) or (foreign and foreign_ip(pod_ref, ip,
+        time_ns))`` for a non-empty ``ip``: the engine's test of a claim, which runs for
+        ~40 % of a cluster's audit lines, with one look at the address's bindings."""
+        owner = _at(self.state.ips.get(ip), time_ns)
+        if owner:  # then it teaches nothing; foreign when it is another pod's
+            return foreign and owner != pod_ref
+        if pod_ref not in self.state.pods:
+            return True  # the pod has no address yet and this one no owner: it teaches
+        return foreign and bool(self.pod_ips(pod_ref, time_ns))
+
     def learn(self, event: Event) -> None:
         """Record the bindings this event teaches (see the module docstring)."""
         actor = event.actor
