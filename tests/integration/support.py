@@ -185,11 +185,13 @@ class DetectorProcess:
         self.start()
         await self.ready()
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Send ``sig`` and wait for the exit code (``-SIGKILL`` after a kill -9)."""
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait for the exit code (``-SIGKILL`` after a kill -9). The wait
+        is in a thread: the servers this test runs in its loop (a webhook receiver, a
+        correlator) go on answering the child while it shuts down."""
         assert self.proc is not None
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout=30)
+        return await asyncio.to_thread(self.proc.wait, 30)
 
     def kill(self) -> None:
         """SIGKILL if still running (also the teardown: no child outlives a test)."""

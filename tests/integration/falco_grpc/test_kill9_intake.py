@@ -109,7 +109,7 @@ async def test_an_alert_received_over_grpc_is_replayed_after_kill9(
             body = orjson.dumps(audit)
             async with session.post(service.url + "/k8s-audit", data=body, headers=JSON) as r:
                 assert r.status == 200, await r.text()
-        assert service.stop(signal.SIGKILL) == -signal.SIGKILL
+        assert await service.stop(signal.SIGKILL) == -signal.SIGKILL
         assert chain_ids(output) == []  # still inside the 30 s lateness when killed
         assert falco.sent == 1 and not falco.queue  # Falco has nothing left to send again
 
@@ -118,7 +118,7 @@ async def test_an_alert_received_over_grpc_is_replayed_after_kill9(
         async with asyncio.timeout(20):
             while not chain_ids(output):  # noqa: ASYNC110 - the file sink writes it
                 await asyncio.sleep(0.05)
-        assert service.stop(signal.SIGTERM) == 0
+        assert await service.stop(signal.SIGTERM) == 0
     finally:
         await server.stop(None)
     assert chain_ids(output) == uninterrupted(alert, audit)

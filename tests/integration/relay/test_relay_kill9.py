@@ -99,17 +99,17 @@ async def test_a_killed_relay_forwards_what_it_acknowledged(tmp_path: Path) -> N
             async with asyncio.timeout(10):
                 while fake.refused == 0:  # noqa: ASYNC110 - the relay is retrying
                     await asyncio.sleep(0.05)
-            assert process.stop(signal.SIGKILL) == -signal.SIGKILL
+            assert await process.stop(signal.SIGKILL) == -signal.SIGKILL
             assert not fake.seen
 
             fake.up = True
             await process.started()
             await settled(fake, ALERTS)
-            assert process.stop(signal.SIGTERM) == 0  # the last checkpoint: all settled
+            assert await process.stop(signal.SIGTERM) == 0  # the last checkpoint: all settled
 
             await process.started()  # nothing left to replay: no second copy
             await asyncio.sleep(1.0)
-            assert process.stop(signal.SIGTERM) == 0
+            assert await process.stop(signal.SIGTERM) == 0
         finally:
             process.kill()
     assert len(fake.seen) == ALERTS

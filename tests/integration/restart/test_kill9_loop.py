@@ -210,7 +210,7 @@ async def test_kill9_at_random_points_loses_nothing_acknowledged(tmp_path: Path)
                     missing = sorted(set(want) - set(hook.count))
                     raise AssertionError(f"never delivered: {missing}; {service.log}") from None
             await service.ready()  # a SIGTERM before the handlers are set is a plain kill
-            assert service.stop() == 0
+            assert await service.stop() == 0
             await asyncio.sleep(0.5)  # anything re-sent at shutdown would have arrived
         finally:
             service.kill()

@@ -146,12 +146,12 @@ async def test_chain_confirmed_across_kill9_with_same_id(service: Service) -> No
     await post_recon(service)
     posted = time.time_ns()
     await _wait_for_checkpoint_after(service.checkpoint, posted)
-    assert service.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert await service.stop(signal.SIGKILL) == -signal.SIGKILL
 
     await service.started()
     await post_pivot(service)
     await service.wait_for_chain("recon-token-pivot")
-    assert service.stop(signal.SIGTERM) == 0
+    assert await service.stop(signal.SIGTERM) == 0
     assert service.chain_ids("recon-token-pivot") == _uninterrupted_ids()
     assert "checkpoint_restored" in service.log.read_text()
 
@@ -162,7 +162,7 @@ async def test_chain_confirmed_across_graceful_restart(service: Service) -> None
     service.env["DETECTOR_CHECKPOINT__INTERVAL_S"] = "3600"
     await service.started()
     await post_recon(service)
-    assert service.stop(signal.SIGTERM) == 0
+    assert await service.stop(signal.SIGTERM) == 0
     assert service.checkpoint.exists()
     # The recon step alone is not a chain: nothing is emitted.
     assert service.chain_ids("recon-token-pivot") == []
@@ -170,7 +170,7 @@ async def test_chain_confirmed_across_graceful_restart(service: Service) -> None
     await service.started()
     await post_pivot(service)
     await service.wait_for_chain("recon-token-pivot")
-    assert service.stop(signal.SIGTERM) == 0
+    assert await service.stop(signal.SIGTERM) == 0
     assert service.chain_ids("recon-token-pivot") == _uninterrupted_ids()
 
 
@@ -183,13 +183,13 @@ async def test_kill9_before_any_checkpoint_loses_no_acknowledged_event(service: 
     await post_recon(service)
     await post_pivot(service)
     assert not service.checkpoint.exists()
-    assert service.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert await service.stop(signal.SIGKILL) == -signal.SIGKILL
     assert service.chain_ids("recon-token-pivot") == []  # still inside the lateness
 
     service.env["DETECTOR_ENGINE__LATENESS_BY_SOURCE"] = "{falco: 0.5, k8s_audit: 0.5}"
     await service.started()
     await service.wait_for_chain("recon-token-pivot")
-    assert service.stop(signal.SIGTERM) == 0
+    assert await service.stop(signal.SIGTERM) == 0
     assert service.chain_ids("recon-token-pivot") == _uninterrupted_ids()
     assert "intake_log_replayed" in service.log.read_text()
 
@@ -202,7 +202,7 @@ async def test_sigterm_inside_the_lateness_delivers_each_chain_once(service: Ser
     await service.started()
     await post_recon(service)
     await post_pivot(service)
-    assert service.stop(signal.SIGTERM) == 0
+    assert await service.stop(signal.SIGTERM) == 0
     assert service.chain_ids("recon-token-pivot") == []
     assert "shutdown_pending_kept" in service.log.read_text()
 
@@ -210,7 +210,7 @@ async def test_sigterm_inside_the_lateness_delivers_each_chain_once(service: Ser
     await service.started()
     await service.wait_for_chain("recon-token-pivot")
     await asyncio.sleep(1.0)  # a second emission, if any, would be here by now
-    assert service.stop(signal.SIGTERM) == 0
+    assert await service.stop(signal.SIGTERM) == 0
     records = service.records("recon-token-pivot")
     assert [r["id"] for r in records] == _uninterrupted_ids()
     assert [r["incident"] for r in records] == _uninterrupted_incidents()
@@ -221,9 +221,9 @@ async def test_without_checkpoint_the_chain_is_lost(service: Service) -> None:
     service.env["DETECTOR_CHECKPOINT__PATH"] = ""
     await service.started()
     await post_recon(service)
-    assert service.stop(signal.SIGTERM) == 0
+    assert await service.stop(signal.SIGTERM) == 0
     await service.started()
     await post_pivot(service)
-    assert service.stop(signal.SIGTERM) == 0
+    assert await service.stop(signal.SIGTERM) == 0
     assert service.chain_ids("recon-token-pivot") == []
     assert not service.checkpoint.exists()

@@ -71,7 +71,7 @@ async def test_a_complete_stage_after_a_restart_folds_into_its_started_one(
     async with aiohttp.ClientSession() as session:
         started = stage("ResponseStarted", 101, received, received)
         await post_json(session, service.url + "/k8s-audit", event_list(started))
-    assert service.stop(signal.SIGTERM) == 0  # the checkpoint is saved on the way out
+    assert await service.stop(signal.SIGTERM) == 0  # the checkpoint is saved on the way out
 
     await service.started()
     async with aiohttp.ClientSession() as session:
@@ -81,7 +81,7 @@ async def test_a_complete_stage_after_a_restart_folds_into_its_started_one(
     async with asyncio.timeout(10):
         while await folded(service.url) < 1:  # noqa: ASYNC110 - polls the service
             await asyncio.sleep(0.1)
-    assert service.stop(signal.SIGTERM) == 0
+    assert await service.stop(signal.SIGTERM) == 0
 
 
 def test_the_open_requests_are_saved_and_given_back(tmp_path: Path) -> None:
