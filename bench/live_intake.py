@@ -20,7 +20,8 @@ Measured per run: the server process's CPU time (user + system, every thread, fr
 ``/proc``) from the first timed POST until the engine has taken the last event
 (``detector_events_in_total`` complete and ``detector_queue_depth`` 0, polled every
 0.2 s), divided by the events: CPU µs per event, and its inverse, events per CPU second
-(= per core). Wall-clock events/s is printed too, but the clients share the machine's
+(= per core), and the part of it spent in the kernel (socket I/O, the log's writes and
+fsyncs). Wall-clock events/s is printed too, but the clients share the machine's
 cores with the server, so it is not the figure to compare. ``--log on`` is the default
 service (intake write-ahead log, one fsync per batch group, before the 2xx);
 ``--log off`` sets ``intake_log.enabled: false`` with the same checkpoint. Runs of the
@@ -66,6 +67,7 @@ class Run:
     log: str
     events: int
     cpu_s: float
+    sys_s: float  # of cpu_s, in the kernel (socket, log writes, fsync)
     wall_s: float
     refused: int
     late: float
@@ -110,10 +112,11 @@ def stamped(body: bytes) -> bytes:
     return body.replace(STAGE.encode(), micros(now + 1_000_000).encode())
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads) so far."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user + system, system) CPU time of process ``pid`` (all its threads) so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14, 15)
+    user, system = int(fields[11]) / _TICK, int(fields[12]) / _TICK  # utime, stime (14, 15)
+    return user + system, system
 
 
 class Server:
@@ -212,12 +215,12 @@ async def one_run(args: argparse.Namespace, docs: list[dict[str, Any]], log: str
         await post_all(url, bodies(warm, args.batch), args.clients)
         await drained(server.url, len(warm))
         batches = bodies(timed, args.batch)
-        cpu, wall = cpu_seconds(server.pid), time.perf_counter()
+        (cpu, system), wall = cpu_seconds(server.pid), time.perf_counter()
         refused = await post_all(url, batches, args.clients)
         values = await drained(server.url, len(docs))
-        cpu, wall = cpu_seconds(server.pid) - cpu, time.perf_counter() - wall
+        (cpu_end, system_end), wall = cpu_seconds(server.pid), time.perf_counter() - wall
         late = values["detector_engine_late_events_total"]
-        return Run(log, len(timed), cpu, wall, refused, late)
+        return Run(log, len(timed), cpu_end - cpu, system_end - system, wall, refused, late)
 
 
 def rounds(args: argparse.Namespace) -> Iterator[str]:
@@ -232,7 +235,8 @@ async def main_async(args: argparse.Namespace) -> None:
         run = await one_run(args, docs, log)
         runs.append(run)
         print(
-            f"log {log:3}: {run.per_cpu_s:9,.0f} events/CPU-s  {run.us_per_event:5.1f} µs/event  "
+            f"log {log:3}: {run.per_cpu_s:9,.0f} events/CPU-s  {run.us_per_event:5.1f} µs/event "
+            f"(kernel {run.sys_s / run.events * 1e6:4.1f})  "
             f"{run.per_wall_s:9,.0f} events/s wall  refused {run.refused}  late {run.late:.0f}",
             flush=True,
         )

@@ -19,6 +19,10 @@ Layout (a directory, owner-only)::
     record = u32 payload length | u32 crc32(payload) | payload (msgpack: source, input,
              arrival time, events, body, count)
 
+The checksum is zlib's CRC-32, computed with ISA-L's (``isal``): the same values at
+~20 GB/s instead of ~1.5, which for an audit body of 250 KB is ~12 µs instead of ~150 of
+the server's CPU per request.
+
 A record holds either the batch's events or, for a receiver that registered a decoder
 with the intake (``POST /k8s-audit``), the request ``body`` as it arrived and the
 ``count`` of events it decoded to: writing the bytes costs less than encoding the
@@ -57,13 +61,13 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
 import msgspec
+from isal.isal_zlib import crc32
 
 from correlation.event import Event, Incoming
 from detector.logging import get_logger
@@ -201,7 +205,7 @@ class IntakeLog:
             logged = [e if isinstance(e, Event) else e.event() for e in events]
             record = Record(source, input, arrived_ns, logged)
         payload = _encoder.encode(record)
-        header = _HEADER.pack(len(payload), zlib.crc32(payload))
+        header = _HEADER.pack(len(payload), crc32(payload))
         size = len(header) + len(payload)
         if not self._make_room(size):
             return False
@@ -343,7 +347,7 @@ def _records(path: Path) -> Iterator[tuple[int, Record | None]]:
             return
         length, crc = _HEADER.unpack_from(data, at)
         payload = data[at + _HEADER.size : at + _HEADER.size + length]
-        if len(payload) != length or zlib.crc32(payload) != crc:
+        if len(payload) != length or crc32(payload) != crc:
             yield 0, None
             return
         try:
