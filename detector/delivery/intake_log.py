@@ -135,6 +135,7 @@ class IntakeLog:
         os.chmod(directory, 0o700)
         self.covered = covered
         self._segments = self._scan()
+        self._bytes = sum(s.size for s in self._segments)  # on disk (kept, not summed per append)
         self.next_seq = max([self.covered, *(s.first + s.events for s in self._segments)])
         self._fd = -1
         self._dirty: set[int] = set()  # fds written since the last fsync
@@ -216,7 +217,8 @@ class IntakeLog:
         segment.events += len(events)
         self.next_seq += len(events)
         self._written += size
-        self._refresh_gauge()
+        self._bytes += size
+        self._metrics.intake_log_bytes.set(self._bytes)
         return True
 
     async def synced(self) -> None:
@@ -269,7 +271,7 @@ class IntakeLog:
         return segment
 
     def _make_room(self, size: int) -> bool:
-        while self._on_disk() + size > self._max_bytes:
+        while self._bytes + size > self._max_bytes:
             closed = self._segments[:-1] if self._fd >= 0 else self._segments
             if self._when_full == "refuse" or not closed:
                 self._metrics.intake_log_refused.inc()
@@ -281,6 +283,7 @@ class IntakeLog:
         uncovered = max(0, segment.first + segment.events - max(self.covered, segment.first))
         self._segments.remove(segment)
         segment.path.unlink(missing_ok=True)
+        self._recount()
         if uncovered:
             self._metrics.intake_log_dropped.inc(uncovered)
             log.warning("intake_log_dropped", segment=segment.path.name, events=uncovered)
@@ -305,7 +308,7 @@ class IntakeLog:
             last = self._segments[-1]
             if last.first + last.events <= self.covered:
                 self._segments.pop().path.unlink(missing_ok=True)
-        self._refresh_gauge()
+        self._recount()
 
     def unreadable(self, record: Record, decoded: int, reason: str) -> None:
         """A logged body did not decode to its count again (the replay's decoder said
@@ -330,11 +333,10 @@ class IntakeLog:
             os.close(fd)
         self._fd, self._retired, self._dirty = -1, [], set()
 
-    def _on_disk(self) -> int:
-        return sum(s.size for s in self._segments)
-
-    def _refresh_gauge(self) -> None:
-        self._metrics.intake_log_bytes.set(self._on_disk())
+    def _recount(self) -> None:
+        """The bytes on disk again, after segments were deleted."""
+        self._bytes = sum(s.size for s in self._segments)
+        self._metrics.intake_log_bytes.set(self._bytes)
 
 
 def _records(path: Path) -> Iterator[tuple[int, Record | None]]:
