@@ -158,8 +158,11 @@ class Relay:
     async def _collect(self) -> list[Event]:
         """Up to a batch of events from the queue; none when a hold may have ended."""
         wait = self._hold_wait()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+        # meets the item's arrival, and the relay's stop would wait on a loop that goes on
         try:
-            batch = [self._took(await asyncio.wait_for(self._queue.get_item(), wait))]
+            async with asyncio.timeout(wait):
+                batch = [self._took(await self._queue.get_item())]
         except TimeoutError:
             return []
         loop = asyncio.get_running_loop()
@@ -174,7 +177,8 @@ class Relay:
             if remaining <= 0:
                 break
             try:
-                batch.append(self._took(await asyncio.wait_for(self._queue.get_item(), remaining)))
+                async with asyncio.timeout(remaining):
+                    batch.append(self._took(await self._queue.get_item()))
             except TimeoutError:
                 break
         return batch

@@ -82,7 +82,8 @@ class Member(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self._close_all()
                 self._consumer = None
                 try:
-                    await asyncio.wait_for(consumer.stop(), 10)
+                    async with asyncio.timeout(10):  # never swallows a cancellation
+                        await consumer.stop()
                 except Exception:  # noqa: BLE001, S110 - leaving anyway
                     pass
 

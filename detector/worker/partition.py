@@ -220,6 +220,7 @@ class Partition:
         producer, self.producer = self.producer, None
         if producer is not None:
             try:
-                await asyncio.wait_for(producer.stop(), 5)
+                async with asyncio.timeout(5):  # never swallows a cancellation
+                    await producer.stop()
             except Exception:  # noqa: BLE001, S110 - best effort: a fenced or dead producer
                 pass

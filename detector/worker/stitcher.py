@@ -97,7 +97,8 @@ class Stitcher(ConsumerRebalanceListener):  # type: ignore[misc]
             finally:
                 self.owner = False
                 try:
-                    await asyncio.wait_for(consumer.stop(), 10)
+                    async with asyncio.timeout(10):  # never swallows a cancellation
+                        await consumer.stop()
                 except Exception:  # noqa: BLE001, S110 - leaving anyway
                     pass
 

@@ -73,3 +73,29 @@ async def test_with_the_log_the_unsent_batch_is_kept_not_counted(tmp_path: Path)
     metrics, logged = await stopped_mid_send(tmp_path, logged=True)
     assert metrics.value("detector_dropped_events_total", {"reason": "relay_shutdown"}) == 0
     assert "relay_kept_for_restart" in logged
+
+
+async def test_a_stop_that_meets_an_arriving_event_still_stops_the_relay() -> None:
+    """The supervisor cancels the relay once; if that cancellation lands in the same loop
+    step as an event's arrival, the relay must stop all the same (Python 3.11's
+    ``asyncio.wait_for`` returned the event and swallowed the cancellation: the relay went
+    on waiting for the next event, and the service's stop waited for it)."""
+    metrics = Metrics()
+    queue = EventQueue(100, metrics)
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async with receiving("/events", ok) as url:
+        config = RelayConfig(http=RelayHttpConfig(endpoint=url), linger_s=30)
+        relay = build_relay(config, queue, metrics)
+        task = asyncio.create_task(relay.run())
+        first, second = events()[:2]
+        assert queue.offer("falco_http", [first])
+        await asyncio.sleep(0.1)  # the relay took it and lingers for more to fill its batch
+        assert relay.running and not len(queue)
+        assert queue.offer("falco_http", [second])  # wakes the relay's wait ...
+        task.cancel()  # ... and the stop arrives in the same step
+        done, _ = await asyncio.wait([task], timeout=5)
+        assert task in done, "the relay ignored its cancellation"
+        assert task.cancelled()
