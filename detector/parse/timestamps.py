@@ -6,7 +6,7 @@ producers write offsets (``…+00:00``, ``…+02:00``) or lower case (``t``, ``z
 accepted text is ``date T time [fraction] offset`` with fixed positions, so
 :func:`rfc3339_ns` answers the common shapes by slicing:
 
-* the first 19 characters (date, separator, time) index a cache of epoch seconds;
+* the first 19 characters (date, separator, time) index a cache of their epoch ns;
 * the last character ``Z``/``z``, or the last six ``±HH:MM``, a cache of offsets;
 * the fraction (1–9 ASCII digits) is an integer scaled to ns.
 
@@ -34,8 +34,8 @@ from detector.errors import ParseError
 
 NS: Final = 1_000_000_000
 _SECOND_CACHE_MAX: Final = 8192
-_second_cache: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" → epoch seconds
-_offset_cache: dict[str, int] = {"Z": 0, "z": 0}  # "±HH:MM" → seconds east of UTC
+_second_cache: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" → ns since the epoch
+_offset_cache: dict[str, int] = {"Z": 0, "z": 0}  # "±HH:MM" → ns east of UTC
 # ns per unit of a fraction with n digits: _SCALE[3] = 1_000_000 (milliseconds).
 _SCALE: Final[tuple[int, ...]] = tuple(10 ** (9 - n) for n in range(10))
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -49,25 +49,25 @@ _MAX_CHARS: Final = 40  # 19 + "." + 9 digits + "+HH:MM", with room for a clear 
 
 def rfc3339_ns(text: str) -> int:
     """Nanoseconds since the epoch of an RFC 3339 time; :class:`ParseError` ``bad_time``."""
-    seconds = _second_cache.get(text[:19])
-    if seconds is not None:
+    base = _second_cache.get(text[:19])
+    if base is not None:
         last = text[-1]
         if last == "Z" or last == "z":
             if len(text) == 20:
-                return seconds * NS
+                return base
             fraction = text[20:-1]
         else:
             shift = _offset_cache.get(text[-6:])
             if shift is None or len(text) < 25:
                 return _general(text)
-            seconds -= shift
+            base -= shift
             if len(text) == 25:
-                return seconds * NS
+                return base
             fraction = text[20:-6]
         digits = len(fraction)
         # isdigit() alone would accept "²" and int() would accept "+1" or "1_0".
         if 0 < digits <= 9 and text[19] == "." and fraction.isascii() and fraction.isdigit():
-            return seconds * NS + int(fraction) * _SCALE[digits]
+            return base + int(fraction) * _SCALE[digits]
     return _general(text)
 
 
@@ -81,30 +81,30 @@ def _general(text: str) -> int:
         raise _bad("more than 9 fractional digits", text)
     if offset is None:
         raise _bad("time has no UTC offset", text)
-    seconds = _epoch_seconds(text[:19], match) - _offset_seconds(offset, text)
-    return seconds * NS + (int(fraction) * _SCALE[len(fraction)] if fraction else 0)
+    base = _epoch_ns(text[:19], match) - _offset_ns(offset, text)
+    return base + (int(fraction) * _SCALE[len(fraction)] if fraction else 0)
 
 
-def _epoch_seconds(prefix: str, match: re.Match[str]) -> int:
+def _epoch_ns(prefix: str, match: re.Match[str]) -> int:
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
     try:
         moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         raise _bad("not a valid date and time", match.string) from None
-    seconds = (moment - _EPOCH) // _SECOND
+    base = (moment - _EPOCH) // _SECOND * NS
     if len(_second_cache) >= _SECOND_CACHE_MAX:
         _second_cache.clear()  # bounded: a fresh cache refills within a few events
-    _second_cache[prefix] = seconds
-    return seconds
+    _second_cache[prefix] = base
+    return base
 
 
-def _offset_seconds(offset: str, text: str) -> int:
+def _offset_ns(offset: str, text: str) -> int:
     shift = _offset_cache.get(offset)
     if shift is None:
         hours, minutes = int(offset[1:3]), int(offset[4:6])
         if hours > 23 or minutes > 59:
             raise _bad("UTC offset out of range", text)
-        shift = (hours * 3600 + minutes * 60) * (-1 if offset[0] == "-" else 1)
+        shift = (hours * 3600 + minutes * 60) * (-NS if offset[0] == "-" else NS)
         _offset_cache[offset] = shift  # at most 2 × 24 × 60 valid offsets exist
     return shift
 
