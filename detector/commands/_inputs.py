@@ -33,7 +33,8 @@ from correlation.event import Event
 from detector.commands._reorder import Reorder, Timed
 from detector.commands._spill import SortStats, sorted_batches
 from detector.errors import ParseError, SkippedInput, UsageError
-from detector.parse import parse_document, parse_line
+from detector.parse import parse_document
+from detector.parse.document import parse_line_into
 from detector.parse.early import Converter
 from detector.parse.limits import MAX_DOCUMENT_BYTES
 from detector.readable import why_unreadable
@@ -225,7 +226,7 @@ def _parse_lines(
     errors: list[ParseError] = []
     for number, line in enumerate(lines, first):
         try:
-            events += parse_line(line, errors, early)
+            parse_line_into(events, line, errors, early)
         except SkippedInput as exc:
             stats.skipped[exc.reason] += 1
         except ParseError as exc:

@@ -232,7 +232,9 @@ def _replay(
     for batch in batches:
         for event in batch:
             if isinstance(event, Claim):  # a pod-token request the engine decides on
-                if not admit_claim(event):
+                # (admit_claim passes every claim without a fold: only long-running ones
+                # have one, so the call is made for those only)
+                if event.fold and not admit_claim(event):
                     continue  # a later stage of a long-running request already passed on
                 found = claimed(event, REPLAY_INPUT)
             elif not event.id:  # a time-only tick (parse/early.py): its time is all there is

@@ -84,21 +84,35 @@ def parse_line(
     """The events on one line of a JSON-lines file; a blank line holds none.
 
     The document limit applies, not a smaller line limit: a webhook capture holds a whole
-    EventList (up to the API server's 10 MiB batch) on one line. This runs once per line
-    of a replay, so the decode is inlined and a blank line is recognised only after it
-    failed to decode (no copy of every line to strip it).
+    EventList (up to the API server's 10 MiB batch) on one line.
     """
+    events: list[Event | T] = []
+    parse_line_into(events, line, errors, early)
+    return events
+
+
+def parse_line_into(
+    events: list[Event | T],
+    line: bytes,
+    errors: list[ParseError] | None = None,
+    early: Converter[T] | None = None,
+) -> None:
+    """:func:`parse_line`, appending the line's events to ``events`` (nothing when it
+    raises). This runs once per line of a replay, so no list is made per line, the
+    decode is inlined and a blank line is recognised only after it failed to decode (no
+    copy of every line to strip it)."""
     if len(line) > MAX_DOCUMENT_BYTES:
         raise ParseError("too_large", f"document of {len(line)} bytes exceeds {MAX_DOCUMENT_BYTES}")
     try:
         doc = _document_decoder.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         if not line.strip():
-            return []
+            return
         doc = _decode(_document_decoder, line)  # raises the mapped ParseError
     if early is not None and doc.auditID and doc.kind != "EventList":
-        return [early.audit(doc, line)]  # _events' commonest case, without the call
-    return _events(doc, line, errors, early)
+        events.append(early.audit(doc, line))  # _events' commonest case, without the call
+    else:
+        events += _events(doc, line, errors, early)
 
 
 def _events(
