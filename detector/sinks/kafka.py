@@ -312,14 +312,17 @@ def explain(exc: BaseException, options: dict[str, Any]) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def stop_quietly(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
-    """Stop a producer or consumer within 5 s, ignoring Kafka, socket and timeout errors.
+async def stop_quietly(
+    client: AIOKafkaProducer | AIOKafkaConsumer, timeout_s: float = _STOP_TIMEOUT_S
+) -> None:
+    """Stop a producer or consumer within ``timeout_s``, ignoring Kafka, socket and
+    timeout errors (an ``asyncio.timeout``: it never swallows a cancellation).
 
     Best effort on purpose: every caller keeps what Kafka has not acknowledged (the
     outbox, the relay's queue, uncommitted offsets) and sends or reads it again.
     """
     try:
-        async with asyncio.timeout(_STOP_TIMEOUT_S):
+        async with asyncio.timeout(timeout_s):
             await client.stop()
     except (KafkaError, TimeoutError, OSError):
         pass

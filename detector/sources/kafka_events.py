@@ -106,7 +106,8 @@ class KafkaEventsSource:
         consumer = AIOKafkaConsumer(self._config.topic, **self._options)
         try:
             # inside the try: a start that fails or times out must still close its connections
-            await asyncio.wait_for(consumer.start(), self._config.timeout_s)
+            async with asyncio.timeout(self._config.timeout_s):  # never swallows a cancel
+                await consumer.start()
             self._ready = True
             backoff.reset()
             while True:

@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError, ProducerFenced
 
 from correlation.engine import Engine
 from detector.logging import get_logger
-from detector.sinks.kafka import connection_options
+from detector.sinks.kafka import connection_options, stop_quietly
 from detector.sources.backoff import Backoff
 from detector.worker.config import WorkerConfig
 from detector.worker.partition import Partition
@@ -81,11 +81,7 @@ class Member(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.running = False
                 await self._close_all()
                 self._consumer = None
-                try:
-                    async with asyncio.timeout(10):  # never swallows a cancellation
-                        await consumer.stop()
-                except Exception:  # noqa: BLE001, S110 - leaving anyway
-                    pass
+                await stop_quietly(consumer, timeout_s=10)  # leaving anyway
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         while True:

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from correlation.chain import Chain, to_record
 from correlation.engine import Engine
 from detector.relay import wire
+from detector.sinks.kafka import stop_quietly
 from detector.sources.kafka_events import is_progress
 from detector.worker import state
 from detector.worker.config import WorkerConfig
@@ -219,8 +220,4 @@ class Partition:
     async def close(self) -> None:
         producer, self.producer = self.producer, None
         if producer is not None:
-            try:
-                async with asyncio.timeout(5):  # never swallows a cancellation
-                    await producer.stop()
-            except Exception:  # noqa: BLE001, S110 - best effort: a fenced or dead producer
-                pass
+            await stop_quietly(producer)  # best effort: a fenced or dead producer

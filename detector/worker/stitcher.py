@@ -32,7 +32,7 @@ from aiokafka.errors import KafkaError
 from correlation.incidents import Incidents
 from detector.logging import get_logger
 from detector.parse.timestamps import rfc3339_ns
-from detector.sinks.kafka import connection_options
+from detector.sinks.kafka import connection_options, stop_quietly
 from detector.sources.backoff import Backoff
 from detector.worker.config import WorkerConfig
 
@@ -96,11 +96,7 @@ class Stitcher(ConsumerRebalanceListener):  # type: ignore[misc]
                 await asyncio.sleep(backoff.next_delay())
             finally:
                 self.owner = False
-                try:
-                    async with asyncio.timeout(10):  # never swallows a cancellation
-                        await consumer.stop()
-                except Exception:  # noqa: BLE001, S110 - leaving anyway
-                    pass
+                await stop_quietly(consumer, timeout_s=10)  # leaving anyway
 
     async def _one(self, consumer: AIOKafkaConsumer, message: Any) -> None:
         try:
