@@ -201,8 +201,9 @@ class IntakeLog:
         ``body`` the bytes they were decoded from (their count is kept beside it; without
         one, a claim is logged as the Event it stands for). False when the log is full
         and ``when_full`` is ``refuse``."""
-        record = Record(source, input, arrived_ns, [], body, len(events))
-        if not body:
+        if body:
+            record = Record(source, input, arrived_ns, [], body, len(events))
+        else:
             logged = [e if isinstance(e, Event) else e.event() for e in events]
             record = Record(source, input, arrived_ns, logged)
         payload = _encoder.encode(record)
