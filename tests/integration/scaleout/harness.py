@@ -29,6 +29,7 @@ import aiohttp
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from bench.generate import Params, generate
 from correlation.engine import Engine
@@ -64,6 +65,7 @@ class Cluster:
     )
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     max_records: int = 200  # small rounds: more transactions, more interleaving in the tests
+    listening: dict[int, str] = field(default_factory=dict)  # worker index -> its /metrics
 
     async def create_topics(self, events: bool = True) -> None:
         """The three topics (``events=False``: an existing events topic is reused)."""
@@ -108,8 +110,14 @@ class Cluster:
                 stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                 env={**os.environ, "PYTHONPATH": str(REPO)},
             )  # fmt: skip
+        if listen:
+            self.listening[n] = f"http://{listen}/metrics"
         self.workers.append(process)
         return process
+
+    def live(self) -> int:
+        """How many worker processes are running (SIGSTOPped ones included)."""
+        return sum(process.poll() is None for process in self.workers)
 
     def stop_all(self) -> list[int]:
         """SIGTERM (graceful hand-over) every live worker; their exit codes."""
@@ -288,6 +296,37 @@ async def wait_caught_up(bootstrap: str, topics: Topics, timeout_s: float) -> di
         await asyncio.sleep(0.5)
 
 
+async def group_state(bootstrap: str, group: str) -> tuple[str, int]:
+    """The consumer group's state (``Stable``, ``PreparingRebalance``, ...) and how many
+    members it has, as the group coordinator reports them (DescribeGroups); ``Unknown``
+    while no coordinator answers (a fresh broker creates its offsets topic first)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+    except KafkaError:
+        return "Unknown", 0
+    finally:
+        await admin.close()
+    _error, _group, state, _type, _protocol, members, *_ = response.groups[0]
+    return state, len(members)
+
+
+async def wait_stable(bootstrap: str, group: str, members: int, timeout_s: float) -> str:
+    """Poll until the group is ``Stable`` with ``members`` members (a rebalance completed:
+    every member holds its share); the last state seen, as ``"<state>/<members>"``.
+
+    A worker process is only a member once it started, connected and joined, which takes
+    seconds on a loaded machine: the tests wait on that condition, not on a fixed time.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state, count = await group_state(bootstrap, group)
+        if (state == "Stable" and count == members) or time.monotonic() > deadline:
+            return f"{state}/{count}"
+        await asyncio.sleep(0.25)
+
+
 async def late_in_snapshots(bootstrap: str, topics: Topics) -> int:
     """Late events counted by the partitions' engines, from their last snapshots."""
     rules = load_rules(builtin_rules_paths())
@@ -311,16 +350,17 @@ async def scrape(url: str) -> dict[str, float]:
 
 
 async def scrape_settled(url: str, timeout_s: float) -> dict[str, float]:
-    """:func:`scrape` once every partition the worker owns has a watermark.
+    """:func:`scrape` once the worker owns a partition and each has a watermark.
 
     A partition assigned by a late rebalance reads 0 (no lag known, no watermark) until
-    its first restore or fetch; the gauges describe the member, not the group, so the
-    test waits for that member to settle instead of reading it mid-assignment.
+    its first restore or fetch, and a member whose assignment callback has not begun yet
+    owns none; the gauges describe the member, not the group, so the test waits for that
+    member to settle instead of reading it mid-assignment.
     """
     deadline = time.monotonic() + timeout_s
     while True:
         metrics = await scrape(url)
         marks = [v for k, v in metrics.items() if "partition_watermark_seconds" in k]
-        if all(marks) or time.monotonic() > deadline:
+        if (marks and all(marks)) or time.monotonic() > deadline:
             return metrics
         await asyncio.sleep(0.5)

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +39,23 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Event], list
 Fault = Callable[[harness.Cluster, float], Awaitable[None]]
 
 
+@dataclass
+class Outcome:
+    """How a case ended: every worker's exit code, and the ``/metrics`` of each worker
+    serving them (by index), read once the group was stable and caught up."""
+
+    codes: list[int]
+    metrics: dict[int, dict[str, float]]
+
+
 async def _run(
     kafka: Any, tmp_path: Path, planted: Any, fault: Fault | None, workers: int = 3
-) -> harness.Cluster:
+) -> Outcome:
     events, want, _ = planted
     cluster = harness.Cluster(kafka.bootstrap, tmp_path)
     await cluster.create_topics()
-    port = free_port()
     for n in range(workers):
-        cluster.start_worker(f"127.0.0.1:{port}" if n == 1 else "")
+        cluster.start_worker(f"127.0.0.1:{free_port()}" if n == 1 else "")
 
     async def progress(fraction: float) -> None:
         if fault is not None:
@@ -57,16 +66,24 @@ async def _run(
         found = await harness.committed_chains(
             kafka.bootstrap, cluster.topics.chains, set(want), 60
         )
+        # The reads below describe a settled group, not one mid-rebalance (a member that
+        # joined late, a killed one whose session has not expired yet).
+        live = cluster.live()
+        group = await harness.wait_stable(kafka.bootstrap, cluster.topics.group, live, 60)
         behind = await harness.wait_caught_up(kafka.bootstrap, cluster.topics, 30)
-        cluster.metrics = await harness.scrape_settled(f"http://127.0.0.1:{port}/metrics", 15)  # type: ignore[attr-defined]
+        metrics = {
+            n: await harness.scrape_settled(url, 15)
+            for n, url in cluster.listening.items()
+            if cluster.workers[n].poll() is None
+        }
         codes = cluster.stop_all()
         assert sorted(found) == sorted(want), cluster.logs()
+        assert group == f"Stable/{live}", cluster.logs()
         assert behind == dict.fromkeys(range(harness.PARTITIONS), 0), cluster.logs()
         assert await harness.late_in_snapshots(kafka.bootstrap, cluster.topics) == 0
-        cluster.codes = codes  # type: ignore[attr-defined]
     finally:
         cluster.stop_all()
-    return cluster
+    return Outcome(codes, metrics)
 
 
 def _at(fraction: float, action: Callable[[harness.Cluster], Awaitable[None]]) -> Fault:
@@ -89,8 +106,8 @@ async def _kill(cluster: harness.Cluster) -> None:
 async def test_worker_kill_survivors_restore_and_replay(
     kafka: Any, tmp_path: Path, planted: Any, fraction: float
 ) -> None:
-    cluster = await _run(kafka, tmp_path, planted, _at(fraction, _kill))
-    assert cluster.codes[0] == -signal.SIGKILL and cluster.codes[1:] == [0, 0]  # type: ignore[attr-defined]
+    outcome = await _run(kafka, tmp_path, planted, _at(fraction, _kill))
+    assert outcome.codes[0] == -signal.SIGKILL and outcome.codes[1:] == [0, 0]
 
 
 async def _pause(cluster: harness.Cluster) -> None:
@@ -104,28 +121,40 @@ async def _pause(cluster: harness.Cluster) -> None:
 async def test_zombie_worker_is_fenced_after_session_timeout(
     kafka: Any, tmp_path: Path, planted: Any
 ) -> None:
-    cluster = await _run(kafka, tmp_path, planted, _at(0.4, _pause))
-    assert cluster.codes == [0, 0, 0]  # type: ignore[attr-defined]
+    outcome = await _run(kafka, tmp_path, planted, _at(0.4, _pause))
+    assert outcome.codes == [0, 0, 0]
     # (that its producer is refused once a newer owner started: test_fencing.py)
 
 
 async def _join(cluster: harness.Cluster) -> None:
-    cluster.start_worker()
+    """Start a fourth worker (serving /metrics) and hold the load until it is a member.
+
+    The load awaits each fault between its rounds, so this wait puts the rebalance in the
+    middle of the stream however long the process takes to start and join (seconds on a
+    loaded machine). Without it a start slower than the rest of the load left the join
+    to the end of the test, where the final reads met the rebalance itself (an old member
+    holding no partition for a moment) or SIGTERM met a process that had not installed
+    its handlers yet (exit -15).
+    """
+    cluster.start_worker(f"127.0.0.1:{free_port()}")
+    group = await harness.wait_stable(cluster.bootstrap, cluster.topics.group, 4, 90)
+    assert group == "Stable/4", cluster.logs()
 
 
 async def test_join_of_a_fourth_worker_rebalances_without_loss(
     kafka: Any, tmp_path: Path, planted: Any
 ) -> None:
-    cluster = await _run(kafka, tmp_path, planted, _at(0.5, _join))
-    assert cluster.codes == [0, 0, 0, 0]  # type: ignore[attr-defined]
-    metrics = cluster.metrics  # type: ignore[attr-defined]
-    owned = metrics["detector_worker_partitions"]
-    assert 1 <= owned <= 2  # six partitions over four members
-    lags = {k: v for k, v in metrics.items() if k.startswith("detector_worker_partition_lag")}
-    assert len(lags) == owned and not any(lags.values())
-    watermarks = [v for k, v in metrics.items() if "partition_watermark_seconds" in k]
-    assert all(w > 1.7e9 for w in watermarks)  # 2026 event time, an hour past the stream
-    assert metrics["detector_worker_transaction_aborts_total"] == 0
+    outcome = await _run(kafka, tmp_path, planted, _at(0.5, _join))
+    assert outcome.codes == [0, 0, 0, 0]
+    assert sorted(outcome.metrics) == [1, 3]  # an old member and the one that joined
+    for metrics in outcome.metrics.values():
+        owned = metrics["detector_worker_partitions"]
+        assert 1 <= owned <= 2  # six partitions over four members
+        lags = {k: v for k, v in metrics.items() if k.startswith("detector_worker_partition_lag")}
+        assert len(lags) == owned and not any(lags.values())
+        watermarks = [v for k, v in metrics.items() if "partition_watermark_seconds" in k]
+        assert all(w > 1.7e9 for w in watermarks)  # 2026 event time, an hour past the stream
+        assert metrics["detector_worker_transaction_aborts_total"] == 0
 
 
 def _restart_broker(kafka: Any) -> Callable[[harness.Cluster], Awaitable[None]]:
@@ -141,6 +170,6 @@ async def test_broker_restart_mid_stream_loses_and_repeats_nothing(
     kafka: Any, tmp_path: Path, planted: Any
 ) -> None:
     started = time.monotonic()
-    cluster = await _run(kafka, tmp_path, planted, _at(0.5, _restart_broker(kafka)))
-    assert cluster.codes == [0, 0, 0]  # type: ignore[attr-defined]
+    outcome = await _run(kafka, tmp_path, planted, _at(0.5, _restart_broker(kafka)))
+    assert outcome.codes == [0, 0, 0]
     assert time.monotonic() - started < 120
