@@ -173,22 +173,22 @@ class Correlator:
         if input not in self._known:
             self._declare(input, source, self._queue.pushed.get(input, True))
         self._last_arrival = arrived
-        engine, queue, feed = self._engine, self._queue, self.stages.feed
-        done = 0  # of these events, how many the queue has been told are done
+        engine, queue, stages = self._engine, self._queue, self.stages
+        folded = stages.folded
+        at = done = 0  # of these events: taken by the engine, told the queue are done
         try:
-            for seen, event in enumerate(events, 1):
-                chains = feed(engine, event, input, arrived)
-                if chains is None:  # a later stage of a long-running request already seen
-                    self._metrics.stages_folded.inc()
-                    continue
+            while at < len(events):
+                at, chains = stages.run(engine, events, at, input, arrived)
                 if chains:
                     # done up to here before waiting on the output: a checkpoint taken
                     # meanwhile covers exactly what the engine has seen
-                    queue.done_many(source, seen - done)
-                    done = seen
+                    queue.done_many(source, at - done)
+                    done = at
                     await self._publish(chains)
         finally:
             queue.done_many(source, len(events) - done)
+            if stages.folded != folded:  # later stages of long-running requests seen
+                self._metrics.stages_folded.inc(stages.folded - folded)
 
     async def tick(self, period_s: float) -> None:
         """Advance the engine's receiving clock every ``period_s`` wall-clock seconds."""

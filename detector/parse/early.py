@@ -95,7 +95,9 @@ _TICK_LATER_STAGE: Final = "tick, a later stage at its own time"
 
 
 E_co = TypeVar("E_co", covariant=True)
-Json = bytes | msgspec.Raw
+# what an audit event was decoded from: its JSON, or the decoded struct itself when the
+# JSON is not at hand (a body decoded in one pass); a claim builds its Event from it
+Json = bytes | msgspec.Raw | AuditEvent
 
 
 class Converter(Protocol[E_co]):
@@ -103,7 +105,8 @@ class Converter(Protocol[E_co]):
     :class:`EarlyReject` (Events and ticks) or its :attr:`EarlyReject.claiming` view."""
 
     def audit(self, event: AuditEvent, data: Json) -> E_co:
-        """``event`` decoded from ``data`` (its JSON: a line, an EventList item)."""
+        """``event`` decoded from ``data`` (its JSON: a line, an EventList item; or
+        ``event`` itself)."""
         ...
 
     def falco(self, alert: FalcoAlert) -> E_co: ...
@@ -160,7 +163,9 @@ class EarlyReject:
         it against the bindings of the time it is processed: ``Engine.claimed``). The
         claim keeps ``data``, the JSON ``event`` was decoded from, to build its Event
         from: one object instead of the ~25 of the decoded struct, which are freed now
-        (holding them for a batch cost more than normalizing).
+        (holding them for a batch cost more than normalizing). When ``data`` is ``event``
+        itself (a live body decoded in one pass, whose structs exist until the batch
+        is queued anyway), the claim keeps the struct and builds from it.
 
         This runs for every audit line of a replay, so the tick's path is written out
         here: its decision memo, its checks and time (:func:`audit_time_ns`) and the
@@ -213,10 +218,13 @@ class EarlyReject:
         ips = actor_ips(event.sourceIPs)
         self.claims += 1
         ip = ips[0] if ips else ""
+        # built from its JSON, or from the struct when that is what the caller has (a
+        # body decoded in one pass: detector/parse/bodies.py)
+        build = audit_json if data is not event else normalize_audit
         if folds:  # long-running: its stages fold by the Event's id (long_running.py)
             fold = audit_event_id(event)
-            return Claim(time_ns, pod_ref, ip, foreign, data, audit_json, fold, event.stage)
-        return Claim(time_ns, pod_ref, ip, foreign, data, audit_json)
+            return Claim(time_ns, pod_ref, ip, foreign, data, build, fold, event.stage)
+        return Claim(time_ns, pod_ref, ip, foreign, data, build)
 
     def _claim_plan(self, key: ClaimKey) -> ClaimPlan:
         """What to do with a pod-token request with these parts: its actor's namespace

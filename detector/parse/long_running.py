@@ -42,6 +42,7 @@ duplicate id that the engine may count late, never a loss.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final, Protocol
 
 import msgspec
@@ -79,7 +80,7 @@ def event_id(audit_id: str, stage: str, verb: str, subresource: str) -> str:
 
 
 class Takes(Protocol):
-    """What :meth:`LongRunningStages.feed` hands events to (the engine)."""
+    """What :meth:`LongRunningStages.run` hands events to (the engine)."""
 
     def process(self, event: Event, input: str = "", now_ns: int = 0) -> list[Chain]: ...
     def tick(self, time_ns: int, source: str, input: str = "", now_ns: int = 0) -> list[Chain]: ...
@@ -106,17 +107,32 @@ class LongRunningStages:
         when it is long-running, else ``""``)."""
         return not claim.fold or self._admit(claim.fold, claim.stage)
 
-    def feed(
-        self, engine: Takes, item: Incoming, input: str = "", now_ns: int = 0
-    ) -> list[Chain] | None:
-        """``item`` into ``engine`` as the parsers made it — an Event, a time-only tick
-        (``engine.tick``) or a claim (``engine.claimed``) — and the chains it confirmed;
-        None when it was another stage of a request already passed on (folded)."""
-        if isinstance(item, Claim):
-            return engine.claimed(item, input, now_ns) if self.admit_claim(item) else None
-        if not item.id:  # a time-only tick (parse/early.py): no stage, only its time
-            return engine.tick(item.time_ns, item.source, input, now_ns)
-        return engine.process(item, input, now_ns) if self.admit(item) else None
+    def run(
+        self, engine: Takes, items: Sequence[Incoming], start: int, input: str = "", now_ns: int = 0
+    ) -> tuple[int, list[Chain]]:
+        """``items[start:]`` into ``engine`` as the parsers made them — an Event, a
+        time-only tick (``engine.tick``) or a claim (``engine.claimed``), another stage of
+        a request already passed on left out (folded) — until one confirms chains: the
+        index after it and its chains, or ``(len(items), [])``. The loop of the live
+        correlator and of replay: it runs once per event, so the dispatch is written out
+        here, no call per event (one cost ~4 % of a replay's CPU, 2e5 disordered stream)."""
+        process, tick, claimed = engine.process, engine.tick, engine.claimed
+        admit, admit_claim = self.admit, self.admit_claim
+        for at in range(start, len(items)):
+            item = items[at]
+            if isinstance(item, Claim):
+                if item.fold and not admit_claim(item):  # only long-running claims fold
+                    continue
+                found = claimed(item, input, now_ns)
+            elif not item.id:
+                found = tick(item.time_ns, item.source, input, now_ns)
+            elif admit(item):
+                found = process(item, input, now_ns)
+            else:
+                continue
+            if found:
+                return at + 1, found
+        return len(items), []
 
     def _admit(self, key: str, stage: str) -> bool:
         if stage in RESPONDING:

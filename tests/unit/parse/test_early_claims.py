@@ -107,7 +107,10 @@ class Outcome:
         self.chains += [orjson.dumps(to_record(chain)) for chain in found]
 
     def feed(self, item: Event | Claim) -> None:
-        self.add(self.stages.feed(self.engine, item) or [])  # as replay and the correlator do
+        at = 0  # as replay and the correlator take their runs of events
+        while at < 1:
+            at, found = self.stages.run(self.engine, [item], at)
+            self.add(found)
 
     def seen(self) -> tuple[Any, ...]:
         stats = msgspec.structs.replace(self.engine.stats(), time_only=0)
