@@ -82,6 +82,9 @@ class Inputs:
         self.now_ns = 0  # the receiving clock, never moving back
         self.watermark = UNSEEN
         self._bucket_ns = max(config.bound_window_ns // DELAY_BUCKETS, 1)
+        # the delay bucket of the last clock reading: the events of a batch share their
+        # arrival time, and a division of ns-sized ints costs ~0.15 µs per event
+        self._bucket_at, self._bucket = -1, 0
         # the lowest watermark of the other active inputs at the last update(), when all of
         # them are pulled (None otherwise): see moved()
         self._others_floor: int | None = None
@@ -114,7 +117,9 @@ class Inputs:
         return honest
 
     def _delay(self, state: InputState, delay_ns: int, now_ns: int) -> None:
-        bucket = now_ns // self._bucket_ns
+        if now_ns != self._bucket_at:
+            self._bucket_at, self._bucket = now_ns, now_ns // self._bucket_ns
+        bucket = self._bucket
         if bucket != state.bucket:
             _rotate(state, bucket)
         slot = bucket % DELAY_BUCKETS
