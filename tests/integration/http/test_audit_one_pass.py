@@ -12,17 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import orjson
 
 from bench.live_intake import noise_docs
-from correlation.event import Claim, Incoming
+from correlation.event import Claim
 from detector.commands.run import early_reject
 from detector.parse.audit import AuditEvent
 from detector.parse.bodies import MIN_EVENT_BYTES, decoded_items
 from detector.sources.k8s_audit import K8sAuditReceiver
 from tests.integration.run import scenario
-from tests.integration.support import shipped_engine
+from tests.integration.support import comparable, shipped_engine
 
 
 def body(items: list[dict[str, Any]]) -> bytes:
@@ -32,15 +31,6 @@ def body(items: list[dict[str, Any]]) -> bytes:
 def noise_and_attack() -> list[dict[str, Any]]:
     scenario.rebase()
     return noise_docs(600, seed=3) + scenario.audit_items()
-
-
-def comparable(item: Incoming) -> Any:
-    """What an event stands for: a claim's fields and the Event it builds."""
-    if isinstance(item, Claim):
-        fields = msgspec.structs.asdict(item)
-        del fields["doc"], fields["build"]
-        return ("claim", fields, item.event())
-    return ("event", item)
 
 
 async def test_one_pass_and_item_by_item_make_the_same_events() -> None:
