@@ -47,19 +47,32 @@ class Member(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer: AIOKafkaConsumer | None = None
         self.running = False  # the consume loop is up (``/healthz``)
 
-    def _new_consumer(self) -> AIOKafkaConsumer:
+    def new_consumer(self) -> AIOKafkaConsumer:
+        """The group consumer with this member's settings (not yet subscribed).
+
+        The rebalance timeout — how long the broker waits for a member to rejoin — is the
+        max poll interval, as in Java's client, not aiokafka's default of the session
+        timeout: a member rejoins only once its revoke has committed every partition it
+        owned (one transaction with a snapshot each), and on a loaded machine that took
+        longer than a 6 s session; the broker then removed the live member and the new
+        owners fenced it (every one of its transactions aborted). A member that dies
+        meanwhile is still noticed after the session timeout.
+        """
         extra: dict[str, Any] = {}
         if self.config.instance_id:
             extra["group_instance_id"] = self.config.instance_id
+        session_ms = int(self.config.session_timeout_s * 1000)
+        poll_ms = max(60_000, session_ms * 3)
         return AIOKafkaConsumer(
             **self._connection,
             group_id=self.config.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            session_timeout_ms=int(self.config.session_timeout_s * 1000),
-            heartbeat_interval_ms=max(1000, int(self.config.session_timeout_s * 1000) // 5),
-            max_poll_interval_ms=max(60_000, int(self.config.session_timeout_s * 3000)),
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(1000, session_ms // 5),
+            max_poll_interval_ms=poll_ms,
+            rebalance_timeout_ms=poll_ms,
             **extra,
         )
 
@@ -67,7 +80,7 @@ class Member(ConsumerRebalanceListener):  # type: ignore[misc]
         """Consume until cancelled; a lost connection starts a fresh consumer."""
         backoff = Backoff(0.5, 10.0)
         while True:
-            consumer = self._consumer = self._new_consumer()
+            consumer = self._consumer = self.new_consumer()
             try:
                 consumer.subscribe([self.config.topic], listener=self)
                 await consumer.start()
