@@ -18,6 +18,13 @@ writer task the outbox owns, and each caller returns once its row is committed. 
 The writer task belongs to the outbox: :meth:`Outbox.close` refuses new submits, waits
 until every submit that began before it is committed, and only then closes the store;
 cancelled, it cancels the writer and fails its waiting callers, so no task outlives it.
+That wait is bounded (``close(timeout_s)``, :data:`CLOSE_TIMEOUT_S` by default): a commit
+held up longer (a stalled disk) is logged as ``outbox_close_timed_out`` with the submits
+left unconfirmed, their callers get :class:`OutboxClosedError`, and the store's close is
+queued behind the commit on the outbox's thread without waiting for it there. The commit
+itself is not interrupted, so whatever it writes and everything committed before it stay
+in the database; a submit told "not confirmed" may still have been stored, and is then
+delivered after the restart (a record's id is its idempotency key: never twice to a sink).
 
 Dead letters are pruned to ``max_dead_letters`` (oldest first); the pruned ids go to
 ``on_expired`` with reason ``dead_letter_cap``, like every other expiry.
@@ -28,7 +35,7 @@ owner-only (mode 0o600, see :mod:`detector.delivery.store`).
 Exceptions::
 
     OutboxClosedError (RuntimeError)   add() after close() began, or close() was cancelled
-                                       before the submit was committed
+                                       or timed out before the submit was committed
 """
 
 from __future__ import annotations
@@ -37,9 +44,10 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar
 
 from detector.delivery.store import DeadLetter, Row, Store
+from detector.logging import get_logger
 from detector.sinks.config import OutboxConfig
 
 __all__ = ["DeadLetter", "ExpiredCallback", "Outbox", "OutboxClosedError", "Row"]
@@ -48,6 +56,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 ExpiredCallback = Callable[[list[str], str], None]
 RepeatCallback = Callable[[list[tuple[str, str]]], None]
+log = get_logger("detector.outbox")
+# How long close() waits for commits already in progress. An fsync'd SQLite commit takes
+# milliseconds; one still running after this long is a stalled disk, and a shutdown must
+# not wait on it forever (the process's own exit still lets the commit finish).
+CLOSE_TIMEOUT_S: Final = 10.0
 
 
 class OutboxClosedError(RuntimeError):
@@ -172,17 +185,23 @@ class Outbox:
         """Every dead letter, oldest first."""
         return await self._run(self._db().dead_letters)
 
-    async def close(self) -> None:
-        """Refuse new submits, commit those already begun, then close store and thread."""
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Refuse new submits, commit those already begun (for ``timeout_s`` at most, see
+        the module docstring), then close store and thread."""
         self._closing = True
+        timed_out = False
         try:
-            if self._submitting:
-                await self._idle.wait()
-            if self._writer is not None:
-                await self._writer
+            async with asyncio.timeout(timeout_s):
+                if self._submitting:
+                    await self._idle.wait()
+                if self._writer is not None:
+                    await self._writer
+        except TimeoutError:
+            timed_out = True
+            log.error("outbox_close_timed_out", waited_s=timeout_s, unconfirmed=self._submitting)
         finally:
             await self._stop_writer()
-            await self._close_store()
+            await self._close_store(wait=not timed_out)
 
     async def _stop_writer(self) -> None:
         """Cancel + drain: reached with a live writer only when close() was cancelled."""
@@ -192,7 +211,15 @@ class Outbox:
             await asyncio.gather(self._writer, return_exceptions=True)
         self._writer = None
 
-    async def _close_store(self) -> None:
+    async def _close_store(self, wait: bool) -> None:
+        """Close the store on its thread; ``wait=False`` (a commit held up there): queue
+        the close behind it and return, the thread ends once both are done."""
+        if not wait:
+            store, self._store = self._store, None
+            if store is not None:
+                self._executor.submit(store.close)
+            self._executor.shutdown(wait=False)
+            return
         async with self._opening:
             if self._store is not None:
                 await self._run(self._store.close)

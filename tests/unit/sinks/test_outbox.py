@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
+from detector.delivery import outbox as outbox_module
 from detector.delivery.loops import Delivery
 from detector.delivery.outbox import Outbox, OutboxClosedError
+from detector.delivery.store import Store
 from detector.metrics import Metrics
 from detector.sinks.config import OutboxConfig, decode
 
@@ -122,4 +126,59 @@ async def test_cancelled_close_fails_waiting_submits_and_leaves_no_task(tmp_path
     reopened = Outbox(OutboxConfig(path=str(tmp_path / "o.sqlite3")))
     await reopened.open()
     assert (await reopened.pending_counts()).get("s", 0) >= stored
+    await reopened.close()
+
+
+class HeldStore(Store):
+    """The real SQLite store, except that an insert waits for ``gate`` while it is armed:
+    a stand-in for a commit held up by a stalled disk (no real disk stalls on demand)."""
+
+    gate: threading.Event | None = None
+    entered = threading.Event()
+    closed = threading.Event()
+
+    def insert(self, items: Any, now: float) -> Any:
+        if HeldStore.gate is not None:
+            HeldStore.entered.set()
+            HeldStore.gate.wait()
+        return super().insert(items, now)
+
+    def close(self) -> None:
+        super().close()
+        HeldStore.closed.set()
+
+
+async def test_close_gives_up_on_a_held_commit_after_its_timeout_and_keeps_what_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox_module, "Store", HeldStore)
+    config = OutboxConfig(path=str(tmp_path / "o.sqlite3"))
+    outbox = Outbox(config)
+    await outbox.add("before", b"{}", ["s"])  # committed before anything is held up
+    gate = HeldStore.gate = threading.Event()
+    # The commit is let go after 10 s whatever happens: close() used to wait for it (and
+    # could not even be cancelled: its store close queued behind the commit)
+    valve = asyncio.get_running_loop().call_later(10, gate.set)
+    try:
+        held = asyncio.create_task(outbox.add("held", b"{}", ["s"]))
+        assert await asyncio.to_thread(HeldStore.entered.wait, 10)  # the commit is held
+        with capture_logs() as logs:
+            await outbox.close(timeout_s=0.2)
+        assert not gate.is_set()  # close() returned while the commit was still held
+        timed_out = [e for e in logs if e["event"] == "outbox_close_timed_out"]
+        assert [(e["waited_s"], e["unconfirmed"]) for e in timed_out] == [(0.2, 1)]
+        with pytest.raises(OutboxClosedError, match="confirmed"):
+            await held
+        assert others() == set()
+        assert not HeldStore.closed.is_set()  # queued behind the held commit, not forced
+    finally:
+        valve.cancel()
+        gate.set()
+        HeldStore.gate = None
+    assert await asyncio.to_thread(HeldStore.closed.wait, 10)  # closed once the commit ended
+    reopened = Outbox(config)
+    await reopened.open()
+    # what was committed stays; the held commit was not interrupted either (stored, though
+    # its caller heard "not confirmed": a restart delivers it, once per sink)
+    assert await reopened.pending_counts() == {"s": 2}
     await reopened.close()
