@@ -134,7 +134,7 @@ class Claim(msgspec.Struct, frozen=True, gc=False):
     pod_ref: str
     ip: str
     foreign: bool  # some foreign-source-IP step may want it (correlation/interest.py)
-    doc: Any  # what ``build`` builds the Event from (the parsers: the JSON, or the struct)
+    doc: Any  # what ``build`` builds the Event from (the parsers: the event's JSON)
     build: Callable[[Any], Event]
     # a long-running request's: the Event's id and stage, which its stages fold by
     # (detector/parse/long_running.py); "" for any other

@@ -8,11 +8,6 @@ a document, with every item kept as undecoded :class:`msgspec.Raw` bytes (cheap,
 caller can count the items before paying for any of them), then one item at a time, so
 one bad item costs one item.
 
-When the caller knows the items fit (see :data:`MIN_EVENT_BYTES`), :func:`decoded_items`
-decodes the whole body into the structs in one pass instead: no second scan of every
-item. Any bad item makes that pass fail as a whole, and the caller falls back to the
-item-by-item path, which says which items were bad and why.
-
 One hostile item can still break the first pass: msgspec refuses a value nested more
 than about a thousand levels deep even while skipping it as ``Raw``. Then
 :func:`_split` finds the item boundaries with a non-recursive scan (strings and
@@ -45,18 +40,7 @@ class _EventList(msgspec.Struct, gc=False):
     items: list[msgspec.Raw] | None = None
 
 
-class _DecodedList(msgspec.Struct, gc=False):
-    apiVersion: str = ""
-    kind: str = ""
-    items: list[AuditEvent] | None = None
-
-
-# The smallest item that can become an event: an auditID of one character and a time,
-# `{"auditID":"a","timestamp":"2000-01-01T00:00:00Z"},` (the early reject refuses
-# anything less). A body of N bytes holds at most N // MIN_EVENT_BYTES events.
-MIN_EVENT_BYTES: Final = 52
 _list_decoder: Final = msgspec.json.Decoder(_EventList)
-_whole_decoder: Final = msgspec.json.Decoder(_DecodedList)
 item_decoder: Final = msgspec.json.Decoder(AuditEvent)
 _falco_decoder: Final = msgspec.json.Decoder(FalcoAlert)
 
@@ -84,18 +68,6 @@ def event_list_items(data: bytes) -> list[bytes | msgspec.Raw]:
     return items
 
 
-def decoded_items(data: bytes) -> list[AuditEvent] | None:
-    """Every item of an EventList body decoded in one pass; None when the body or any
-    item does not decode (the item-by-item path then tells which and why).
-    :class:`ParseError` for a body that decodes but is not an audit EventList."""
-    try:
-        doc = _whole_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return None
-    _check(doc)
-    return doc.items or []
-
-
 def audit_item(item: bytes | msgspec.Raw, early: EarlyReject | None = None) -> Event:
     """One EventList item as an Event; :class:`ParseError` (or SkippedInput) when bad.
     With ``early``, an event no loaded rule can use comes back as a time-only tick."""
@@ -103,7 +75,7 @@ def audit_item(item: bytes | msgspec.Raw, early: EarlyReject | None = None) -> E
     return normalize_audit(event) if early is None else early.audit(event)
 
 
-def _check(doc: _EventList | _DecodedList) -> None:
+def _check(doc: _EventList) -> None:
     if doc.apiVersion not in API_VERSIONS:
         raise ParseError(
             "unknown_api_version", f"apiVersion {doc.apiVersion[:40]!r}; expected audit.k8s.io/v1"

@@ -95,9 +95,7 @@ _TICK_LATER_STAGE: Final = "tick, a later stage at its own time"
 
 
 E_co = TypeVar("E_co", covariant=True)
-# what an audit event was decoded from: its JSON, or the decoded struct itself when the
-# JSON is not at hand (a body decoded in one pass); a claim builds its Event from it
-Json = bytes | msgspec.Raw | AuditEvent
+Json = bytes | msgspec.Raw
 
 
 class Converter(Protocol[E_co]):
@@ -105,8 +103,7 @@ class Converter(Protocol[E_co]):
     :class:`EarlyReject` (Events and ticks) or its :attr:`EarlyReject.claiming` view."""
 
     def audit(self, event: AuditEvent, data: Json) -> E_co:
-        """``event`` decoded from ``data`` (its JSON: a line, an EventList item; or
-        ``event`` itself)."""
+        """``event`` decoded from ``data`` (its JSON: a line, an EventList item)."""
         ...
 
     def falco(self, alert: FalcoAlert) -> E_co: ...
@@ -163,9 +160,7 @@ class EarlyReject:
         it against the bindings of the time it is processed: ``Engine.claimed``). The
         claim keeps ``data``, the JSON ``event`` was decoded from, to build its Event
         from: one object instead of the ~25 of the decoded struct, which are freed now
-        (holding them for a batch cost more than normalizing). When ``data`` is ``event``
-        itself (a live body decoded in one pass, whose structs exist until the batch
-        is queued anyway), the claim keeps the struct and builds from it.
+        (holding them for a batch cost more than normalizing).
 
         This runs for every audit line of a replay, so the tick's path is written out
         here: its decision memo, its checks and time (:func:`audit_time_ns`) and the
@@ -218,13 +213,10 @@ class EarlyReject:
         ips = actor_ips(event.sourceIPs)
         self.claims += 1
         ip = ips[0] if ips else ""
-        # built from its JSON, or from the struct when that is what the caller has (a
-        # body decoded in one pass: detector/parse/bodies.py)
-        build = audit_json if data is not event else normalize_audit
         if folds:  # long-running: its stages fold by the Event's id (long_running.py)
             fold = audit_event_id(event)
-            return Claim(time_ns, pod_ref, ip, foreign, data, build, fold, event.stage)
-        return Claim(time_ns, pod_ref, ip, foreign, data, build)
+            return Claim(time_ns, pod_ref, ip, foreign, data, audit_json, fold, event.stage)
+        return Claim(time_ns, pod_ref, ip, foreign, data, audit_json)
 
     def _claim_plan(self, key: ClaimKey) -> ClaimPlan:
         """What to do with a pod-token request with these parts: its actor's namespace

@@ -6,15 +6,10 @@ So only a problem with the *document* gets a 400 (malformed JSON, not an EventLi
 an apiVersion we do not speak); a bad *item* is counted by reason and skipped while the
 rest of the batch is accepted — a 400 would make the API server resend, and lose, the
 lot. A batch with more items than the queue can ever hold is a 413, one with more items
-than it has room for now a 429, both before any item is converted or counted. A body of
-up to :data:`ONE_SHOT_BYTES` whose items fit in the room left even if each were as small
-as an event can be (:data:`~detector.parse.bodies.MIN_EVENT_BYTES`) is decoded into its
-structs in one pass (:func:`~detector.parse.bodies.decoded_items`); any other body, or
-one with a bad item, has its items counted first (undecoded) and decoded one at a time
-(:mod:`detector.parse.bodies`), so a refused batch costs no item decode and one bad item
-costs one item. Items are converted in slices of :data:`SLICE`, yielding to the event
-loop between slices, so a 100k-item batch does not stall ``/healthz`` or the other
-receivers. With the rules' early reject
+than it has room for now a 429, both before any item is decoded. Items are decoded from
+the body bytes (:mod:`detector.parse.bodies`) in slices of :data:`SLICE`, yielding to
+the event loop between slices, so a 100k-item batch does not stall ``/healthz`` or the
+other receivers. With the rules' early reject
 (:mod:`detector.parse.early`, given by ``detector run``) an event no rule, binding or
 allowlist entry can use skips normalization and is queued as a time-only tick: it still
 counts as accepted and still moves the sender's event time; a request made with a pod's
@@ -29,8 +24,7 @@ same items, the same early reject, the same events).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 from msgspec import Raw
@@ -38,23 +32,12 @@ from msgspec import Raw
 from correlation.event import Event, Incoming
 from detector.errors import ParseError, SkippedInput
 from detector.parse.audit import AuditEvent, normalize_audit
-from detector.parse.bodies import (
-    MIN_EVENT_BYTES,
-    audit_item,
-    decoded_items,
-    event_list_items,
-    item_decoder,
-)
+from detector.parse.bodies import audit_item, event_list_items, item_decoder
 from detector.parse.early import EarlyReject, Json
 from detector.sources.http_server import Decoded, NoRoom, RequestRejected, bad_document
 
 PATH: Final = "/k8s-audit"
 SLICE: Final = 256  # items decoded between two yields (~1-2 ms of work)
-# A body decoded in one pass stalls the event loop for ~1.5 ms per MiB; larger ones (and
-# any that might not fit in the queue) are counted first and decoded item by item
-ONE_SHOT_BYTES: Final = 1 << 20
-# an EventList item: its JSON, or the struct when the body was decoded in one pass
-Item = bytes | Raw | AuditEvent
 
 
 class K8sAuditReceiver:
@@ -68,13 +51,8 @@ class K8sAuditReceiver:
         self.max_body_bytes, self._early = max_body_bytes, early
 
     async def decode(self, body: bytes, max_events: int, room: int) -> Decoded:
-        decode: Callable[[Any], AuditEvent] | None = None
         try:
-            items: Sequence[Item] | None = None
-            if len(body) <= ONE_SHOT_BYTES and len(body) // MIN_EVENT_BYTES <= room:
-                items = decoded_items(body)  # they fit unless under MIN_EVENT_BYTES each
-            if items is None:
-                items, decode = event_list_items(body), item_decoder.decode
+            items = event_list_items(body)
         except ParseError as exc:
             raise bad_document(exc) from None
         if len(items) > max_events:
@@ -82,22 +60,13 @@ class K8sAuditReceiver:
                 413, "too_many_events", f"{len(items)} items; the queue holds {max_events}"
             )
         if len(items) > room:
-            raise NoRoom(len(items))  # 429 before any item is converted or counted
-        return await _sliced(Decoded([], body=body), items, decode, self._early)
-
-
-async def _sliced(
-    decoded: Decoded,
-    items: Sequence[Item],
-    decode: Callable[[Any], AuditEvent] | None,
-    early: EarlyReject | None,
-) -> Decoded:
-    """:func:`_add_all` in slices of :data:`SLICE`, yielding to the event loop between."""
-    for start in range(0, len(items), SLICE):
-        if start:
-            await asyncio.sleep(0)
-        _add_all(decoded, items[start : start + SLICE], decode, early)
-    return decoded
+            raise NoRoom(len(items))  # 429 before any item is decoded
+        decoded = Decoded([], body=body)
+        for start in range(0, len(items), SLICE):
+            if start:
+                await asyncio.sleep(0)
+            _add_all(decoded, items[start : start + SLICE], self._early)
+        return decoded
 
 
 def audit_body_events(body: bytes, early: EarlyReject | None = None) -> list[Incoming]:
@@ -105,30 +74,18 @@ def audit_body_events(body: bytes, early: EarlyReject | None = None) -> list[Inc
     one go (the intake log's replay); bad items are left out as there, uncounted (they
     were counted when the body arrived). :class:`ParseError` when the document is bad."""
     decoded = Decoded([])
-    events = decoded_items(body)
-    if events is not None:
-        _add_all(decoded, events, None, early)
-    else:
-        _add_all(decoded, event_list_items(body), item_decoder.decode, early)
+    _add_all(decoded, event_list_items(body), early)
     return decoded.events
 
 
-def _add_all(
-    decoded: Decoded,
-    items: Sequence[Item],
-    decode: Callable[[Any], AuditEvent] | None,
-    early: EarlyReject | None,
-) -> None:
-    """The items' events, one call each on the common path (this loop is per event).
-    ``decode``: an item's bytes to its struct; None when the items are decoded already
-    (a claim then keeps the struct, not the JSON, to build its Event from)."""
+def _add_all(decoded: Decoded, items: list[bytes | Raw], early: EarlyReject | None) -> None:
+    """The items' events, one call each on the common path (this loop is per event)."""
     convert = _normalized if early is None else early.claiming.audit
-    append = decoded.events.append
+    decode, append = item_decoder.decode, decoded.events.append
     rejected, skipped = decoded.rejected, decoded.skipped
-    item: Any  # JSON with a ``decode``, a struct without
     for item in items:
         try:
-            append(convert(decode(item) if decode is not None else item, item))
+            append(convert(decode(item), item))
         except SkippedInput as exc:
             skipped[exc.reason] = skipped.get(exc.reason, 0) + 1
         except ParseError as exc:

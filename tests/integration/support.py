@@ -29,12 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import msgspec
 import orjson
 from aiohttp import web
 
 from correlation.engine import Engine, EngineConfig
-from correlation.event import Claim, Incoming
 from correlation.rules import builtin_rules_paths, load_rules
 from detector import config as cfg
 from detector.commands.run import serve
@@ -65,17 +63,6 @@ async def wait_ready(url: str, limit_s: float = 20.0) -> None:
 def chains(path: Path) -> list[dict[str, Any]]:
     """The chain records of a JSON-lines output file."""
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
-
-
-def comparable(item: Incoming) -> Any:
-    """What a parser's output stands for: a claim's fields and the Event it builds (it
-    may hold the item's JSON or its decoded struct to build from; both build the same),
-    or the Event (or tick) itself."""
-    if isinstance(item, Claim):
-        fields = msgspec.structs.asdict(item)
-        del fields["doc"], fields["build"]
-        return ("claim", fields, item.event())
-    return ("event", item)
 
 
 def shipped_engine() -> Engine:
