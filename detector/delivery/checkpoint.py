@@ -149,6 +149,12 @@ class Checkpointer:
         # A cancelled run() cannot stop its write thread; the shutdown save waits for it
         # here instead of racing it on the same temp file (and then writes the newer state).
         self._write_lock = threading.Lock()
+        # Writes in capture order: that thread may also reach the lock only after the newer
+        # save (descheduled between its start and the lock); its older state is then
+        # skipped, not written over the newer file whose position the intake log has
+        # already deleted segments up to.
+        self._captures = 0  # checkpoints captured (on the event loop's thread)
+        self._on_disk = 0  # the capture the file holds (under the write lock)
         self.followers: list[Follower] = []
         # The positions stored with the snapshot last read (empty: none, or a v1 file).
         self.positions: dict[str, int] = {}
@@ -234,7 +240,7 @@ class Checkpointer:
     def save(self, engine: Snapshotable) -> int:
         """Snapshot ``engine`` and store it durably now; returns the payload size."""
         data, marks = self._snapshot(engine), self._capture()
-        self._timed_write(data, self._positions(marks), self._snapshot_parts())
+        self._timed_write(self._captures, data, self._positions(marks), self._snapshot_parts())
         self._commit(marks)
         return len(data)
 
@@ -254,14 +260,19 @@ class Checkpointer:
         while True:
             await asyncio.sleep(self.interval_s)
             data, marks, parts = self._snapshot(engine), self._capture(), self._snapshot_parts()
+            positions, captured = self._positions(marks), self._captures
             try:
-                await asyncio.to_thread(self._timed_write, data, self._positions(marks), parts)
+                written = await asyncio.to_thread(
+                    self._timed_write, captured, data, positions, parts
+                )
             except OSError as exc:
                 self._write_failed(exc)
                 continue
-            self._commit(marks)
+            if written:
+                self._commit(marks)
 
     def _capture(self) -> list[Any]:
+        self._captures += 1
         return [follower.capture() for follower in self.followers]
 
     def _snapshot_parts(self) -> dict[str, bytes]:
@@ -300,12 +311,22 @@ class Checkpointer:
         return data
 
     def _timed_write(
-        self, data: bytes, positions: dict[str, int], parts: dict[str, bytes] | None = None
-    ) -> None:
+        self,
+        captured: int,
+        data: bytes,
+        positions: dict[str, int],
+        parts: dict[str, bytes] | None = None,
+    ) -> bool:
+        """Write the ``captured``-th checkpoint; False (nothing written) when a later one
+        is on disk already."""
         with self._write_lock:
+            if captured < self._on_disk:
+                return False
             start = time.perf_counter()
             write_atomic(self.path, encode(data, positions, parts))
+            self._on_disk = captured
             self._saved(len(data), (time.perf_counter() - start) * 1000)
+            return True
 
     def _saved(self, size: int, write_ms: float) -> None:
         self.stats.last_write_ms = write_ms
