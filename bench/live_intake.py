@@ -22,7 +22,8 @@ Measured per run: the server process's CPU time (user + system, every thread, fr
 0.2 s), divided by the events: CPU µs per event, and its inverse, events per CPU second
 (= per core), and the part of it spent in the kernel (socket I/O, the log's writes and
 fsyncs). Wall-clock events/s is printed too, but the clients share the machine's
-cores with the server, so it is not the figure to compare. ``--log on`` is the default
+cores with the server, so it is not the figure to compare; how much they took over the
+same span (this process's CPU time over the wall time, in cores) is printed beside it. ``--log on`` is the default
 service (intake write-ahead log, one fsync per batch group, before the 2xx);
 ``--log off`` sets ``intake_log.enabled: false`` with the same checkpoint. Runs of the
 two settings alternate; medians over ``--rounds``.
@@ -71,6 +72,12 @@ class Run:
     wall_s: float
     refused: int
     late: float
+    clients_s: float = 0.0  # CPU of this process (the clients) over the same span
+
+    @property
+    def client_cores(self) -> float:
+        """How much of the machine the clients took meanwhile (cores)."""
+        return self.clients_s / self.wall_s
 
     @property
     def us_per_event(self) -> float:
@@ -216,11 +223,15 @@ async def one_run(args: argparse.Namespace, docs: list[dict[str, Any]], log: str
         await drained(server.url, len(warm))
         batches = bodies(timed, args.batch)
         (cpu, system), wall = cpu_seconds(server.pid), time.perf_counter()
+        clients = time.process_time()
         refused = await post_all(url, batches, args.clients)
         values = await drained(server.url, len(docs))
         (cpu_end, system_end), wall = cpu_seconds(server.pid), time.perf_counter() - wall
+        clients = time.process_time() - clients
         late = values["detector_engine_late_events_total"]
-        return Run(log, len(timed), cpu_end - cpu, system_end - system, wall, refused, late)
+        return Run(
+            log, len(timed), cpu_end - cpu, system_end - system, wall, refused, late, clients
+        )
 
 
 def rounds(args: argparse.Namespace) -> Iterator[str]:
@@ -237,7 +248,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(
             f"log {log:3}: {run.per_cpu_s:9,.0f} events/CPU-s  {run.us_per_event:5.1f} µs/event "
             f"(kernel {run.sys_s / run.events * 1e6:4.1f})  "
-            f"{run.per_wall_s:9,.0f} events/s wall  refused {run.refused}  late {run.late:.0f}",
+            f"{run.per_wall_s:9,.0f} events/s wall  refused {run.refused}  late {run.late:.0f}  "
+            f"clients {run.client_cores:.2f} cores",
             flush=True,
         )
     print(f"batch {args.batch}, {args.clients} clients, {args.events:,} events per run")
