@@ -23,8 +23,9 @@ Measured per run: the server process's CPU time (user + system, every thread, fr
 (= per core), and the part of it spent in the kernel (socket I/O, the log's writes and
 fsyncs). Wall-clock events/s is printed too, but the clients share the machine's
 cores with the server, so it is not the figure to compare; how much they took over the
-same span (this process's CPU time over the wall time, in cores) is printed beside it. ``--log on`` is the default
-service (intake write-ahead log, one fsync per batch group, before the 2xx);
+same span (this process's CPU time over the wall time, in cores) is printed beside it.
+``--log on`` is the default service (intake write-ahead log, one fsync per batch group,
+before the 2xx);
 ``--log off`` sets ``intake_log.enabled: false`` with the same checkpoint. Runs of the
 two settings alternate; medians over ``--rounds``.
 
