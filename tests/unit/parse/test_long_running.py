@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
-from correlation.event import Event
+from correlation.engine import Engine, EngineConfig
+from correlation.event import FALCO, Event, time_only
+from correlation.rules import load_rules
+from correlation.testing import at, falco_event
 from detector.cli import main
 from detector.parse import parse_audit
 from detector.parse.long_running import LongRunningStages, is_long_running
@@ -124,3 +127,31 @@ def test_replay_correlates_on_response_started_and_counts_nothing_late(
     assert record["rule"] == "exec-pivot"
     assert record["steps"][0]["event_id"] == f"{AUDIT_ID}/ResponseStarted"
     assert "\n  late events:      none\n" in capsys.readouterr().err  # the replay summary
+
+
+def test_run_stops_after_the_event_that_confirmed_chains_and_goes_on_from_there(
+    tmp_path: Path,
+) -> None:
+    """``run`` is the correlator's and replay's loop: it hands each item to the engine
+    (events, ticks, folded stages left out) and returns right after the one that
+    confirmed chains, so the caller can publish them before the next is taken."""
+    rules_path = tmp_path / "twice.yaml"
+    rules_path.write_text(
+        "rules:\n  - id: twice\n    severity: low\n    within: 60s\n    steps:\n"
+        "      - {name: a, where: {rule: X}, by: actor.pod}\n"
+        "      - {name: b, where: {rule: X}, by: actor.pod}\n"
+    )
+    engine = Engine(load_rules([rules_path]), EngineConfig(lateness_ns=0))
+    received, started, complete = _stages(
+        _exec("RequestReceived", 0), _exec("ResponseStarted", 101),
+        _exec("ResponseComplete", 200, done_at="2026-11-27T01:12:00Z"),
+    )  # fmt: skip
+    items = [falco_event("X", 0), time_only(at(0), FALCO), falco_event("X", 1),
+             falco_event("Y", 2), received, started, complete]  # fmt: skip
+    stages = LongRunningStages()
+    at_, found = stages.run(engine, items, 0)
+    # the 2nd X completes it; Y moves the watermark past it (no lateness): out it comes
+    assert at_ == 4 and [c.rule for c in found] == ["twice"]
+    assert stages.run(engine, items, at_) == (len(items), [])
+    assert stages.folded == 2  # RequestReceived and ResponseComplete of the one exec
+    assert engine.stats().events == len(items) - 2
