@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from correlation.event import Event, Incoming
+from correlation.event import Incoming
 from detector.metrics import Metrics
 from detector.sources.base import Emit
 
@@ -97,7 +97,7 @@ class EventQueue:
         space, which is the backpressure to the reader."""
         self.pushed[source] = pushed
 
-        async def emit(event: Event) -> None:
+        async def emit(event: Incoming) -> None:
             while self._size >= self._max:
                 await self._wait(self._putters)
             self._put(_Entry(source, source, self.clock(), (event,)))

@@ -1,7 +1,8 @@
 """The one interface every source implements.
 
 A source turns what arrives (a gRPC stream, HTTP POSTs, a tailed file) into normalized
-:class:`correlation.event.Event` values and hands them to ``emit``. ``emit`` awaits when
+:class:`correlation.event.Event` values (or the early reject's ticks and claims) and
+hands them to ``emit``. ``emit`` awaits when
 the engine's bounded queue is full, which is how backpressure reaches the sender.
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from correlation.event import Event
+from correlation.event import Incoming
 
-Emit = Callable[[Event], Awaitable[None]]
+# an Event (or a time-only tick), or a Claim the engine decides on (a tailed audit file)
+Emit = Callable[[Incoming], Awaitable[None]]
 
 
 class Source(Protocol):

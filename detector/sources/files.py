@@ -35,7 +35,9 @@ tells the engine it has read everything there is, so it may go idle.
 
 Lines are parsed as replay parses them, through the rules' early reject when the service
 gives one (an event no rule can use is emitted as a time-only tick: counted, and it
-moves the tailer's event time, but it is not normalized).
+moves the tailer's event time, but it is not normalized; a request made with a pod's own
+token that only a foreign-source-IP step may want is emitted as a claim, which the
+engine normalizes only if it matters when it takes it: ``Engine.claimed``).
 
 Reads are plain blocking file reads of at most ``_CHUNK`` bytes per step: local files,
 short calls, no thread pool needed.
@@ -53,7 +55,7 @@ from typing import IO, Any, Final
 
 import msgspec
 
-from correlation.event import Event
+from correlation.event import Incoming
 from detector.config import FileConfig
 from detector.errors import ParseError, SkippedInput
 from detector.logging import get_logger
@@ -83,7 +85,7 @@ class FileTailer:
         name: str,
         config: FileConfig,
         metrics: Metrics,
-        parse: Callable[[bytes], list[Event]] | None = None,
+        parse: Callable[[bytes], list[Incoming]] | None = None,
         processed: Callable[[], int] | None = None,
         early: EarlyReject | None = None,
     ) -> None:
@@ -91,7 +93,7 @@ class FileTailer:
         ``early``, the rules' early reject, when given); ``processed``: events of this
         source the engine is done with (follow mode)."""
         if parse is None:
-            parse = parse_line if early is None else partial(parse_line, early=early)
+            parse = parse_line if early is None else partial(parse_line, early=early.claiming)
         self.name, self._config, self._metrics, self._parse = name, config, metrics, parse
         self._processed = processed
         self._emitted = 0
