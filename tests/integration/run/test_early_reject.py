@@ -101,13 +101,8 @@ async def test_noise_over_http_becomes_ticks_and_the_attack_is_still_one_chain(
     assert metrics.value("detector_engine_late_events_total", {"source": "k8s_audit"}) == 0
 
 
-async def test_a_tailed_file_parses_through_the_early_reject(tmp_path: Path) -> None:
-    scenario.rebase()
-    lines = [lease_renewal(n) for n in range(3)] + scenario.audit_items()
-    path = tmp_path / "audit.log"
-    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
-    config = service_config(free_port(), tmp_path)
-    early = early_reject(engine_for(config))
+async def tailed(path: Path, early: Any, count: int) -> list[Any]:
+    """What a file tailer emits for the first ``count`` events of ``path``."""
     tailer = FileTailer("audit_file", cfg.FileConfig(path=str(path)), Metrics(), early=early)
     seen: list[Any] = []
 
@@ -117,11 +112,21 @@ async def test_a_tailed_file_parses_through_the_early_reject(tmp_path: Path) -> 
     task = asyncio.create_task(tailer.run(emit))
     try:
         async with asyncio.timeout(5):
-            while len(seen) < len(lines):  # noqa: ASYNC110
+            while len(seen) < count:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    return seen
+
+
+async def test_a_tailed_file_parses_through_the_early_reject(tmp_path: Path) -> None:
+    scenario.rebase()
+    lines = [lease_renewal(n) for n in range(3)] + scenario.audit_items()
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    config = service_config(free_port(), tmp_path)
+    seen = await tailed(path, early_reject(engine_for(config)), len(lines))
     assert [bool(e.id) for e in seen] == [False, False, False, True]  # ticks, then the step
     assert all(e.time_ns for e in seen)  # a tick keeps its event time
     assert seen[-1].resource == "secrets" and seen[-1].actor.pod == "web-0"

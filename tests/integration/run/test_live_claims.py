@@ -19,15 +19,13 @@ import aiohttp
 import orjson
 
 from correlation.event import Claim
-from detector import config as cfg
 from detector.commands.run import early_reject
 from detector.metrics import Metrics
-from detector.sources.files import FileTailer
 from detector.sources.k8s_audit import K8sAuditReceiver
 from tests.integration.restart.test_intake_bodies import logged_intake, opened
 from tests.integration.restart.test_intake_covered import replayed
 from tests.integration.run import scenario
-from tests.integration.run.test_early_reject import service_config
+from tests.integration.run.test_early_reject import service_config, tailed
 from tests.integration.support import chains, free_port, post_json, serving, shipped_engine
 from tests.unit.parse.test_early_claims import request
 
@@ -84,25 +82,6 @@ async def test_claims_over_http_change_nothing_and_the_attack_is_still_one_chain
     assert engine.stats().time_only == OWN - 1
     assert metrics.value("detector_events_in_total", {"source": "k8s_audit"}) == len(items)
     assert metrics.value("detector_engine_late_events_total", {"source": "k8s_audit"}) == 0
-
-
-async def tailed(path: Path, early: Any, count: int) -> list[Any]:
-    """What a file tailer emits for the first ``count`` events of ``path``."""
-    tailer = FileTailer("audit_file", cfg.FileConfig(path=str(path)), Metrics(), early=early)
-    seen: list[Any] = []
-
-    async def emit(event: Any) -> None:
-        seen.append(event)
-
-    task = asyncio.create_task(tailer.run(emit))
-    try:
-        async with asyncio.timeout(5):
-            while len(seen) < count:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return seen
 
 
 async def test_a_tailed_audit_file_queues_own_token_requests_as_claims(tmp_path: Path) -> None:
