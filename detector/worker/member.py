@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
 
 from correlation.engine import Engine
 from detector.logging import get_logger
@@ -32,6 +32,11 @@ from detector.worker.config import WorkerConfig
 from detector.worker.partition import Partition
 
 log = get_logger("detector.worker")
+# A partition's transaction failed (it aborts; the partition is rebuilt). IllegalOperation
+# is not a KafkaError: aiokafka raises it for a send inside a transaction that an earlier
+# failure (the broker restarting) has already put in an abortable state, and it ended the
+# whole worker (exit 1) in the broker-restart test.
+FAILED_TRANSACTION = (KafkaError, IllegalOperation, OSError, TimeoutError)
 
 
 class Member(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -118,7 +123,7 @@ class Member(ConsumerRebalanceListener):  # type: ignore[misc]
             self._aborted(part, "fenced")
             self.partitions.pop(part.tp, None)
             await part.close()
-        except (KafkaError, OSError, TimeoutError) as exc:
+        except FAILED_TRANSACTION as exc:
             self._aborted(part, type(exc).__name__)
             await self._rebuild(consumer, part)
 
@@ -167,7 +172,7 @@ class Member(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.partitions.pop(tp, None)
                 try:
                     await part.checkpoint()
-                except (KafkaError, OSError, TimeoutError) as exc:
+                except FAILED_TRANSACTION as exc:
                     self._aborted(part, type(exc).__name__)  # the next owner replays more
                 await part.close()
 
