@@ -53,6 +53,7 @@ from typing import Any, Final, Protocol
 from correlation.chain import Chain, to_record
 from correlation.event import Claim, Event, Incoming
 from correlation.watermarks import InputState
+from detector.cancelling import CANCEL_WAIT_S, cancel_until_ended
 from detector.delivery.checkpoint import Checkpointer, Snapshotable
 from detector.event_queue import EventQueue
 from detector.event_time import InputReports
@@ -64,8 +65,6 @@ from detector.sources.base import Emit, Source
 __all__ = ["Correlator", "EngineLike", "EventQueue", "Output", "Supervisor", "Worker"]
 
 log = get_logger("detector.pipeline")
-CANCEL_WAIT_S: Final = 5.0  # shutdown: how long cancelled tasks may take to end
-_CANCEL_ROUND_S: Final = 0.5
 # Events taken per run, yielding to the HTTP server between runs so it keeps answering
 # under load (~1 ms of engine work). Each run costs a queue take, a coroutine and an event
 # loop pass: at 64 that was ~0.1-0.2 us per event more than at 256 (2.65-2.77 vs 2.54 us
@@ -331,20 +330,13 @@ class Supervisor:
 
 
 async def _cancelled(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel ``tasks`` and wait for them, cancelling again each ``_CANCEL_ROUND_S`` for
-    ``CANCEL_WAIT_S`` at most: a library may swallow one cancellation (Python 3.11's
-    ``asyncio.wait_for`` does when its inner wait ends in the same instant), and a single
-    cancel then left the shutdown waiting forever. A task still running is logged."""
-    pending = [task for task in tasks if not task.done()]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + CANCEL_WAIT_S
-    while pending:
-        for task in pending:
-            task.cancel()
-        left = deadline - loop.time()
-        if left <= 0:
-            names = [task.get_name() for task in pending]
-            log.error("shutdown_tasks_ignored_cancel", tasks=names, waited_s=CANCEL_WAIT_S)
-            return
-        _, still = await asyncio.wait(pending, timeout=min(_CANCEL_ROUND_S, left))
-        pending = list(still)
+    """Cancel ``tasks`` and wait for them, cancelling again (:mod:`detector.cancelling`);
+    a task still running after ``CANCEL_WAIT_S`` is logged."""
+
+    async def ended(timeout_s: float) -> bool:
+        pending = [task for task in tasks if not task.done()]
+        return not pending or not (await asyncio.wait(pending, timeout=timeout_s))[1]
+
+    if not await cancel_until_ended(lambda: [t for t in tasks if not t.done()], ended):
+        names = [task.get_name() for task in tasks if not task.done()]
+        log.error("shutdown_tasks_ignored_cancel", tasks=names, waited_s=CANCEL_WAIT_S)

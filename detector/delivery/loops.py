@@ -14,10 +14,10 @@
             + an expiry loop: records older than max_age_s, pending gauges
 
 :meth:`Delivery.close` is bounded: ``grace_s`` to drain, then the loops are cancelled and
-waited for ``CANCEL_WAIT_S`` at most, cancelled again each ``_CANCEL_ROUND_S`` (a library
-may swallow one cancellation, as Python 3.11's ``asyncio.wait_for`` does when its inner
-wait finishes in the same instant); a loop that still runs is logged and stops at its next
-step, and close goes on releasing the sinks and the outbox. The waits inside use
+waited for ``CANCEL_WAIT_S`` at most, cancelled again each round
+(:mod:`detector.cancelling`: a library may swallow one cancellation); a loop that still
+runs is logged and stops at its next step, and close goes on releasing the sinks and the
+outbox. The waits inside use
 ``asyncio.timeout``, which never swallows a cancellation.
 
 A transient failure stalls its sink in order rather than skipping ahead: a broker
@@ -37,11 +37,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from functools import partial
 from typing import Any, Final
 
 import orjson
 import structlog
 
+from detector.cancelling import CANCEL_WAIT_S, cancel_until_ended
 from detector.delivery.outbox import Outbox, Row
 from detector.metrics import Metrics
 from detector.sinks.base import PermanentDeliveryError, Sink, TransientDeliveryError
@@ -51,8 +53,6 @@ from detector.sinks.registry import accepts, build_sink
 log = structlog.get_logger(__name__)
 _IDLE_POLL_S: Final = 1.0  # a sink loop re-reads the outbox at least this often
 _HOUSEKEEPING_S: Final = 5.0
-CANCEL_WAIT_S: Final = 5.0  # close(): how long cancelled loops may take to end
-_CANCEL_ROUND_S: Final = 0.5
 
 
 class InvalidRecordError(ValueError):
@@ -164,12 +164,12 @@ class Delivery:
     async def _cancel_loops(self, own: asyncio.Task[None] | None) -> None:
         """Cancel the loops (and close()'s own run) until run() has ended, for
         ``CANCEL_WAIT_S`` at most; a cancellation swallowed once is sent again."""
-        rounds = max(1, round(CANCEL_WAIT_S / _CANCEL_ROUND_S))
-        for _ in range(rounds):
-            for task in [*self._tasks, *([own] if own is not None else [])]:
-                task.cancel()
-            if await _woken(self._done, _CANCEL_ROUND_S):
-                return
+        if await cancel_until_ended(
+            lambda: [*self._tasks, *([own] if own is not None else [])],
+            partial(_woken, self._done),
+            CANCEL_WAIT_S,
+        ):
+            return
         self._abandoned = True
         stuck = [task.get_name() for task in self._tasks if not task.done()]
         log.error("delivery_loops_ignored_cancel", tasks=stuck, waited_s=CANCEL_WAIT_S)
