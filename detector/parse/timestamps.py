@@ -8,9 +8,7 @@ accepted text is ``date T time [fraction] offset`` with fixed positions, so
 
 * the first 19 characters (date, separator, time) index a cache of their epoch ns;
 * the last character ``Z``/``z``, or the last six ``±HH:MM``, a cache of offsets;
-* the fraction (1–9 ASCII digits) is an integer scaled to ns;
-* the API server's shape (``…:SS.ffffffZ``, 27 characters) is checked first, by its
-  fixed positions.
+* the fraction (1–9 ASCII digits) is an integer scaled to ns.
 
 Only :func:`_general` puts entries in the caches, after checking them, so a cache hit
 means that part is valid, and a text the fast path does not fully recognise goes to
@@ -53,13 +51,6 @@ def rfc3339_ns(text: str) -> int:
     """Nanoseconds since the epoch of an RFC 3339 time; :class:`ParseError` ``bad_time``."""
     base = _second_cache.get(text[:19])
     if base is not None:
-        if len(text) == 27 and text[26] == "Z" and text[19] == ".":
-            # the API server's own shape (microseconds, UTC), most of the input: its
-            # checks and scale written out (~25 % of the call)
-            fraction = text[20:26]
-            if fraction.isdigit() and fraction.isascii():
-                return base + int(fraction) * 1000
-            return _general(text)
         last = text[-1]
         if last == "Z" or last == "z":
             if len(text) == 20:
