@@ -5,7 +5,9 @@ Loads everything ``detector run`` would load at start — the config keys (file,
 secret files, rule YAML, the allowlist), the variables ``*_env`` keys name, and every
 sink as it would be built — and reports each problem on its own line on stderr, key
 first (see :mod:`detector.preflight`), exit 2. Nothing is started, bound or connected.
-With no problem it prints one line on stdout and exits 0.
+With no problem it prints one line on stdout and exits 0. ``detector worker`` and
+``detector stitch`` run the same checks at their start; a ``worker:`` section is named on
+that line.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     rules = engine_rules(config.engine)
     named = DeliveryConfig(outbox=config.outbox, sinks=config.effective_sinks)  # as run names them
     sinks = ", ".join(sink.name for sink in named.sinks)
-    print(f"ok: {args.config or 'defaults'}: mode correlate, {len(rules)} rules, sinks: {sinks}")
+    worker = config.worker  # `detector worker` and `detector stitch` read the same file
+    joins = f"; worker: group {worker.group_id}, topic {worker.topic}" if worker else ""
+    name = args.config or "defaults"
+    print(f"ok: {name}: mode correlate, {len(rules)} rules, sinks: {sinks}{joins}")
     return 0
 
 

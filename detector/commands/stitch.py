@@ -15,13 +15,13 @@ import asyncio
 import os
 import signal
 
-from detector import config as cfg
 from detector.commands import Command, register
 from detector.commands.run import build_engine_config, build_output
 from detector.errors import UsageError
 from detector.logging import configure as configure_logging
 from detector.metrics import Metrics
 from detector.pipeline import Output
+from detector.preflight import checked
 from detector.worker.stitcher import Stitcher
 
 
@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = cfg.load(args.config)
+    config = checked(args.config)  # as `detector check`: files, variables, sinks (exit 2)
     if config.worker is None:
         raise UsageError("detector stitch needs a `worker:` section (bootstrap_servers, topics)")
     configure_logging(config.log.level)

@@ -2,7 +2,8 @@
 
 Configured like ``detector run`` (``--config FILE``, ``DETECTOR_*`` variables): the
 ``engine:`` section sets every partition's engine, ``worker:`` the group and topics;
-the configuration and the rules are validated before anything connects (exit 2).
+the configuration, every file and variable it names and the rules are checked as
+``detector check`` checks them, before anything connects (exit 2).
 SIGTERM/SIGINT: every owned partition commits a last snapshot with its offset, then
 the member leaves the group (exit 0).
 """
@@ -13,16 +14,12 @@ import argparse
 import asyncio
 import os
 import signal
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import msgspec
 from aiohttp import web
 
 from correlation.engine import Engine, EngineConfig
-from correlation.errors import RuleError
-from correlation.rules import builtin_rules_paths, load_rules
 from correlation.rules.model import ChainRule
 from detector import config as cfg
 from detector.commands import Command, register
@@ -31,6 +28,7 @@ from detector.errors import UsageError
 from detector.logging import configure as configure_logging
 from detector.logging import get_logger
 from detector.metrics import CONTENT_TYPE
+from detector.preflight import checked, engine_rules
 from detector.worker.member import Member
 from detector.worker.metrics import registry_for, render
 
@@ -45,18 +43,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     overrides = {"engine.rules": list(args.rules)} if args.rules else {}
-    config = cfg.load(args.config, overrides=overrides)
+    # as `detector check`: every file, variable and rule the config names (exit 2)
+    config = checked(args.config, overrides=overrides)
     if config.worker is None:
         raise UsageError("detector worker needs a `worker:` section (bootstrap_servers, topics)")
-    paths: list[str | Path] = [*config.engine.rules]
-    if config.engine.builtin_rules:
-        paths[:0] = builtin_rules_paths()
-    try:
-        rules = load_rules(paths)
-    except RuleError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 2
+    rules = engine_rules(config.engine)
     configure_logging(config.log.level)  # only once the start is sure: it is process-wide
     member = Member(config.worker, engines(rules, partition_engine_config(config)))
     asyncio.run(serve(member))

@@ -254,6 +254,17 @@ def test_a_good_config_passes_with_one_line(tmp_path: Path, pki: Pki) -> None:
     assert not (tmp_path / "var").exists()  # check creates nothing
 
 
+def test_a_worker_section_is_named_on_the_line(tmp_path: Path) -> None:
+    config = _write(tmp_path, "worker: {bootstrap_servers: ['127.0.0.1:1'], group_id: g1}\n")
+    done = detector("check", "--config", str(config))
+    assert (done.returncode, done.stderr) == (0, "")
+    rules = len(load_rules(builtin_rules_paths()))
+    assert done.stdout == (
+        f"ok: {config}: mode correlate, {rules} rules, sinks: output;"
+        " worker: group g1, topic detector-events\n"
+    )
+
+
 def test_check_takes_rules_like_run(tmp_path: Path) -> None:
     rules = tmp_path / "missing-rules.yaml"
     done = detector("check", "--rules", str(rules))

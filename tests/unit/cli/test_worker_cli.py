@@ -40,3 +40,27 @@ def test_a_bad_rule_file_stops_the_worker_before_it_connects(
     text = "worker: {bootstrap_servers: ['127.0.0.1:1']}\n"
     assert main(["worker", "--config", _config(tmp_path, text), "--rules", str(rules)]) == 2
     assert "bad.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["worker", "stitch"])
+def test_files_and_variables_the_worker_section_names_are_checked_before_connecting(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    """As `detector check` reports them: one line each, exit 2 (they used to surface as
+    a traceback from the TLS context once the member connected)."""
+    ca = tmp_path / "missing-ca.pem"
+    monkeypatch.delenv("LCD_TEST_UNSET_PASSWORD", raising=False)
+    text = (
+        "worker: {bootstrap_servers: ['127.0.0.1:1'], security_protocol: SSL,"
+        f" tls_ca_file: {ca}, sasl_password_env: LCD_TEST_UNSET_PASSWORD}}\n"
+    )
+    assert main([command, "--config", _config(tmp_path, text)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "worker.sasl_password_env: LCD_TEST_UNSET_PASSWORD: environment variable is not set",
+        f"worker.tls_ca_file: {ca}: no such file",
+    ]
+    assert captured.out == ""
