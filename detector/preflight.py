@@ -128,11 +128,14 @@ def checked(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     adjust: Adjust | None = None,
+    sections: frozenset[str] | None = None,
 ) -> cfg.Config:
     """The configuration, or :class:`detector.config.ConfigError` listing every problem.
 
     ``adjust`` applies what is not a plain key override (``run``'s delivery flags); its
-    ConfigError's problems join the others.
+    ConfigError's problems join the others. ``sections``: the top-level sections whose
+    files, variables, rules and sinks the command uses (default: all, as ``run``); the
+    structure of every section is checked either way (one file serves several commands).
     """
     config, problems = cfg.collect(path, environ, overrides)
     if config is not None and adjust is not None:
@@ -141,18 +144,24 @@ def checked(
         except cfg.ConfigError as exc:
             config, problems = None, list(exc.problems)
     if config is not None:
-        problems = problems_of(config, os.environ if environ is None else environ)
+        problems = problems_of(config, os.environ if environ is None else environ, sections)
     if config is None or problems:
         raise cfg.ConfigError("\n".join(map(str, problems)), problems)
     return config
 
 
-def problems_of(config: cfg.Config, environ: Mapping[str, str]) -> list[Problem]:
-    """What is wrong with the files, variables, rules and sinks a decoded config names."""
+def problems_of(
+    config: cfg.Config, environ: Mapping[str, str], sections: frozenset[str] | None = None
+) -> list[Problem]:
+    """What is wrong with the files, variables, rules and sinks a decoded config names
+    (in ``sections`` only, when given: see :func:`checked`)."""
     data = cfg.masked(config)  # plain data; the masked secrets are never looked at
+    if sections is not None:
+        data = {name: value for name, value in data.items() if name in sections}
     found = list(_key_problems(data, "", environ))
-    found += _rule_problems(config.engine)
-    if config.mode == "correlate":
+    if sections is None or "engine" in sections:
+        found += _rule_problems(config.engine)
+    if config.mode == "correlate" and (sections is None or "sinks" in sections):
         found += _sink_problems(config, {p.key.partition(".")[0] for p in found})
     return found
 

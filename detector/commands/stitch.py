@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import signal
+from typing import Final
 
 from detector.commands import Command, register
 from detector.commands.run import build_engine_config, build_output
@@ -24,6 +25,10 @@ from detector.pipeline import Output
 from detector.preflight import checked
 from detector.worker.stitcher import Stitcher
 
+# What the stitcher uses of the file it shares with the workers: the `worker:` section's
+# Kafka files and variables, the outbox and the sinks (it loads no rules).
+SECTIONS: Final = frozenset({"worker", "log", "outbox", "sinks", "output"})
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -32,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = checked(args.config)  # as `detector check`: files, variables, sinks (exit 2)
+    config = checked(args.config, sections=SECTIONS)  # as `detector check` (exit 2)
     if config.worker is None:
         raise UsageError("detector stitch needs a `worker:` section (bootstrap_servers, topics)")
     configure_logging(config.log.level)

@@ -2,8 +2,8 @@
 
 Configured like ``detector run`` (``--config FILE``, ``DETECTOR_*`` variables): the
 ``engine:`` section sets every partition's engine, ``worker:`` the group and topics;
-the configuration, every file and variable it names and the rules are checked as
-``detector check`` checks them, before anything connects (exit 2).
+before anything connects, the files and variables its ``worker:`` section names and the
+rules are checked as ``detector check`` checks them (exit 2; :data:`SECTIONS`).
 SIGTERM/SIGINT: every owned partition commits a last snapshot with its offset, then
 the member leaves the group (exit 0).
 """
@@ -15,6 +15,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
+from typing import Final
 
 import msgspec
 from aiohttp import web
@@ -33,6 +34,10 @@ from detector.worker.member import Member
 from detector.worker.metrics import registry_for, render
 
 log = get_logger("detector.worker")
+# What a worker uses of the file it shares with `detector stitch` (and often `run`): its
+# files, variables and rules are checked as `detector check` checks them; the outbox and
+# sinks are the stitcher's (a worker pod has no volume for them).
+SECTIONS: Final = frozenset({"worker", "engine", "log"})
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     overrides = {"engine.rules": list(args.rules)} if args.rules else {}
-    # as `detector check`: every file, variable and rule the config names (exit 2)
-    config = checked(args.config, overrides=overrides)
+    config = checked(args.config, overrides=overrides, sections=SECTIONS)  # exit 2
     if config.worker is None:
         raise UsageError("detector worker needs a `worker:` section (bootstrap_servers, topics)")
     rules = engine_rules(config.engine)

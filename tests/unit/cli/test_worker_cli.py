@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from detector.cli import main
+from detector.commands import stitch, worker
+from detector.config import ConfigError
+from detector.preflight import checked
 
 
 def _config(tmp_path: Path, text: str) -> str:
@@ -64,3 +67,25 @@ def test_files_and_variables_the_worker_section_names_are_checked_before_connect
         f"worker.tls_ca_file: {ca}: no such file",
     ]
     assert captured.out == ""
+
+
+def test_each_command_checks_only_what_it_uses_of_a_shared_file(tmp_path: Path) -> None:
+    """The scale-out ConfigMap gives workers and the stitcher one file: the outbox is the
+    stitcher's (a worker pod has no volume for it), the rules are the workers'."""
+    (tmp_path / "a-file").write_text("")  # so the outbox cannot be created under it
+    outbox, rules = tmp_path / "a-file" / "outbox.sqlite3", tmp_path / "missing-rules.yaml"
+    text = (
+        "worker: {bootstrap_servers: ['127.0.0.1:1']}\n"
+        f"outbox: {{path: {outbox}}}\n"
+        f"engine: {{rules: [{rules}]}}\n"
+    )
+    path = _config(tmp_path, text)
+    with pytest.raises(ConfigError) as worker_problems:
+        checked(path, sections=worker.SECTIONS)
+    assert [p.key for p in worker_problems.value.problems] == ["engine.rules"]
+    with pytest.raises(ConfigError) as stitch_problems:
+        checked(path, sections=stitch.SECTIONS)
+    assert [p.key for p in stitch_problems.value.problems] == ["outbox.path"]
+    with pytest.raises(ConfigError) as all_problems:  # `detector check` and `run`
+        checked(path)
+    assert sorted(p.key for p in all_problems.value.problems) == ["engine.rules", "outbox.path"]
