@@ -35,6 +35,7 @@ from detector.sinks.config import MASK as MASK
 from detector.sinks.config import (
     SECRET_FIELDS,
     ConfigStruct,
+    DeliveryConfig,
     FileSinkConfig,
     OutboxConfig,
     SinkConfig,
@@ -291,6 +292,9 @@ class Config(ConfigStruct):
     shutdown_grace_s: Annotated[float, doc("SIGTERM: time to drain and flush", gt=0)] = 10.0
 
     def __post_init__(self) -> None:
+        # Sink names and the Slack threads' default file, as `run` will use them (and so
+        # `check` looks at the same files).
+        DeliveryConfig(outbox=self.outbox, sinks=self.sinks)
         if self.mode == "relay" and not self.relay.transport:
             raise ValueError("mode relay needs relay.http.endpoint or relay.kafka")
         if self.relay.http.endpoint and self.relay.kafka is not None:

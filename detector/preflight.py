@@ -34,6 +34,7 @@ from detector.allowlist import load_allowlist
 from detector.config import Problem
 from detector.errors import UsageError
 from detector.readable import why_uncreatable, why_unreadable
+from detector.sinks.config import MEMORY
 from detector.sinks.registry import build_sink
 
 # A check gets the file's path and the mapping holding the key (for its partner key).
@@ -113,8 +114,15 @@ FILE_KEYS: Final[dict[str, FileCheck]] = {
 }
 # Key names whose value names an environment variable that must be set.
 ENV_KEYS: Final = frozenset({"secret_env", "webhook_url_env", "sasl_password_env"})
-# Keys (list indexes as []) naming files the service creates or appends to.
-WRITTEN_KEYS: Final = frozenset({"outbox.path", "checkpoint.path", "sinks[].path", "output"})
+# Keys (list indexes as []) naming files the service creates or appends to, each with
+# the value that names no file (stdout, kept in memory).
+WRITTEN_KEYS: Final = {
+    "outbox.path": "",
+    "checkpoint.path": "",
+    "sinks[].path": "-",
+    "sinks[].threads_path": MEMORY,
+    "output": "-",
+}
 # File-like keys that need no check: the service creates them, and a missing one is normal.
 UNCHECKED_FILE_KEYS: Final = frozenset({"state_file"})
 _GRPC_TLS_KEYS: Final = frozenset(f"sources.falco_grpc.{name}" for name in ("ca", "cert", "key"))
@@ -195,7 +203,7 @@ def _key_problems(
                 yield Problem(key, why, value)
         elif name in ENV_KEYS and value not in environ:
             yield Problem(key, "environment variable is not set", value)
-        elif general in WRITTEN_KEYS and value != "-":
+        elif general in WRITTEN_KEYS and value != WRITTEN_KEYS[general]:
             if why := why_uncreatable(Path(value)):
                 yield Problem(key, why, value)
 

@@ -19,8 +19,7 @@ letter or forgotten sink). ``count`` mirrors ``COUNT(*) FROM records`` so the
 ``max_records`` cap costs no query per insert.
 
 Files: the database and its ``-wal``/``-shm`` side files hold full chain records, so
-the database is created (or tightened) to mode 0o600 before SQLite opens it; SQLite
-gives the side files the database file's mode.
+they are owner-only (mode 0o600, :func:`detector.private_sqlite.open_private`).
 
 Exceptions: none of its own; ``sqlite3.Error`` reaches the outbox, which hands it to the
 callers whose batch failed.
@@ -28,12 +27,12 @@ callers whose batch failed.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from detector.private_sqlite import begin, open_private
 from detector.sinks.config import OutboxConfig
 
 _SCHEMA = """
@@ -86,10 +85,7 @@ class Store:
 
     def __init__(self, config: OutboxConfig) -> None:
         self._config = config
-        _create_private(Path(config.path))
-        self._db = sqlite3.connect(config.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_private(Path(config.path))
         self._db.executescript(_SCHEMA)
         self.count: int = self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
 
@@ -214,23 +210,7 @@ class Store:
         self.count -= db.execute(_DELETE_ORPHANS).rowcount
 
     def _tx(self) -> sqlite3.Connection:
-        # isolation_level=None: the connection's context manager would not BEGIN for us.
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
+        return begin(self._db)
 
     def close(self) -> None:
         self._db.close()
-
-
-def _create_private(path: Path) -> None:
-    """Create ``path`` (and its directory) owner-only; tighten it if it exists already."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
-    finally:
-        os.close(fd)
-    for suffix in ("-wal", "-shm"):  # side files an older version left readable
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            side.chmod(0o600)

@@ -34,6 +34,8 @@ MASK: Final = "********"
 SECRET_FIELDS: Final = frozenset(
     {"secret", "sasl_password", "webhook_url", "bearer_token", "password", "token", "bot_token"}
 )
+# ``threads_path`` (Slack): keep the thread map in memory only.
+MEMORY: Final = "memory"
 Severity = Literal["info", "low", "medium", "high", "critical"]
 Format = Literal["chain-v1", "ocsf"]
 
@@ -200,15 +202,26 @@ class SlackSinkConfig(_SinkBase, tag="slack"):
     min_interval_s: Annotated[float, doc("at most one post per interval", ge=0)] = 1.0
     timeout_s: Annotated[float, doc("one request's deadline", gt=0)] = 10.0
     max_threads: Annotated[int, doc("incidents whose thread is remembered (bot)", ge=1)] = 10_000
+    threads_path: Annotated[
+        str,
+        doc(
+            "SQLite file of the incident threads (bot), kept across restarts; empty = "
+            "`slack-<name>.threads` in the outbox's directory, `memory` = not kept"
+        ),
+    ] = ""
 
     def __post_init__(self) -> None:
         webhook = any((self.webhook_url, self.webhook_url_file, self.webhook_url_env))
-        bot = any((self.bot_token, self.bot_token_file, self.bot_token_env))
         # neither: the sink itself says webhook_url is required (a webhook is the default)
-        if webhook and bot:
+        if webhook and self.bot:
             raise ValueError("bot_token: give webhook_url or bot_token, not both")
-        if bot and not self.channel:
+        if self.bot and not self.channel:
             raise ValueError("channel: bot_token needs a channel to post to")
+
+    @property
+    def bot(self) -> bool:
+        """Bot-token mode (threads), not an incoming webhook."""
+        return any((self.bot_token, self.bot_token_file, self.bot_token_env))
 
 
 class FileSinkConfig(_SinkBase, tag="file"):
@@ -236,11 +249,18 @@ class DeliveryConfig(ConfigStruct):
             if sink.name in seen:
                 raise ValueError(f"sinks[{i}].name {sink.name!r} is used twice")
             seen.add(sink.name)
+            if isinstance(sink, SlackSinkConfig) and sink.bot and not sink.threads_path:
+                sink.threads_path = default_threads_path(self.outbox.path, sink.name)
 
     @property
     def effective_sinks(self) -> list[SinkConfig]:
         """The configured sinks, or stdout JSON lines when none is configured."""
         return list(self.sinks) or [FileSinkConfig(name="stdout")]
+
+
+def default_threads_path(outbox_path: str, sink_name: str) -> str:
+    """Where a Slack bot sink keeps its threads unless ``threads_path`` says: by the outbox."""
+    return str(Path(outbox_path).with_name(f"slack-{sink_name}.threads"))
 
 
 def sink_type(config: SinkConfig) -> str:
@@ -310,6 +330,11 @@ def apply_arguments(args: argparse.Namespace, config: DeliveryConfig) -> Deliver
     """A new config with the flags applied: each flag adds or updates one sink."""
     raw = msgspec.to_builtins(config)
     if args.outbox:
+        for sink in raw["sinks"]:  # a default filled in from the old path moves with it
+            if sink.get("threads_path") == default_threads_path(
+                raw["outbox"]["path"], sink["name"]
+            ):
+                sink["threads_path"] = ""
         raw["outbox"]["path"] = args.outbox
     if args.kafka_bootstrap:
         kafka = _sink(raw, "kafka")

@@ -11,10 +11,18 @@ Messages are built in :mod:`detector.sinks.slack_blocks`. Two ways to post:
       every chain                  postMessage  chain message, thread_ts = root
       a chain joins the incident   chat.update  root rewritten: worst severity, N chains
 
-  The root's ``ts`` is remembered per incident (the last ``max_threads`` incidents, in
-  memory: after a restart an incident's next chain opens a new thread). Each step is
-  remembered as done, so when the outbox retries a record after a failure only the
-  missing calls are made again.
+  The root's ``ts`` is remembered per incident (the last ``max_threads`` incidents posted
+  to), with the chains the root shows and those replied in the thread, in the SQLite file
+  ``threads_path`` (:mod:`detector.sinks.slack_threads`; by default
+  ``slack-<sink name>.threads`` beside the outbox): after a restart, ``kill -9``
+  included, an incident's next chain is replied in its thread and the root updated,
+  never a second root. ``threads_path: memory`` keeps the map in memory only (a restart
+  opens new threads). Each step is written as done right after its call succeeded, so
+  when the outbox retries a record only the missing calls are made again; a crash
+  between a call and its write repeats that one call (a second root, reply or update
+  after the restart), which the outbox's at-least-once delivery allows anyway. A state
+  file that cannot be read is moved aside and logged, and the sink goes on with an empty
+  map; a write that fails is logged and the sink goes on from memory.
 
 Posting reuses :mod:`detector.sinks.http`: HTTP 429 ``Retry-After`` and 5xx are retried
 by the outbox. The Web API answers errors with HTTP 200 and ``{"ok": false, "error": …}``:
@@ -26,36 +34,31 @@ spaces posts out on our side (Slack allows about one message per second per chan
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import orjson
 
+from detector.logging import get_logger
 from detector.sinks import http
 from detector.sinks.base import PermanentDeliveryError, TransientDeliveryError
-from detector.sinks.config import SlackSinkConfig, resolve_secret
+from detector.sinks.config import MEMORY, SlackSinkConfig, resolve_secret
 from detector.sinks.formats import Formatter
 from detector.sinks.slack_blocks import build_incident_message, build_message, escape
+from detector.sinks.slack_threads import Thread, Threads, ThreadStore
 
 __all__ = ["SlackSink", "build_incident_message", "build_message", "escape"]
 
+T = TypeVar("T")
+log = get_logger("detector.sinks.slack")
 _RETRY_ERRORS: Final = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
-
-
-@dataclass
-class Thread:
-    """What was posted for one incident: where its root is and which chains it shows."""
-
-    channel: str = ""
-    ts: str = ""
-    records: list[dict[str, Any]] = field(default_factory=list)
-    replied: set[str] = field(default_factory=set)  # chain ids posted in the thread
-    shown: int = 0  # chains the root message shows
 
 
 class SlackSink:
@@ -75,7 +78,10 @@ class SlackSink:
             raise ValueError("webhook_url: an http(s) URL is required")
         self._session: aiohttp.ClientSession | None = None
         self._next_post = 0.0
-        self.threads: OrderedDict[str, Thread] = OrderedDict()
+        self.threads = Threads(config.max_threads)
+        self._state_path = config.threads_path if config.threads_path != MEMORY else ""
+        self._store: ThreadStore | None = None
+        self._executor: ThreadPoolExecutor | None = None  # the store's one thread
 
     async def deliver(self, record: dict[str, Any]) -> None:
         if self._token:
@@ -86,7 +92,9 @@ class SlackSink:
         await http.post(self._client(), self._url, body, {"Content-Type": "application/json"})
 
     async def _threaded(self, record: dict[str, Any]) -> None:
-        thread = self._thread(str(record["incident"]))
+        await self._load()
+        incident = str(record["incident"])
+        thread = self.threads.get(incident)
         if record["id"] not in {r["id"] for r in thread.records}:
             thread.records.append(record)
         link = self._config.link_template
@@ -94,23 +102,45 @@ class SlackSink:
             root = await self._api("chat.postMessage", build_incident_message(thread.records, link))
             thread.channel, thread.ts = str(root["channel"]), str(root["ts"])
             thread.shown = len(thread.records)
+            await self._save(incident, thread)
         if record["id"] not in thread.replied:
             reply = {"thread_ts": thread.ts, **build_message(record, link)}
             await self._api("chat.postMessage", reply, thread.channel)
             thread.replied.add(str(record["id"]))
+            await self._save(incident, thread)
         if thread.shown < len(thread.records):
             update = {"ts": thread.ts, **build_incident_message(thread.records, link)}
             await self._api("chat.update", update, thread.channel)
             thread.shown = len(thread.records)
+            await self._save(incident, thread)
 
-    def _thread(self, incident: str) -> Thread:
-        thread = self.threads.get(incident)
-        if thread is None:
-            thread = self.threads[incident] = Thread()
-            while len(self.threads) > self._config.max_threads:
-                self.threads.popitem(last=False)  # the incident least recently posted to
-        self.threads.move_to_end(incident)
-        return thread
+    async def _load(self) -> None:
+        """Open the state file and read its threads, once (at the first threaded post:
+        building the sink, as ``detector check`` does, writes nothing)."""
+        if not self._state_path or self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"slack-{self.name}")
+        try:
+            path = Path(self._state_path)
+            self._store = await self._run(ThreadStore, path, self.name, self.threads)
+        except (OSError, sqlite3.Error) as exc:
+            log.error(
+                "slack_threads_unavailable", sink=self.name, path=self._state_path,
+                error=str(exc), effect="threads kept in memory only until restart",
+            )  # fmt: skip
+            await self._close_store()
+
+    async def _save(self, incident: str, thread: Thread) -> None:
+        if self._store is None:
+            return
+        try:
+            await self._run(self._store.save, incident, thread, self.threads)
+        except sqlite3.Error as exc:  # disk full, I/O error: Slack goes on, from memory
+            log.error("slack_threads_not_saved", sink=self.name, incident=incident, error=str(exc))
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
 
     async def _api(self, method: str, payload: dict[str, Any], channel: str = "") -> dict[str, Any]:
         """One Web API call; its answer when ``ok``, else the matching delivery error."""
@@ -145,7 +175,15 @@ class SlackSink:
         return self._session
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool and the state file."""
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self._close_store()
+
+    async def _close_store(self) -> None:
+        if self._store is not None:
+            await self._run(self._store.close)
+            self._store = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from slack_sdk.models.blocks import Block
+from structlog.testing import capture_logs
 
 from correlation.chain import to_record
 from detector.delivery.loops import Delivery
@@ -76,13 +80,35 @@ async def serve(fake: FakeSlack) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def delivery(tmp_path: Path, api_url: str) -> Delivery:
+def delivery(tmp_path: Path, api_url: str, **options: Any) -> Delivery:
     sink = {
         "type": "slack", "bot_token": TOKEN, "channel": "#incidents", "api_url": api_url,
-        "min_interval_s": 0,
+        "min_interval_s": 0, **options,
     }  # fmt: skip
     outbox = {"path": str(tmp_path / "outbox.sqlite3"), "retry": FAST_RETRY}
     return Delivery(decode({"outbox": outbox, "sinks": [sink]}))
+
+
+async def post(
+    tmp_path: Path, fake: FakeSlack, *chain_records: dict[str, Any], **options: Any
+) -> None:
+    """One life of the service: a Delivery on ``tmp_path`` delivers the records, closes."""
+    async with serve(fake) as api:
+        sink = delivery(tmp_path, api, **options)
+        calls = len(fake.calls)
+        for record in chain_records:
+            await sink.submit(record)
+        await drain(sink, lambda: len(fake.calls) > calls, acked=True)
+        await sink.close(grace_s=0.5)
+
+
+def roots(fake: FakeSlack) -> list[str]:
+    """The ``ts`` of every thread root posted (a postMessage outside a thread)."""
+    return [
+        f"1700000000.{n:06d}"
+        for n, (m, p) in enumerate((c for c in fake.calls if c[0] == "chat.postMessage"), 1)
+        if "thread_ts" not in p
+    ]
 
 
 def records(*rules: str) -> list[dict[str, Any]]:
@@ -146,3 +172,75 @@ async def test_a_permanent_error_is_dead_lettered(tmp_path: Path) -> None:
         await sink.close(grace_s=0.5)
     assert [d.reason for d in dead] == ["slack chat.postMessage: channel_not_found"]
     assert fake.calls == []
+
+
+async def test_a_restart_replies_in_the_incidents_thread(tmp_path: Path) -> None:
+    """The second life (on the files the first left, as a ``kill -9`` leaves them: the
+    state file is copied while the first sink still has it open) replies in the thread."""
+    fake = FakeSlack()
+    first, second = records("recon-token-pivot", "exec-pivot")
+    async with serve(fake) as api:
+        sink = delivery(tmp_path / "a", api)
+        await sink.submit(first)
+        await drain(sink, lambda: len(fake.calls) == 2, acked=True)
+        shutil.copytree(tmp_path / "a", tmp_path / "b")  # committed state, nothing closed
+        await sink.close(grace_s=0.5)
+    assert (tmp_path / "a" / "slack-slack.threads").stat().st_mode & 0o777 == 0o600
+    await post(tmp_path / "b", fake, second)
+    root = "1700000000.000001"
+    assert [(m, p.get("thread_ts", ""), p.get("ts", "")) for m, p in fake.calls] == [
+        ("chat.postMessage", "", ""),  # the incident's root, first life
+        ("chat.postMessage", root, ""),
+        ("chat.postMessage", root, ""),  # second life: exec-pivot in the same thread
+        ("chat.update", "", root),  # and the root rewritten: 2 chains
+    ]
+    assert fake.calls[-1][1]["channel"] == "C0123"
+    assert fake.calls[-1][1]["blocks"][0]["text"]["text"].endswith("· incident (2 chains)")
+
+
+async def test_the_thread_file_keeps_the_last_max_threads_incidents(tmp_path: Path) -> None:
+    fake = FakeSlack()
+    pqr_first, pqr_second = records("recon-token-pivot", "exec-pivot")
+    (other,) = records("imds-credential-theft")
+    await post(tmp_path, fake, pqr_first, max_threads=1)
+    await post(tmp_path, fake, other, max_threads=1)  # P-Q-R's thread is dropped
+    with contextlib.closing(sqlite3.connect(tmp_path / "slack-slack.threads")) as db:
+        kept = db.execute("SELECT incident FROM threads").fetchall()
+    assert kept == [(other["incident"],)]
+    await post(tmp_path, fake, pqr_second, max_threads=1)
+    assert roots(fake) == ["1700000000.000001", "1700000000.000003", "1700000000.000005"]
+
+
+async def test_a_corrupt_thread_file_is_set_aside_and_a_new_one_kept(tmp_path: Path) -> None:
+    fake = FakeSlack()
+    first, second = records("recon-token-pivot", "exec-pivot")
+    state = tmp_path / "slack-slack.threads"
+    state.write_bytes(b"not a database " * 100)
+    with capture_logs() as logs:
+        await post(tmp_path, fake, first)
+    assert [e["path"] for e in logs if e["event"] == "slack_threads_unreadable"] == [str(state)]
+    assert state.with_name("slack-slack.threads.corrupt").read_bytes() == b"not a database " * 100
+    await post(tmp_path, fake, second)  # the new file works across the next restart
+    assert roots(fake) == ["1700000000.000001"]
+    assert [m for m, _ in fake.calls] == [
+        "chat.postMessage", "chat.postMessage", "chat.postMessage", "chat.update",
+    ]  # fmt: skip
+
+
+async def test_memory_keeps_no_file_and_a_restart_opens_a_new_thread(tmp_path: Path) -> None:
+    fake = FakeSlack()
+    first, second = records("recon-token-pivot", "exec-pivot")
+    await post(tmp_path, fake, first, threads_path="memory")
+    await post(tmp_path, fake, second, threads_path="memory")
+    assert roots(fake) == ["1700000000.000001", "1700000000.000003"]
+    assert not [name for name in os.listdir(tmp_path) if name.startswith("slack-")]
+
+
+async def test_a_state_file_that_cannot_be_opened_leaves_slack_working(tmp_path: Path) -> None:
+    fake = FakeSlack()
+    first, second = records("recon-token-pivot", "exec-pivot")
+    with capture_logs() as logs:
+        await post(tmp_path, fake, first, second, threads_path=str(tmp_path))  # a directory
+    assert [e["path"] for e in logs if e["event"] == "slack_threads_unavailable"] == [str(tmp_path)]
+    assert roots(fake) == ["1700000000.000001"]  # one thread, kept in memory
+    assert [m for m, _ in fake.calls][-1] == "chat.update"

@@ -150,6 +150,16 @@ def outbox_not_creatable(tmp: Path, pki: Pki) -> tuple[str, list[str]]:
     return f"outbox: {{path: {path}}}\n", [f"outbox.path: {path}: {blocker} is not a directory"]
 
 
+def slack_threads_not_creatable(tmp: Path, pki: Pki) -> tuple[str, list[str]]:
+    """The default file beside the outbox is checked like the outbox itself."""
+    (tmp / "state").mkdir()
+    blocker = tmp / "state" / "slack-soc.threads"
+    blocker.mkdir()  # a directory where the file would go
+    sink = "{type: slack, name: soc, bot_token: xoxb-1, channel: '#soc'}"
+    text = f"outbox: {{path: {tmp / 'state' / 'outbox.sqlite3'}}}\nsinks: [{sink}]\n"
+    return text, [f"sinks[0].threads_path: {blocker}: is a directory"]
+
+
 CASES: list[Case] = [
     missing_tls_cert,
     missing_tls_key,
@@ -166,6 +176,7 @@ CASES: list[Case] = [
     bad_allowlist,
     unknown_key,
     outbox_not_creatable,
+    slack_threads_not_creatable,
 ]
 
 

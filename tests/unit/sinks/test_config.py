@@ -122,3 +122,16 @@ def test_kafka_producer_options_for_sasl(monkeypatch: pytest.MonkeyPatch) -> Non
     assert options["sasl_plain_password"] == "pw"
     assert options["compression_type"] == "gzip"
     assert options["ssl_context"] is not None
+
+
+def test_slack_threads_default_beside_the_outbox_and_follow_the_outbox_flag() -> None:
+    bot = {"type": "slack", "bot_token": "xoxb-1", "channel": "#soc"}
+    sinks = [bot, {**bot, "name": "mine", "threads_path": "/state/t.db"}, {"type": "slack"}]
+    config = decode({"outbox": {"path": "/var/lib/lmd/outbox.sqlite3"}, "sinks": sinks})
+    paths = [s.threads_path for s in config.sinks]  # type: ignore[union-attr]
+    assert paths == ["/var/lib/lmd/slack-slack.threads", "/state/t.db", ""]  # webhook: none
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    moved = apply_arguments(parser.parse_args(["--outbox=/data/outbox.db"]), config)
+    paths = [s.threads_path for s in moved.sinks]  # type: ignore[union-attr]
+    assert paths == ["/data/slack-slack.threads", "/state/t.db", ""]
