@@ -340,6 +340,14 @@ SPECS: Final = (
     Spec("sink_dead_letters", "detector_sink_dead_letters", C, "Dead-lettered records", ("sink",)),
     Spec("outbox_pending", "detector_outbox_pending", G, "Records owed, per sink", ("sink",)),
     Spec("sink_latency", "detector_sink_delivery_seconds", H, "One deliver() call", ("sink",)),
+    Spec(
+        "slack_thread_errors",
+        "detector_slack_thread_errors",
+        C,
+        "Slack thread-file problems (threads lost or not kept), by reason",
+        ("sink", "reason"),
+        values={"reason": ("unreadable", "rows", "unavailable", "write")},
+    ),
 )
 
 
@@ -402,6 +410,7 @@ class Metrics:
     sink_dead_letters: Counter
     outbox_pending: Gauge
     sink_latency: Histogram
+    slack_thread_errors: Counter
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)

@@ -77,7 +77,7 @@ class Delivery:
         self._config = config
         self._metrics = metrics or Metrics()
         self._routes: list[tuple[SinkConfig, Sink]] = [
-            (cfg, build_sink(cfg)) for cfg in config.effective_sinks
+            (cfg, build_sink(cfg, self._metrics)) for cfg in config.effective_sinks
         ]
         self.outbox = Outbox(config.outbox, on_expired=self._expired, on_repeat=self._repeated)
         self._wake = {cfg.name: asyncio.Event() for cfg, _ in self._routes}

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import orjson
 
+from detector.metrics import Metrics
 from detector.sinks.base import TransientDeliveryError
 from detector.sinks.config import FileSinkConfig
 from detector.sinks.formats import Formatter
@@ -23,7 +24,10 @@ from detector.sinks.formats import Formatter
 class FileSink:
     """Appends JSON lines to ``config.path`` (``-`` = stdout)."""
 
-    def __init__(self, config: FileSinkConfig, formatter: Formatter) -> None:
+    def __init__(
+        self, config: FileSinkConfig, formatter: Formatter, metrics: Metrics | None = None
+    ) -> None:
+        del metrics  # nothing of its own to count: delivery counts what it sends
         self.name = config.name
         self._config = config
         self._format = formatter

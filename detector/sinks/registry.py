@@ -11,6 +11,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Final
 
 from correlation.chain import severity_rank
+from detector.metrics import Metrics
 from detector.sinks.base import Sink
 from detector.sinks.config import SinkConfig, sink_type
 from detector.sinks.file import FileSink
@@ -19,8 +20,9 @@ from detector.sinks.kafka import KafkaSink
 from detector.sinks.slack import SlackSink
 from detector.sinks.webhook import WebhookSink
 
-# Each factory takes its own config struct; the tagged union guarantees the match.
-SINKS: Final[dict[str, Callable[[Any, Formatter], Sink]]] = {
+# Each factory takes its own config struct (the tagged union guarantees the match), its
+# formatter and the service's metrics, on which a sink counts problems of its own.
+SINKS: Final[dict[str, Callable[[Any, Formatter, Metrics | None], Sink]]] = {
     "kafka": KafkaSink,
     "webhook": WebhookSink,
     "slack": SlackSink,
@@ -28,9 +30,10 @@ SINKS: Final[dict[str, Callable[[Any, Formatter], Sink]]] = {
 }
 
 
-def build_sink(config: SinkConfig) -> Sink:
-    """A ready sink for ``config``; ValueError (naming the key) when a secret is missing."""
-    return SINKS[sink_type(config)](config, formatter(config.format))
+def build_sink(config: SinkConfig, metrics: Metrics | None = None) -> Sink:
+    """A ready sink for ``config``; ValueError (naming the key) when a secret is missing.
+    ``metrics``: the service's (a registry of the sink's own when None)."""
+    return SINKS[sink_type(config)](config, formatter(config.format), metrics)
 
 
 def accepts(config: SinkConfig, record: dict[str, Any]) -> bool:

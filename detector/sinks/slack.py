@@ -45,6 +45,7 @@ import aiohttp
 import orjson
 
 from detector.logging import get_logger
+from detector.metrics import Metrics
 from detector.sinks import http
 from detector.sinks.base import PermanentDeliveryError, TransientDeliveryError
 from detector.sinks.config import MEMORY, SlackSinkConfig, resolve_secret
@@ -64,7 +65,11 @@ _RETRY_ERRORS: Final = frozenset(
 class SlackSink:
     """Posts chain records to Slack (webhook, or Web API threads per incident)."""
 
-    def __init__(self, config: SlackSinkConfig, formatter: Formatter) -> None:
+    def __init__(
+        self, config: SlackSinkConfig, formatter: Formatter, metrics: Metrics | None = None
+    ) -> None:
+        """``metrics``: where thread-file problems are counted (a registry of its own by
+        default), ``detector_slack_thread_errors_total{sink, reason}``."""
         del formatter  # Slack always gets Block Kit, whatever ``format`` says
         self.name = config.name
         self._config = config
@@ -82,6 +87,7 @@ class SlackSink:
         self._state_path = config.threads_path if config.threads_path != MEMORY else ""
         self._store: ThreadStore | None = None
         self._executor: ThreadPoolExecutor | None = None  # the store's one thread
+        self._errors = (metrics or Metrics()).slack_thread_errors
 
     async def deliver(self, record: dict[str, Any]) -> None:
         if self._token:
@@ -123,7 +129,10 @@ class SlackSink:
         try:
             path = Path(self._state_path)
             self._store = await self._run(ThreadStore, path, self.name, self.threads)
+            for reason, count in self._store.problems.items():
+                self._errors.labels(self.name, reason).inc(count)
         except (OSError, sqlite3.Error) as exc:
+            self._errors.labels(self.name, "unavailable").inc()
             log.error(
                 "slack_threads_unavailable", sink=self.name, path=self._state_path,
                 error=str(exc), effect="threads kept in memory only until restart",
@@ -136,6 +145,7 @@ class SlackSink:
         try:
             await self._run(self._store.save, incident, thread, self.threads)
         except sqlite3.Error as exc:  # disk full, I/O error: Slack goes on, from memory
+            self._errors.labels(self.name, "write").inc()
             log.error("slack_threads_not_saved", sink=self.name, incident=incident, error=str(exc))
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:

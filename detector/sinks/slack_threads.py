@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,7 @@ class ThreadStore:
         first; rows beyond its ``max_threads`` (a lowered limit) are deleted. OSError and
         sqlite3.Error when even a new file cannot be made."""
         self._path, self._sink = path, sink
-        self.problems = 0  # files set aside and rows skipped
+        self.problems: Counter[str] = Counter()  # "unreadable" (file set aside), "rows"
         self._used = 0
         try:
             self._db, rows = _read(path)
@@ -100,7 +100,7 @@ class ThreadStore:
         self._load(rows, threads)
 
     def _set_aside(self, exc: sqlite3.DatabaseError) -> None:
-        self.problems += 1
+        self.problems["unreadable"] += 1
         aside = self._path.with_name(self._path.name + ".corrupt")
         log.error(
             "slack_threads_unreadable", sink=self._sink, path=str(self._path), error=str(exc),
@@ -121,7 +121,7 @@ class ThreadStore:
             else:
                 threads.put(str(row[0]), thread)
         if skipped:
-            self.problems += len(skipped)
+            self.problems["rows"] += len(skipped)
             log.error("slack_threads_rows_skipped", sink=self._sink, rows=len(skipped))
         with begin(self._db) as db:
             _delete(db, [*threads.forgotten, *skipped])

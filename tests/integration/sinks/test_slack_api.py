@@ -26,6 +26,7 @@ from structlog.testing import capture_logs
 from correlation.chain import to_record
 from detector.delivery.loops import Delivery
 from detector.incidents.service import annotate
+from detector.metrics import Metrics
 from detector.sinks.config import decode
 from tests.integration.sinks.test_webhook import FAST_RETRY, drain
 from tests.unit.incidents.scenario import chains
@@ -80,26 +81,36 @@ async def serve(fake: FakeSlack) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def delivery(tmp_path: Path, api_url: str, **options: Any) -> Delivery:
+def delivery(
+    tmp_path: Path, api_url: str, metrics: Metrics | None = None, **options: Any
+) -> Delivery:
     sink = {
         "type": "slack", "bot_token": TOKEN, "channel": "#incidents", "api_url": api_url,
         "min_interval_s": 0, **options,
     }  # fmt: skip
     outbox = {"path": str(tmp_path / "outbox.sqlite3"), "retry": FAST_RETRY}
-    return Delivery(decode({"outbox": outbox, "sinks": [sink]}))
+    return Delivery(decode({"outbox": outbox, "sinks": [sink]}), metrics)
 
 
 async def post(
     tmp_path: Path, fake: FakeSlack, *chain_records: dict[str, Any], **options: Any
-) -> None:
-    """One life of the service: a Delivery on ``tmp_path`` delivers the records, closes."""
+) -> Metrics:
+    """One life of the service: a Delivery on ``tmp_path`` delivers the records, closes;
+    its metrics."""
+    metrics = Metrics()
     async with serve(fake) as api:
-        sink = delivery(tmp_path, api, **options)
+        sink = delivery(tmp_path, api, metrics, **options)
         calls = len(fake.calls)
         for record in chain_records:
             await sink.submit(record)
         await drain(sink, lambda: len(fake.calls) > calls, acked=True)
         await sink.close(grace_s=0.5)
+    return metrics
+
+
+def thread_errors(metrics: Metrics, reason: str) -> float | None:
+    labels = {"sink": "slack", "reason": reason}
+    return metrics.registry.get_sample_value("detector_slack_thread_errors_total", labels)
 
 
 def roots(fake: FakeSlack) -> list[str]:
@@ -217,8 +228,9 @@ async def test_a_corrupt_thread_file_is_set_aside_and_a_new_one_kept(tmp_path: P
     state = tmp_path / "slack-slack.threads"
     state.write_bytes(b"not a database " * 100)
     with capture_logs() as logs:
-        await post(tmp_path, fake, first)
+        metrics = await post(tmp_path, fake, first)
     assert [e["path"] for e in logs if e["event"] == "slack_threads_unreadable"] == [str(state)]
+    assert thread_errors(metrics, "unreadable") == 1
     assert state.with_name("slack-slack.threads.corrupt").read_bytes() == b"not a database " * 100
     await post(tmp_path, fake, second)  # the new file works across the next restart
     assert roots(fake) == ["1700000000.000001"]
@@ -240,7 +252,8 @@ async def test_a_state_file_that_cannot_be_opened_leaves_slack_working(tmp_path:
     fake = FakeSlack()
     first, second = records("recon-token-pivot", "exec-pivot")
     with capture_logs() as logs:
-        await post(tmp_path, fake, first, second, threads_path=str(tmp_path))  # a directory
+        metrics = await post(tmp_path, fake, first, second, threads_path=str(tmp_path))  # a dir
     assert [e["path"] for e in logs if e["event"] == "slack_threads_unavailable"] == [str(tmp_path)]
+    assert thread_errors(metrics, "unavailable") == 1
     assert roots(fake) == ["1700000000.000001"]  # one thread, kept in memory
     assert [m for m, _ in fake.calls][-1] == "chat.update"

@@ -27,7 +27,7 @@ class Stubborn:
 
     swallow = 0
 
-    def __init__(self, config: Any, formatter: Any) -> None:
+    def __init__(self, config: Any, formatter: Any, metrics: Any) -> None:
         self.name = config.name
         self.swallowed = 0
         self.task: asyncio.Task[Any] | None = None

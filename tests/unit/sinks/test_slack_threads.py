@@ -38,7 +38,7 @@ def test_threads_come_back_in_recency_order_and_owner_only(tmp_path: Path) -> No
     assert threads.by_incident["b"] == Thread(
         "C1", "17.1", [{"id": "chain-b", "incident": "b"}], {"chain-b"}, 1
     )
-    assert (path.stat().st_mode & 0o777, store.problems) == (0o600, 0)
+    assert (path.stat().st_mode & 0o777, store.problems) == (0o600, {})
     store.close()
 
 
@@ -63,5 +63,5 @@ def test_a_damaged_row_is_skipped_counted_and_logged(tmp_path: Path) -> None:
     with capture_logs() as logs:
         threads, store = loaded(path, 10)
     store.close()
-    assert list(threads.by_incident) == ["b"] and store.problems == 1
+    assert list(threads.by_incident) == ["b"] and store.problems == {"rows": 1}
     assert [(e["event"], e["rows"]) for e in logs] == [("slack_threads_rows_skipped", 1)]
