@@ -251,6 +251,23 @@ class DeliveryConfig(ConfigStruct):
             seen.add(sink.name)
             if isinstance(sink, SlackSinkConfig) and sink.bot and not sink.threads_path:
                 sink.threads_path = default_threads_path(self.outbox.path, sink.name)
+        self._check_thread_files()
+
+    def _check_thread_files(self) -> None:
+        """One file per Slack bot sink: two sinks sharing one would reply in each other's
+        threads (another channel's ``ts``), and the outbox's file is the outbox's."""
+        taken = {os.path.abspath(self.outbox.path): "outbox.path"}
+        for i, sink in enumerate(self.sinks):
+            if not isinstance(sink, SlackSinkConfig) or not sink.bot:
+                continue
+            if sink.threads_path == MEMORY:
+                continue
+            path = os.path.abspath(sink.threads_path)  # "a/../b" is "b"
+            if path in taken:
+                raise ValueError(
+                    f"sinks[{i}].threads_path {sink.threads_path!r} is also {taken[path]}"
+                )
+            taken[path] = f"sinks[{i}].threads_path"
 
     @property
     def effective_sinks(self) -> list[SinkConfig]:

@@ -19,6 +19,8 @@ from detector.sinks.config import (
 )
 from detector.sinks.kafka import producer_options
 
+BOT = {"type": "slack", "bot_token": "xoxb-1", "channel": "#soc"}
+
 
 def test_defaults_to_stdout_when_nothing_is_configured() -> None:
     config = decode({})
@@ -37,6 +39,19 @@ def test_defaults_to_stdout_when_nothing_is_configured() -> None:
         ({"sinks": [{"type": "file", "min_severity": "urgent"}]}, "$.sinks[0].min_severity"),
         ({"outbox": {"max_records": 0}}, "$.outbox.max_records"),
         ({"sinks": [{"type": "file"}, {"type": "file", "name": "file"}]}, "sinks[1].name"),
+        (
+            {"outbox": {"path": "/s/o.db"}, "sinks": [{**BOT, "threads_path": "/s/../s/o.db"}]},
+            "sinks[0].threads_path '/s/../s/o.db' is also outbox.path",
+        ),
+        (
+            {
+                "sinks": [
+                    {**BOT, "threads_path": "t.db"},
+                    {**BOT, "name": "b", "threads_path": "./t.db"},
+                ]
+            },
+            "sinks[1].threads_path './t.db' is also sinks[0].threads_path",
+        ),
     ],
 )
 def test_bad_config_names_the_key(data: dict[str, object], message: str) -> None:
