@@ -6,8 +6,8 @@ secret files, rule YAML, the allowlist), the variables ``*_env`` keys name, and 
 sink as it would be built — and reports each problem on its own line on stderr, key
 first (see :mod:`detector.preflight`), exit 2. Nothing is started, bound or connected.
 With no problem it prints one line on stdout and exits 0. ``detector worker`` and
-``detector stitch`` run the same checks at their start; a ``worker:`` section is named on
-that line.
+``detector stitch`` run the same checks at their start, each on the sections it uses
+(their ``SECTIONS``); a ``worker:`` section is named on that line.
 """
 
 from __future__ import annotations
