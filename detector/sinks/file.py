@@ -15,7 +15,6 @@ from typing import IO, Any
 
 import orjson
 
-from detector.metrics import Metrics
 from detector.sinks.base import TransientDeliveryError
 from detector.sinks.config import FileSinkConfig
 from detector.sinks.formats import Formatter
@@ -24,10 +23,7 @@ from detector.sinks.formats import Formatter
 class FileSink:
     """Appends JSON lines to ``config.path`` (``-`` = stdout)."""
 
-    def __init__(
-        self, config: FileSinkConfig, formatter: Formatter, metrics: Metrics | None = None
-    ) -> None:
-        del metrics  # nothing of its own to count: delivery counts what it sends
+    def __init__(self, config: FileSinkConfig, formatter: Formatter) -> None:
         self.name = config.name
         self._config = config
         self._format = formatter

@@ -51,7 +51,6 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
 )
 
-from detector.metrics import Metrics
 from detector.sinks.base import PermanentDeliveryError, TransientDeliveryError
 from detector.sinks.config import (
     KafkaConnectionConfig,
@@ -123,10 +122,7 @@ def _tls_context(config: KafkaConnectionConfig) -> ssl.SSLContext:
 class KafkaSink:
     """Publishes records to ``config.topic``."""
 
-    def __init__(
-        self, config: KafkaSinkConfig, formatter: Formatter, metrics: Metrics | None = None
-    ) -> None:
-        del metrics  # nothing of its own to count: delivery counts what it sends
+    def __init__(self, config: KafkaSinkConfig, formatter: Formatter) -> None:
         self.name = config.name
         self._config = config
         self._format = formatter

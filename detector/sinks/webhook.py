@@ -13,7 +13,6 @@ from typing import Any
 import aiohttp
 import orjson
 
-from detector.metrics import Metrics
 from detector.sinks import http, signing
 from detector.sinks.config import WebhookSinkConfig, resolve_secret
 from detector.sinks.formats import Formatter, schema_of
@@ -22,10 +21,7 @@ from detector.sinks.formats import Formatter, schema_of
 class WebhookSink:
     """POSTs records to ``config.url``."""
 
-    def __init__(
-        self, config: WebhookSinkConfig, formatter: Formatter, metrics: Metrics | None = None
-    ) -> None:
-        del metrics  # nothing of its own to count: delivery counts what it sends
+    def __init__(self, config: WebhookSinkConfig, formatter: Formatter) -> None:
         self.name = config.name
         self._config = config
         self._format = formatter
