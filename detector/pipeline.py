@@ -337,6 +337,6 @@ async def _cancelled(tasks: list[asyncio.Task[None]]) -> None:
         pending = [task for task in tasks if not task.done()]
         return not pending or not (await asyncio.wait(pending, timeout=timeout_s))[1]
 
-    if not await cancel_until_ended(lambda: [t for t in tasks if not t.done()], ended):
+    if not await cancel_until_ended(lambda: tasks, ended):  # a done task ignores cancel()
         names = [task.get_name() for task in tasks if not task.done()]
         log.error("shutdown_tasks_ignored_cancel", tasks=names, waited_s=CANCEL_WAIT_S)

@@ -18,7 +18,6 @@ from typing import Any
 
 from detector.commands import Command, register
 from detector.preflight import checked, engine_rules
-from detector.sinks.config import DeliveryConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ok: {args.config or 'defaults'}: mode relay via {config.relay.transport}")
         return 0
     rules = engine_rules(config.engine)
-    named = DeliveryConfig(outbox=config.outbox, sinks=config.effective_sinks)  # as run names them
-    sinks = ", ".join(sink.name for sink in named.sinks)
+    sinks = ", ".join(sink.name for sink in config.effective_sinks)  # named at decoding
     worker = config.worker  # `detector worker` and `detector stitch` read the same file
     joins = f"; worker: group {worker.group_id}, topic {worker.topic}" if worker else ""
     name = args.config or "defaults"
